@@ -1,0 +1,168 @@
+"""The command line: a thin layer over `codemod.engine`.
+
+Exit codes: 0 nothing pending (or everything written); 1 `--diff`/`--check`
+found pending rewrites; 2 an error (usage, or a file that could not be read,
+parsed or written).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import ConfigError, load_config
+from .diffing import unified_diff
+from .engine import CHECK, DIFF, OUTPUT, WRITE, Options, exit_code, find_project_root, run, select_transforms
+from .report import APPLIED, STATUSES, Report
+from .sources import SourceError, make_target
+
+
+def _split_ids(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chatterbox-codemod")
+def main() -> None:
+    """Safe codemods for PyTorch inference code (chatterbox and beyond)."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--diff", "diff", is_flag=True, help="Print a unified diff on stdout; write nothing.")
+@click.option("--check", "check", is_flag=True, help="Print only the summary; exit 1 if a rewrite is pending.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Write a complete copy of the target to DIR, rewritten where needed; the source is untouched.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a JSON report of every site and error to FILE.")
+@click.option("--select", multiple=True, metavar="IDS", help="Only these transforms (comma-separated ids).")
+@click.option("--ignore", multiple=True, metavar="IDS", help="Skip these transforms (comma-separated ids).")
+@click.option("--unsafe-fixes/--no-unsafe-fixes", default=None,
+              help="Also rewrite sites marked unsafe whose hazard is fixable by hand.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes for parsing and rewriting (0: one per CPU).")
+@click.option("--project-root", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Index this folder for cross-file facts (default: the git work tree, else the folder with "
+                   "pyproject.toml, else the target).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching GLOB (relative to the target).")
+@click.option("--format", "output_format", type=click.Choice(["text", "github"]), default="text",
+              show_default=True, help="How sites are printed: text, or GitHub Actions annotations.")
+@click.option("--verbose", "-v", is_flag=True, help="Also list applied sites.")
+def apply(paths, diff, check, output, report_path, select, ignore, unsafe_fixes, jobs, project_root, exclude,
+          output_format, verbose) -> None:
+    """Rewrite PATHS (files or folders) in place, or show what would change."""
+    if sum(bool(x) for x in (diff, check, output)) > 1:
+        raise click.UsageError("--diff, --check and --output are mutually exclusive")
+    mode = DIFF if diff else CHECK if check else OUTPUT if output else WRITE
+    try:
+        root = project_root or find_project_root(make_target(paths[0]).root)
+        config = load_config(root)
+        selected = _split_ids(select) or config.select
+        ignored = _split_ids(ignore) or config.ignore
+        select_transforms(selected, ignored)
+    except SourceError as exc:
+        raise click.UsageError(f"{exc.path}: {exc.message}") from None
+    except (ConfigError, KeyError) as exc:
+        raise click.UsageError(str(exc.args[0]) if exc.args else str(exc)) from None
+    options = Options(
+        paths=list(paths), mode=mode, output=output, select=selected, ignore=ignored,
+        unsafe_fixes=config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes, jobs=jobs,
+        project_root=project_root, exclude=list(exclude), config=config,
+    )
+    report = run(options)
+    if mode == DIFF:
+        _print_diff(report)
+    _print_sites(report, mode, output_format, verbose)
+    for error in report.errors:
+        click.echo(error.render(_shown(error.path)), err=True)
+    _print_summary(report, mode)
+    if report_path is not None:
+        report.write_json(report_path)
+    sys.exit(exit_code(report, mode))
+
+
+@main.command("list-transforms")
+def list_transforms() -> None:
+    """List the transforms: id, what they do, and how safe their fixes are."""
+    from transforms import TRANSFORMS
+
+    for transform in TRANSFORMS:
+        click.echo(f"{transform.id}\n    {transform.summary()}")
+        for line in transform.fix_safety().splitlines():
+            click.echo(f"    {line}" if line else "")
+        click.echo("")
+
+
+def _shown(path: Path) -> str:
+    """A path as the user should see it: relative to the current directory when below it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _print_diff(report: Report) -> None:
+    out = sys.stdout.buffer
+    for result in report.changed:
+        encoding = _encoding_of(result.original)
+        before = result.original.decode(encoding)
+        after = result.rewritten.decode(encoding)
+        text = unified_diff(_shown(result.path).replace(os.sep, "/"), before.lstrip("\ufeff"), after.lstrip("\ufeff"))
+        out.write(text.encode(encoding))
+    out.flush()
+
+
+def _encoding_of(raw: bytes) -> str:
+    import io
+    import tokenize
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    except SyntaxError:
+        encoding = "utf-8"
+    return "utf-8" if encoding == "utf-8-sig" else encoding
+
+
+def _print_sites(report: Report, mode: str, output_format: str, verbose: bool) -> None:
+    if mode == CHECK and output_format == "text":
+        return
+    for site in sorted(report.sites, key=lambda s: (str(s.path), s.line)):
+        shown = _shown(site.path)
+        if output_format == "github":
+            if site.status == "unsafe":
+                level = "warning"
+            elif site.rewritten and mode in (DIFF, CHECK):
+                level = "notice"
+            else:
+                continue
+            message = f"{site.transform} {site.status}: {site.reason}".replace("%", "%25").replace("\n", "%0A")
+            click.echo(f"::{level} file={shown},line={site.line},title=chatterbox-codemod::{message}")
+            continue
+        if site.status == APPLIED and not verbose:
+            continue
+        state = site.status + (" (rewritten with --unsafe-fixes)" if site.rewritten and site.status != APPLIED
+                               else "")
+        click.echo(f"{shown}:{site.line}: {site.transform} {state}: {site.reason}", err=True)
+
+
+def _print_summary(report: Report, mode: str) -> None:
+    verb = {WRITE: "rewritten", OUTPUT: "rewritten in the copy", DIFF: "would be rewritten",
+            CHECK: "would be rewritten"}[mode]
+    errors = len(report.errors)
+    click.echo(
+        f"chatterbox-codemod: {report.scanned} file{'s' * (report.scanned != 1)} scanned, "
+        f"{len(report.changed)} {verb}, {errors} error{'s' * (errors != 1)}",
+        err=True,
+    )
+    for transform, row in report.counts().items():
+        counts = ", ".join(f"{row[s]} {s}" for s in STATUSES)
+        click.echo(f"  {transform}: {counts}; {row['rewritten']} site{'s' * (row['rewritten'] != 1)} {verb}",
+                   err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,385 @@
+"""The pipeline, top to bottom.
+
+1. **Discover** the target files (and the other Python files of the project
+   they belong to).
+2. **Read and parse** them with `ast` (in parallel with `--jobs`); a file
+   that cannot be read, decoded or parsed becomes an error and the run goes on.
+3. **Index** the whole project once (`codemod.index`).
+4. **Analyse**: each selected transform, in dependency order, turns the
+   index into sites with verdicts. Regions a transform will rewrite to
+   inference mode are fed to the transforms after it, and each analysis is
+   repeated until its verdicts stop changing, so one run reaches the state a
+   second run would.
+5. **Rewrite** only the files with sites to rewrite, with LibCST.
+6. **Verify**: every rewritten file must parse, and a second analysis over
+   the rewritten sources must find nothing more to rewrite; a file that fails
+   either check is reported as an error and never written.
+7. **Output**: write in place (atomically), print a diff, check, or write a
+   complete copy of the tree.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import libcst as cst
+
+from transforms import TRANSFORMS, by_id
+from transforms.base import AnalysisContext, Transform
+
+from .config import Config
+from .index import ProjectIndex, build_index
+from .report import APPLIED, SUPPRESSED, UNSAFE, FileError, FileResult, Report, Site
+from .sources import (
+    SourceError,
+    SourceFile,
+    Target,
+    check_writable,
+    discover,
+    make_target,
+    read_source,
+    write_atomic,
+)
+
+WRITE, DIFF, CHECK, OUTPUT = "write", "diff", "check", "output"
+MAX_ANALYSIS_ROUNDS = 6
+
+
+@dataclass
+class Options:
+    paths: list[str]
+    mode: str = WRITE
+    output: Path | None = None
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    unsafe_fixes: bool = False
+    jobs: int = 0  # 0: one per CPU
+    project_root: Path | None = None
+    exclude: list[str] = field(default_factory=list)
+    config: Config | None = None
+
+
+@dataclass
+class Parsed:
+    source: SourceFile
+    tree: ast.Module
+
+
+def run(options: Options) -> Report:
+    report = Report()
+    targets, errors = _targets(options.paths)
+    report.errors.extend(errors)
+    if not targets:
+        return report
+    config = options.config or Config()
+    transforms = select_transforms(options.select or config.select, options.ignore or config.ignore)
+    report.transforms = [t.id for t in transforms]
+    project_root = options.project_root or find_project_root(targets[0].root)
+
+    # 1. Discover.
+    found = discover(targets, exclude=[*config.exclude, *options.exclude])
+    report.errors.extend(FileError(e.path, e.message, e.line) for e in found.errors)
+    target_files = {path: target for path, target in found.files}
+    for path, target in found.files:
+        report.rel_of[path] = _rel(path, target)
+    project_files = [p for p in _project_python_files(project_root, config.exclude) if p not in target_files]
+
+    # 2. Read and parse.
+    parsed, parse_errors = _parse_all(
+        [(p, t) for p, t in found.files] + [(p, Target(p, project_root, False)) for p in project_files],
+        jobs=options.jobs,
+    )
+    for error in parse_errors:
+        if error.path in target_files:
+            report.errors.append(FileError(error.path, error.message, error.line))
+    report.scanned = sum(1 for p in parsed if p.source.path in target_files) + sum(
+        1 for e in parse_errors if e.path in target_files
+    )
+
+    # 3. Index.
+    index = build_index(project_root, [(p.source.path, p.source.text, p.tree) for p in parsed])
+
+    def display(path: Path) -> str:
+        if path in report.rel_of:
+            return report.rel_of[path]
+        return _rel(path, Target(path, project_root, False))
+
+    # 4. Analyse.
+    targets_parsed = {p.source.path for p in parsed if p.source.path in target_files}
+    sites = analyze(index, transforms, targets_parsed, display, options.unsafe_fixes, config)
+    report.sites = sites
+
+    # 5-6. Rewrite and verify.
+    sources = {p.source.path: p.source for p in parsed}
+    results = _rewrite_files(sites, sources, transforms, options.jobs, report)
+    _verify(results, parsed, project_root, transforms, display, options.unsafe_fixes, config, report)
+
+    # 7. Output.
+    for path in sorted(target_files):
+        if path in sources:
+            source = sources[path]
+            result = results.get(path) or FileResult(path=path, rel=report.rel(path), original=source.raw)
+            report.files.append(result)
+    if options.mode == WRITE:
+        _write_in_place(report, sources)
+    elif options.mode == OUTPUT:
+        _write_copy(report, options.output, targets, found, sources)
+    return report
+
+
+def select_transforms(select: Iterable[str] | None, ignore: Iterable[str]) -> list[Transform]:
+    """Transforms in analysis order; unknown ids raise KeyError naming the id."""
+    chosen = list(select) if select else [t.id for t in TRANSFORMS]
+    ignored = set(ignore)
+    for name in [*chosen, *ignored]:
+        by_id(name)
+    return [t() for t in TRANSFORMS if t.id in chosen and t.id not in ignored]
+
+
+def analyze(index: ProjectIndex, transforms: list[Transform], targets: set[Path], display, unsafe_fixes: bool,
+            config: Config) -> list[Site]:
+    """Every transform's sites, each analysis repeated until its verdicts stop changing."""
+    inference_regions: list = []
+    all_sites: list[Site] = []
+    for transform in transforms:
+        sites: list[Site] = []
+        previous: set = set()
+        for _ in range(MAX_ANALYSIS_ROUNDS if transform.iterate else 1):
+            context = AnalysisContext(
+                index=index, targets=targets, display=display,
+                options={"unsafe_fixes": unsafe_fixes, "config": config},
+                inference_regions=[*inference_regions, *_regions_of(sites)],
+            )
+            sites = transform.analyze(context)
+            _finalize(sites, index, unsafe_fixes)
+            rewritten = {(s.path, s.line, s.anchor.get("item")) for s in sites if s.rewritten}
+            if rewritten == previous:
+                break
+            previous = rewritten
+        inference_regions.extend(_regions_of(sites))
+        all_sites.extend(sites)
+    return all_sites
+
+
+def _regions_of(sites: list[Site]) -> list:
+    return [s.makes_inference for s in sites if s.rewritten and s.makes_inference is not None]
+
+
+def _finalize(sites: list[Site], index: ProjectIndex, unsafe_fixes: bool) -> None:
+    """Apply suppression comments and decide which sites are rewritten."""
+    for site in sites:
+        module = index.by_path.get(site.path)
+        if module is not None and module.skip_file:
+            site.status, site.reason = SUPPRESSED, "the file carries `# chatterbox-codemod: skip-file`"
+        elif module is not None and any(line in module.skip_lines for line in (site.line, *site.suppress_lines)):
+            site.status, site.reason = SUPPRESSED, "marked `# chatterbox-codemod: skip`"
+        site.rewritten = site.status == APPLIED or (site.status == UNSAFE and site.fixable and unsafe_fixes)
+
+
+# ---------------------------------------------------------------------------
+# Discovery and parsing
+
+
+def _targets(paths: list[str]) -> tuple[list[Target], list[FileError]]:
+    targets, errors = [], []
+    for given in paths:
+        try:
+            targets.append(make_target(given))
+        except SourceError as exc:
+            errors.append(FileError(exc.path, exc.message, exc.line))
+    return targets, errors
+
+
+def find_project_root(start: Path) -> Path:
+    """The enclosing git work tree, else the nearest folder with a pyproject.toml, else `start`."""
+    for folder in [start, *start.parents]:
+        if (folder / ".git").exists():
+            return folder
+    for folder in [start, *start.parents]:
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return start
+
+
+def _project_python_files(root: Path, exclude: list[str]) -> list[Path]:
+    found = discover([Target(root, root, False)], exclude=exclude)
+    return [path for path, _ in found.files]
+
+
+def _rel(path: Path, target: Target) -> str:
+    if target.is_file:
+        return path.name
+    try:
+        return path.relative_to(target.root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _parse_one(item: tuple[Path, Target]) -> Parsed | SourceError:
+    path, target = item
+    try:
+        source = read_source(path, target)
+    except SourceError as exc:
+        return exc
+    try:
+        tree = ast.parse(source.text, filename=str(path))
+    except SyntaxError as exc:
+        return SourceError(path, f"syntax error: {exc.msg}", exc.lineno)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return SourceError(path, f"cannot parse: {type(exc).__name__}: {exc}")
+    return Parsed(source=source, tree=tree)
+
+
+def _parse_all(items: list[tuple[Path, Target]], jobs: int) -> tuple[list[Parsed], list[SourceError]]:
+    results = _map(_parse_one, items, jobs)
+    parsed = [r for r in results if isinstance(r, Parsed)]
+    errors = [r for r in results if isinstance(r, SourceError)]
+    return parsed, errors
+
+
+def _map(function, items: list, jobs: int) -> list:
+    workers = jobs or os.cpu_count() or 1
+    if workers <= 1 or len(items) < 64:
+        return [function(item) for item in items]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, items, chunksize=max(1, len(items) // (workers * 8))))
+
+
+# ---------------------------------------------------------------------------
+# Rewriting and verification
+
+
+def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Site]]]]) -> tuple[Path, bytes | None, str | None,
+                                                                                 int | None]:
+    source, plan = job
+    try:
+        module = cst.parse_module(source.raw)
+    except cst.ParserSyntaxError as exc:
+        return source.path, None, f"LibCST cannot parse it: {exc.message}", exc.raw_line
+    except (RecursionError, MemoryError) as exc:
+        return source.path, None, f"LibCST cannot parse it: {type(exc).__name__}", None
+    try:
+        for transform_id, sites in plan:
+            module = by_id(transform_id)().rewrite(module, sites)
+        data = module.bytes
+    except (LookupError, RecursionError) as exc:
+        return source.path, None, f"internal error while rewriting: {exc}", None
+    try:
+        ast.parse(data.decode(module.encoding))
+    except SyntaxError as exc:
+        return source.path, None, f"the rewrite does not parse ({exc.msg}); not written", exc.lineno
+    return source.path, (data if data != source.raw else None), None, None
+
+
+def _rewrite_files(sites: list[Site], sources: dict[Path, SourceFile], transforms: list[Transform], jobs: int,
+                   report: Report) -> dict[Path, FileResult]:
+    order = sorted(transforms, key=lambda t: t.rewrite_order)
+    jobs_by_file: dict[Path, list[tuple[str, list[Site]]]] = {}
+    for transform in order:
+        for site in sites:
+            if site.transform == transform.id and site.rewritten:
+                plan = jobs_by_file.setdefault(site.path, [])
+                if not plan or plan[-1][0] != transform.id:
+                    plan.append((transform.id, []))
+                plan[-1][1].append(_portable(site))
+    work = [(sources[path], plan) for path, plan in sorted(jobs_by_file.items())]
+    results: dict[Path, FileResult] = {}
+    for path, data, error, line in _map(_rewrite_one, work, jobs):
+        if error is not None:
+            report.errors.append(FileError(path, error, line))
+            _unmark(report.sites, path)
+            continue
+        results[path] = FileResult(path=path, rel=report.rel(path), original=sources[path].raw, rewritten=data)
+    return results
+
+
+def _portable(site: Site) -> Site:
+    """A copy a worker process can receive (no index objects attached)."""
+    return Site(transform=site.transform, path=site.path, line=site.line, symbol=site.symbol, status=site.status,
+                reason=site.reason, fixable=site.fixable, anchor=dict(site.anchor), rewritten=site.rewritten)
+
+
+def _unmark(sites: list[Site], path: Path) -> None:
+    for site in sites:
+        if site.path == path:
+            site.rewritten = False
+
+
+def _verify(results: dict[Path, FileResult], parsed: list[Parsed], root: Path, transforms: list[Transform],
+            display, unsafe_fixes: bool, config: Config, report: Report) -> None:
+    """A second analysis over the rewritten sources must find nothing more to rewrite."""
+    changed = {path: r for path, r in results.items() if r.rewritten is not None}
+    if not changed:
+        return
+    modules = []
+    for item in parsed:
+        path = item.source.path
+        if path in changed:
+            text = changed[path].rewritten.decode(item.source.encoding)
+            if text.startswith("\ufeff"):
+                text = text[1:]
+            modules.append((path, text, ast.parse(text)))
+        else:
+            modules.append((path, item.source.text, item.tree))
+    index = build_index(root, modules)
+    again = analyze(index, [type(t)() for t in transforms], set(changed), display, unsafe_fixes, config)
+    for path in sorted({s.path for s in again if s.rewritten}):
+        report.errors.append(FileError(path, "not stable: a second run would rewrite it again; not written"))
+        changed.pop(path).rewritten = None
+        _unmark(report.sites, path)
+
+
+def _write_in_place(report: Report, sources: dict[Path, SourceFile]) -> None:
+    for result in report.changed:
+        source = sources[result.path]
+        try:
+            check_writable(source)
+            current = source.path.read_bytes()
+            if current != source.raw:
+                raise SourceError(source.path, "file changed on disk during the run; not rewritten")
+            write_atomic(source.path, result.rewritten, source.mode)
+            result.written = True
+        except SourceError as exc:
+            report.errors.append(FileError(exc.path, exc.message, exc.line))
+        except OSError as exc:
+            report.errors.append(FileError(source.path, f"cannot write: {exc.strerror or exc}"))
+
+
+def _write_copy(report: Report, output: Path | None, targets: list[Target], found, sources) -> None:
+    """A complete copy of each target under `output`, with the rewritten files in place."""
+    assert output is not None
+    output = output.resolve()
+    for target in targets:
+        base = output if len(targets) == 1 else output / target.root.name
+        if target.root == output or output in target.root.parents or target.root in output.parents:
+            report.errors.append(FileError(target.root, f"--output {output} overlaps the target; nothing written"))
+            return
+        files = [p for p, t in [*found.files, *found.others] if t is target]
+        for path in files:
+            rel = path.name if target.is_file else path.relative_to(target.root)
+            destination = base / rel
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            result = next((r for r in report.changed if r.path == path), None)
+            try:
+                if result is not None:
+                    write_atomic(destination, result.rewritten, sources[path].mode)
+                    result.written = True
+                else:
+                    shutil.copy2(path, destination, follow_symlinks=True)
+            except OSError as exc:
+                report.errors.append(FileError(path, f"cannot copy to {destination}: {exc.strerror or exc}"))
+
+
+def exit_code(report: Report, mode: str) -> int:
+    if report.errors:
+        return 2
+    if mode in (DIFF, CHECK) and report.changed:
+        return 1
+    return 0
+

@@ -1,0 +1,1210 @@
+"""The project index: every module, class, function and call of a project, from `ast`.
+
+The index is built once per run over the whole project the targets belong to
+(so a training script next to the package counts), and answers the
+cross-file questions the transforms ask:
+
+* which function or method a call reaches (through imports, aliases,
+  `self.x = SomeModule(...)` assignments, annotations, `super()`, and
+  `nn.Module.__call__` -> `forward`);
+* which classes are `nn.Module`s, and which of them hold parameters;
+* which grad mode each call runs under inside its function (decorators and
+  `with` blocks).
+
+It is deliberately an over-approximation where Python is dynamic: a call that
+cannot be resolved is recorded as such, so the analyses can say so instead of
+guessing.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Union
+
+# ---------------------------------------------------------------------------
+# Knowledge about torch names
+
+NO_GRAD = frozenset(
+    {"torch.no_grad", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad"}
+)
+INFERENCE_MODE = frozenset({"torch.inference_mode", "torch.autograd.grad_mode.inference_mode"})
+SET_GRAD_ENABLED = frozenset(
+    {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"}
+)
+ENABLE_GRAD = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
+JIT_DECORATORS = frozenset(
+    {"torch.jit.script", "torch.jit.export", "torch.jit.script_method", "torch.jit.script_if_tracing"}
+)
+CACHE_DECORATORS = frozenset({"functools.lru_cache", "functools.cache"})
+MODULE_BASE = "torch.nn.Module"
+CONTAINER_MODULES = frozenset(
+    {"torch.nn.ModuleList", "torch.nn.Sequential", "torch.nn.ModuleDict", "torch.nn.ParameterList"}
+)
+# Functions that return the module they are given (weight reparametrizations).
+MODULE_WRAPPERS = frozenset(
+    {
+        "torch.nn.utils.weight_norm",
+        "torch.nn.utils.spectral_norm",
+        "torch.nn.utils.parametrizations.weight_norm",
+        "torch.nn.utils.parametrizations.spectral_norm",
+        "torch.nn.utils.parametrizations.orthogonal",
+        "torch.nn.utils.remove_weight_norm",
+        "torch.nn.utils.remove_spectral_norm",
+    }
+)
+PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
+# nn.Module methods that return the module itself.
+MODULE_SELF_METHODS = frozenset(
+    {"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "eval", "train", "requires_grad_",
+     "to_empty", "share_memory", "type", "apply"}
+)
+_PARAMETERLESS_NN = re.compile(
+    r"^torch\.nn\.(modules\.\w+\.)?("
+    r"ReLU6?|LeakyReLU|ELU|CELU|SELU|GELU|SiLU|Mish|Sigmoid|Tanh|Softmax2?d?|LogSoftmax|Softmin|Softplus|"
+    r"Softsign|Softshrink|Hardshrink|Tanhshrink|Hardtanh|Hardswish|Hardsigmoid|LogSigmoid|Threshold|GLU|"
+    r"Identity|Dropout\d?d?|AlphaDropout|FeatureAlphaDropout|Upsample|UpsamplingNearest2d|UpsamplingBilinear2d|"
+    r"(Adaptive)?(Max|Avg|LP)Pool\dd|MaxUnpool\dd|FractionalMaxPool\dd|"
+    r"(Reflection|Replication|Zero|Constant|Circular)Pad\dd|Flatten|Unflatten|PixelShuffle|PixelUnshuffle|"
+    r"ChannelShuffle|Fold|Unfold|CosineSimilarity|PairwiseDistance|\w*Loss)$"
+)
+MODULE_CODE = "<module>"  # name of the pseudo-function holding a module's top-level statements
+_PARAMETERLESS_PREFIXES = ("torchaudio.transforms.", "torchaudio.functional.")
+_GRAD_OFF_MODES = ("no_grad", "inference")
+
+
+def is_parameterless_external(name: str) -> bool:
+    """True for external module classes known to hold no parameters (activations, pads, ...)."""
+    return bool(_PARAMETERLESS_NN.match(name)) or name.startswith(_PARAMETERLESS_PREFIXES)
+
+
+# ---------------------------------------------------------------------------
+# Types the index infers
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An instance of a project class."""
+
+    cls: "ClassInfo"
+
+
+@dataclass(frozen=True)
+class ClassRef:
+    """A project class object (calling it constructs an Instance)."""
+
+    cls: "ClassInfo"
+
+
+@dataclass(frozen=True)
+class FuncRef:
+    """A project function, or a method bound to its receiver."""
+
+    fn: "FunctionInfo"
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """A project module object (`from . import utils`)."""
+
+    module: "ModuleInfo"
+
+
+@dataclass(frozen=True)
+class External:
+    """Something outside the project, by qualified name: a reference to it, or an instance of it."""
+
+    name: str
+    instance: bool = False
+
+
+@dataclass(frozen=True)
+class Container:
+    """A list/tuple/dict/ModuleList/Sequential holding values of these types."""
+
+    elems: frozenset
+    module: str | None = None  # torch.nn container class when it is one
+
+
+@dataclass(frozen=True)
+class Super:
+    """`super()` inside a method of `cls`."""
+
+    cls: "ClassInfo"
+
+
+Type = Union[Instance, ClassRef, FuncRef, ModuleRef, External, Container, Super]
+NOTHING: frozenset = frozenset()
+
+
+# ---------------------------------------------------------------------------
+# Index records
+
+
+@dataclass(eq=False)
+class ModuleInfo:
+    name: str
+    path: Path
+    tree: ast.Module
+    source: str
+    imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
+    defs: dict[str, "ClassInfo | FunctionInfo"] = field(default_factory=dict)
+    assigns: dict[str, list[ast.expr]] = field(default_factory=dict)  # module-level NAME = expr
+    skip_file: bool = False
+    skip_lines: frozenset = frozenset()
+
+    @property
+    def package(self) -> str:
+        return self.name if self.path.name == "__init__.py" else self.name.rpartition(".")[0]
+
+
+@dataclass(eq=False)
+class ClassInfo:
+    qualname: str
+    name: str
+    module: ModuleInfo
+    node: ast.ClassDef
+    methods: dict[str, "FunctionInfo"] = field(default_factory=dict)
+    bases: list["ClassInfo"] = field(default_factory=list)
+    external_bases: list[str] = field(default_factory=list)
+    subclasses: list["ClassInfo"] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"<class {self.qualname}>"
+
+    @property
+    def short(self) -> str:
+        return self.name
+
+    def mro(self) -> Iterator["ClassInfo"]:
+        seen: set[int] = set()
+        stack = [self]
+        while stack:
+            cls = stack.pop(0)
+            if id(cls) in seen:
+                continue
+            seen.add(id(cls))
+            yield cls
+            stack.extend(cls.bases)
+
+    def lookup(self, name: str) -> "FunctionInfo | None":
+        for cls in self.mro():
+            if name in cls.methods:
+                return cls.methods[name]
+        return None
+
+    def all_subclasses(self) -> Iterator["ClassInfo"]:
+        stack = list(self.subclasses)
+        seen: set[int] = set()
+        while stack:
+            cls = stack.pop()
+            if id(cls) not in seen:
+                seen.add(id(cls))
+                yield cls
+                stack.extend(cls.subclasses)
+
+
+@dataclass(eq=False)
+class CallSite:
+    """One call expression inside a function, resolved as far as the index can."""
+
+    caller: "FunctionInfo"
+    node: ast.Call
+    items: tuple[ast.expr, ...]  # the grad-mode `with` items around the call, outermost first
+    modes: tuple[str, ...] = ()  # their modes (see ProjectIndex.grad_mode_of)
+    callees: tuple["FunctionInfo", ...] = ()
+    module_types: tuple = ()  # receiver types when this calls an nn.Module instance
+    external: str | None = None  # qualified name of an external callee
+    constructs: tuple["ClassInfo", ...] = ()  # project classes this call instantiates
+    unresolved: bool = False
+
+    @property
+    def line(self) -> int:
+        return self.node.lineno
+
+    def describe(self) -> str:
+        return ast.unparse(self.node.func)
+
+
+@dataclass(eq=False)
+class FunctionInfo:
+    qualname: str
+    name: str
+    module: ModuleInfo
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    cls: ClassInfo | None = None
+    parent: "FunctionInfo | None" = None  # enclosing function for nested defs
+    decorators: list[str | None] = field(default_factory=list)  # qualified names
+    grad_decorator: str | None = None  # "no_grad" / "inference" / "enable_grad"
+    calls: list[CallSite] = field(default_factory=list)
+    local_defs: dict[str, "FunctionInfo"] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"<function {self.qualname}>"
+
+    @property
+    def is_async(self) -> bool:
+        return isinstance(self.node, ast.AsyncFunctionDef)
+
+    @property
+    def is_method(self) -> bool:
+        return self.cls is not None and self.parent is None
+
+    @property
+    def is_static(self) -> bool:
+        return "staticmethod" in self.decorators
+
+    @property
+    def is_classmethod(self) -> bool:
+        return "classmethod" in self.decorators
+
+    @property
+    def short(self) -> str:
+        """`Class.method` or `function`, as a reviewer would name it."""
+        if self.name == MODULE_CODE:
+            return f"the module-level code of {self.module.path.name}"
+        if self.cls is not None and self.parent is None:
+            return f"{self.cls.name}.{self.name}"
+        if self.parent is not None:
+            return f"{self.parent.short}.{self.name}"
+        return self.name
+
+    @property
+    def is_jit(self) -> bool:
+        return any(d in JIT_DECORATORS for d in self.decorators)
+
+    @property
+    def is_cached(self) -> bool:
+        return any(d in CACHE_DECORATORS for d in self.decorators)
+
+    def params(self) -> list[ast.arg]:
+        args = self.node.args
+        return [*args.posonlyargs, *args.args, *([args.vararg] if args.vararg else []), *args.kwonlyargs,
+                *([args.kwarg] if args.kwarg else [])]
+
+    @property
+    def receiver(self) -> str | None:
+        """The name of `self` (or `cls`) for methods."""
+        if not self.is_method or self.is_static:
+            return None
+        positional = [*self.node.args.posonlyargs, *self.node.args.args]
+        return positional[0].arg if positional else None
+
+    def location(self) -> str:
+        return f"{self.module.path.name}:{self.node.lineno}"
+
+
+# ---------------------------------------------------------------------------
+# Building
+
+
+SKIP_FILE_RE = re.compile(r"#\s*chatterbox-codemod:\s*skip-file\b")
+SKIP_LINE_RE = re.compile(r"#\s*chatterbox-codemod:\s*skip\b(?!-)")
+
+
+def module_name_for(path: Path, root: Path) -> str:
+    """Dotted module name of `path` in a project rooted at `root`.
+
+    The package is the topmost folder (up to `root`) holding an `__init__.py`;
+    folders below it without one are namespace packages and still count.
+    Files outside any package are named by their path below `root`.
+    """
+    folders = [path.parent, *path.parent.parents]
+    stop = folders.index(root) if root in folders else len(folders) - 1
+    top = None
+    for folder in folders[: stop + 1]:
+        if (folder / "__init__.py").exists():
+            top = folder
+    base = top.parent if top is not None else root
+    try:
+        rel = path.relative_to(base)
+    except ValueError:
+        rel = Path(path.name)
+    parts = list(rel.parts[:-1])
+    if path.name != "__init__.py":
+        parts.append(path.stem)
+    return ".".join(parts) or path.stem
+
+
+def suppressions(source: str) -> tuple[bool, frozenset]:
+    """(skip-file, lines carrying `# chatterbox-codemod: skip`), from real comments only."""
+    if "chatterbox-codemod:" not in source:
+        return False, frozenset()
+    import io
+    import tokenize
+
+    skip_file = False
+    lines: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type != tokenize.COMMENT:
+                continue
+            if SKIP_FILE_RE.search(token.string):
+                skip_file = True
+            elif SKIP_LINE_RE.search(token.string):
+                lines.add(token.start[0])
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return skip_file, frozenset(lines)
+
+
+class ProjectIndex:
+    """Modules, classes, functions and resolved calls of one project."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.modules: dict[str, ModuleInfo] = {}
+        self.by_path: dict[Path, ModuleInfo] = {}
+        self.classes: dict[str, ClassInfo] = {}
+        self.functions: dict[str, FunctionInfo] = {}
+        self.callers: dict[int, list[CallSite]] = {}
+        self._attr_types: dict[tuple[int, str], frozenset] = {}
+        self._attr_stack: set[tuple[int, str]] = set()
+        self._return_types: dict[int, frozenset] = {}
+        self._return_stack: set[int] = set()
+        self._local_types: dict[int, dict[str, frozenset]] = {}
+        self._module_var_types: dict[tuple[int, str], frozenset] = {}
+        self._has_params: dict[int, bool] = {}
+        self._is_module: dict[int, bool] = {}
+        self._param_attrs: dict[int, frozenset] = {}
+
+    # -- construction ------------------------------------------------------
+
+    def add_module(self, path: Path, source: str, tree: ast.Module) -> ModuleInfo:
+        name = module_name_for(path, self.root)
+        if name in self.modules:  # two scripts with one name: keep both, apart
+            name = f"{name}@{path}"
+        skip_file, skip_lines = suppressions(source)
+        module = ModuleInfo(name=name, path=path, tree=tree, source=source, skip_file=skip_file, skip_lines=skip_lines)
+        self.modules[name] = module
+        self.by_path[path] = module
+        _Collector(self, module).collect()
+        return module
+
+    def finish(self) -> None:
+        """Link classes to their bases and resolve every call (after all modules are added)."""
+        for cls in self.classes.values():
+            for base in cls.node.bases:
+                resolved = self.resolve_expr_name(cls.module, base)
+                if isinstance(resolved, ClassInfo):
+                    cls.bases.append(resolved)
+                    resolved.subclasses.append(cls)
+                elif isinstance(resolved, str):
+                    cls.external_bases.append(resolved)
+        for fn in self.functions.values():
+            fn.decorators = [self.qualify(fn.module, _decorator_target(d), fn) for d in fn.node.decorator_list]
+            fn.grad_decorator = self._decorator_mode(fn)
+        for fn in self.functions.values():
+            for site in fn.calls:
+                pairs = [(item, self.grad_mode_of(fn.module, item, fn)) for item in site.items]
+                site.items = tuple(item for item, mode in pairs if mode)
+                site.modes = tuple(mode for _, mode in pairs if mode)
+                self._resolve_call(site)
+                for callee in site.callees:
+                    self.callers.setdefault(id(callee), []).append(site)
+
+    def _decorator_mode(self, fn: FunctionInfo) -> str | None:
+        mode = None
+        for node in fn.node.decorator_list:
+            found = self.grad_mode_of(fn.module, node, fn)
+            if found:
+                mode = found
+        return mode
+
+    # -- names -------------------------------------------------------------
+
+    def qualify(self, module: ModuleInfo, expr: ast.expr | None, scope: FunctionInfo | None = None) -> str | None:
+        """The dotted, canonical name an expression refers to (`th.no_grad` -> `torch.no_grad`)."""
+        if expr is None:
+            return None
+        dotted = _dotted(expr)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        if scope is not None and _is_local_name(scope, head):
+            return None
+        if head in module.imports:
+            base = module.imports[head]
+        elif head in module.defs:
+            base = module.defs[head].qualname
+        elif head in ("staticmethod", "classmethod", "property"):
+            return head if not rest else None
+        else:
+            return None
+        full = f"{base}.{rest}" if rest else base
+        return self.canonical(full)
+
+    def canonical(self, name: str, depth: int = 0) -> str:
+        """Follow re-exports (`pkg/__init__.py: from .mod import X`) to the defining module."""
+        if depth > 12 or name in self.classes or name in self.functions or name in self.modules:
+            return name
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            mod = self.modules.get(".".join(parts[:cut]))
+            if mod is None:
+                continue
+            head, rest = parts[cut], parts[cut + 1:]
+            if head in mod.defs:
+                target = mod.defs[head].qualname
+            elif head in mod.imports:
+                target = mod.imports[head]
+            elif f"{mod.name}.{head}" in self.modules:
+                target = f"{mod.name}.{head}"
+            else:
+                return name
+            full = ".".join([target, *rest])
+            return full if full == name else self.canonical(full, depth + 1)
+        return name
+
+    def resolve_expr_name(self, module: ModuleInfo, expr: ast.expr) -> "ClassInfo | FunctionInfo | str | None":
+        name = self.qualify(module, expr)
+        if name is None:
+            return None
+        return self.classes.get(name) or self.functions.get(name) or name
+
+    def grad_mode_of(self, module: ModuleInfo, node: ast.expr, scope: FunctionInfo | None = None) -> str | None:
+        """"no_grad", "inference", "enable_grad" or "maybe_grad" for a decorator or `with` item."""
+        call = node if isinstance(node, ast.Call) else None
+        target = call.func if call else node
+        name = self.qualify(module, target, scope)
+        if name in NO_GRAD:
+            return "no_grad"
+        if name in INFERENCE_MODE:
+            flag = _literal_arg(call, 0, "mode") if call else True
+            if flag is None and call is not None and not call.args and not call.keywords:
+                flag = True
+            return "inference" if flag is True else ("maybe_grad" if flag is None else "exit_inference")
+        if name in ENABLE_GRAD:
+            return "enable_grad"
+        if name in SET_GRAD_ENABLED and call is not None:
+            flag = _literal_arg(call, 0, "mode")
+            if flag is False:
+                return "no_grad"
+            return "enable_grad" if flag is True else "maybe_grad"
+        return None
+
+    # -- types -------------------------------------------------------------
+
+    def infer(self, expr: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None = None) -> frozenset:
+        """The set of types an expression may have (empty when unknown)."""
+        module = module or (fn.module if fn else None)
+        if isinstance(expr, ast.Name):
+            return self._infer_name(expr.id, fn, module)
+        if isinstance(expr, ast.Attribute):
+            out: set = set()
+            for base in self.infer(expr.value, fn, module):
+                out |= self.member_types(base, expr.attr)
+            if not out:
+                name = self.qualify(module, expr, fn)
+                if name is not None:
+                    out |= self._types_of_qualified(name)
+            return frozenset(out)
+        if isinstance(expr, ast.Call):
+            return self._infer_call(expr, fn, module)
+        if isinstance(expr, ast.Subscript):
+            out = set()
+            for base in self.infer(expr.value, fn, module):
+                if isinstance(base, Container):
+                    out |= base.elems
+            return frozenset(out)
+        if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
+            elems: set = set()
+            for elt in expr.elts:
+                elems |= self.infer(elt.value if isinstance(elt, ast.Starred) else elt, fn, module)
+            return frozenset({Container(frozenset(elems))})
+        if isinstance(expr, ast.Dict):
+            elems = set()
+            for value in expr.values:
+                elems |= self.infer(value, fn, module)
+            return frozenset({Container(frozenset(elems))})
+        if isinstance(expr, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+            return frozenset({Container(self.infer(expr.elt, fn, module))})
+        if isinstance(expr, ast.DictComp):
+            return frozenset({Container(self.infer(expr.value, fn, module))})
+        if isinstance(expr, ast.IfExp):
+            return self.infer(expr.body, fn, module) | self.infer(expr.orelse, fn, module)
+        if isinstance(expr, ast.BoolOp):
+            out = set()
+            for value in expr.values:
+                out |= self.infer(value, fn, module)
+            return frozenset(out)
+        if isinstance(expr, ast.NamedExpr):
+            return self.infer(expr.value, fn, module)
+        return NOTHING
+
+    def _infer_name(self, name: str, fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
+        scope = fn
+        while scope is not None:
+            local = self.local_types(scope)
+            if name in local:
+                return local[name]
+            if name in scope.local_defs:
+                return frozenset({FuncRef(scope.local_defs[name])})
+            scope = scope.parent
+        if module is None:
+            return NOTHING
+        if name in module.defs:
+            target = module.defs[name]
+            return frozenset({ClassRef(target) if isinstance(target, ClassInfo) else FuncRef(target)})
+        if name in module.imports:
+            return self._types_of_qualified(self.canonical(module.imports[name]))
+        if name in module.assigns:
+            key = (id(module), name)
+            if key not in self._module_var_types:
+                self._module_var_types[key] = NOTHING
+                out: set = set()
+                for value in module.assigns[name]:
+                    out |= self.infer(value, None, module)
+                self._module_var_types[key] = frozenset(out)
+            return self._module_var_types[key]
+        return NOTHING
+
+    def _types_of_qualified(self, name: str) -> frozenset:
+        if name in self.classes:
+            return frozenset({ClassRef(self.classes[name])})
+        if name in self.functions:
+            return frozenset({FuncRef(self.functions[name])})
+        if name in self.modules:
+            return frozenset({ModuleRef(self.modules[name])})
+        head, _, attr = name.rpartition(".")
+        if head in self.modules and attr in self.modules[head].assigns:
+            return self._infer_name(attr, None, self.modules[head])
+        return frozenset({External(name)})
+
+    def member_types(self, base: Type, attr: str) -> frozenset:
+        if isinstance(base, Instance):
+            method = base.cls.lookup(attr)
+            if method is not None:
+                return frozenset({FuncRef(method)})
+            return self.attr_types(base.cls, attr)
+        if isinstance(base, ClassRef):
+            method = base.cls.lookup(attr)
+            if method is not None:
+                return frozenset({FuncRef(method)})
+            return self.attr_types(base.cls, attr)
+        if isinstance(base, Super):
+            for cls in list(base.cls.mro())[1:]:
+                if attr in cls.methods:
+                    return frozenset({FuncRef(cls.methods[attr])})
+            return frozenset({External(f"{MODULE_BASE}.{attr}")}) if self.is_module(base.cls) else NOTHING
+        if isinstance(base, ModuleRef):
+            return self._types_of_qualified(self.canonical(f"{base.module.name}.{attr}"))
+        if isinstance(base, External) and not base.instance:
+            return self._types_of_qualified(self.canonical(f"{base.name}.{attr}"))
+        return NOTHING
+
+    def _infer_call(self, call: ast.Call, fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
+        func = call.func
+        if isinstance(func, ast.Name) and func.id == "super" and fn is not None:
+            owner = _enclosing_class(fn)
+            return frozenset({Super(owner)}) if owner else NOTHING
+        # `module.to(device)`, `.eval()` ... return the module itself.
+        if isinstance(func, ast.Attribute) and func.attr in MODULE_SELF_METHODS:
+            receiver = self.infer(func.value, fn, module)
+            kept = frozenset(t for t in receiver if self._is_module_type(t) and not self._defines(t, func.attr))
+            if kept:
+                return kept
+        out: set = set()
+        for target in self.infer(func, fn, module):
+            if isinstance(target, ClassRef):
+                out.add(Instance(target.cls))
+            elif isinstance(target, FuncRef):
+                out |= self.return_types(target.fn)
+            elif isinstance(target, Instance):
+                forward = target.cls.lookup("forward") or target.cls.lookup("__call__")
+                if forward is not None:
+                    out |= self.return_types(forward)
+            elif isinstance(target, External) and not target.instance:
+                out |= self._external_call_types(target.name, call, fn, module)
+        return frozenset(out)
+
+    def _external_call_types(self, name: str, call: ast.Call, fn, module) -> frozenset:
+        if name in MODULE_WRAPPERS and call.args:
+            return self.infer(call.args[0], fn, module)
+        if name in CONTAINER_MODULES:
+            elems: set = set()
+            for arg in call.args:
+                inner = self.infer(arg.value if isinstance(arg, ast.Starred) else arg, fn, module)
+                if isinstance(arg, ast.Starred) or isinstance(arg, (ast.List, ast.ListComp, ast.Dict, ast.Tuple)):
+                    for item in inner:
+                        elems |= item.elems if isinstance(item, Container) else {item}
+                else:
+                    elems |= inner
+            return frozenset({Container(frozenset(elems), module=name)})
+        last = name.rpartition(".")[2]
+        if last[:1].isupper():
+            return frozenset({External(name, instance=True)})
+        return NOTHING
+
+    def return_types(self, fn: FunctionInfo) -> frozenset:
+        key = id(fn)
+        if key in self._return_types:
+            return self._return_types[key]
+        if key in self._return_stack:
+            return NOTHING
+        self._return_stack.add(key)
+        out: set = set()
+        annotation = fn.node.returns
+        if annotation is not None:
+            resolved = self._annotation_types(annotation, fn.module, fn)
+            out |= resolved
+        if not out:
+            for node in _own_nodes(fn.node):
+                if isinstance(node, ast.Return) and node.value is not None:
+                    out |= self.infer(node.value, fn)
+        self._return_stack.discard(key)
+        self._return_types[key] = frozenset(out)
+        return self._return_types[key]
+
+    def _annotation_types(self, annotation: ast.expr, module: ModuleInfo, fn: FunctionInfo | None) -> frozenset:
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            try:
+                annotation = ast.parse(annotation.value, mode="eval").body
+            except SyntaxError:
+                return NOTHING
+        if isinstance(annotation, ast.Subscript):  # Optional[X] -> X
+            inner = annotation.slice
+            elts = inner.elts if isinstance(inner, ast.Tuple) else [inner]
+            out: set = set()
+            for elt in elts:
+                out |= self._annotation_types(elt, module, fn)
+            return frozenset(out)
+        if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+            return self._annotation_types(annotation.left, module, fn) | self._annotation_types(
+                annotation.right, module, fn
+            )
+        name = self.qualify(module, annotation)
+        if name in self.classes:
+            return frozenset({Instance(self.classes[name])})
+        if name and name.rpartition(".")[2][:1].isupper() and name.startswith("torch.nn."):
+            return frozenset({External(name, instance=True)})
+        return NOTHING
+
+    def local_types(self, fn: FunctionInfo) -> dict[str, frozenset]:
+        """Flow-insensitive types of a function's locals (parameters, assignments, loops, `with ... as`)."""
+        key = id(fn)
+        if key in self._local_types:
+            return self._local_types[key]
+        table: dict[str, frozenset] = {}
+        self._local_types[key] = table  # guards recursion
+        owner = fn.cls if fn.parent is None else None
+        receiver = fn.receiver
+        for arg in fn.params():
+            if arg.arg == receiver and owner is not None:
+                table[arg.arg] = frozenset({ClassRef(owner) if fn.is_classmethod else Instance(owner)})
+            elif arg.annotation is not None:
+                table[arg.arg] = self._annotation_types(arg.annotation, fn.module, fn)
+        assigned: dict[str, list] = {}
+        for node in _own_nodes(fn.node):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    _bind(target, node.value, assigned)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                assigned.setdefault(node.target.id, []).append(("ann", node.annotation))
+                if node.value is not None:
+                    assigned[node.target.id].append(("expr", node.value))
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+                _bind(node.target, node.iter, assigned, element=True)
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                _bind(node.optional_vars, node.context_expr, assigned)
+            elif isinstance(node, ast.NamedExpr):
+                _bind(node.target, node.value, assigned)
+        for name, sources in assigned.items():
+            if name in table and table[name]:
+                continue
+            out: set = set()
+            table[name] = NOTHING
+            for kind, expr in sources:
+                if kind == "ann":
+                    out |= self._annotation_types(expr, fn.module, fn)
+                elif kind == "elem":
+                    for item in self.infer(expr, fn):
+                        if isinstance(item, Container):
+                            out |= item.elems
+                else:
+                    out |= self.infer(expr, fn)
+            table[name] = frozenset(out)
+        return table
+
+    def attr_types(self, cls: ClassInfo, attr: str) -> frozenset:
+        """Types of `self.<attr>` from every assignment to it in the class and its bases."""
+        out: set = set()
+        for owner in cls.mro():
+            key = (id(owner), attr)
+            if key in self._attr_types:
+                out |= self._attr_types[key]
+                continue
+            if key in self._attr_stack:
+                continue
+            self._attr_stack.add(key)
+            found: set = set()
+            for fn, value, how in _attribute_assignments(owner, attr):
+                if how == "ann":
+                    found |= self._annotation_types(value, owner.module, None)
+                    continue
+                types = self.infer(value, fn, owner.module)
+                if how == "append":
+                    found.add(Container(types))
+                else:
+                    found |= types
+            self._attr_stack.discard(key)
+            self._attr_types[key] = frozenset(_merge_containers(found))
+            out |= self._attr_types[key]
+        return frozenset(_merge_containers(out))
+
+    # -- modules and parameters ---------------------------------------------
+
+    def is_module(self, cls: ClassInfo) -> bool:
+        key = id(cls)
+        if key not in self._is_module:
+            self._is_module[key] = False
+            result = any(b.startswith("torch.nn.") for b in cls.external_bases) or any(
+                self.is_module(base) for base in cls.bases
+            )
+            if not result and cls.external_bases and cls.lookup("forward") is not None:
+                result = True  # an external base with a `forward` of ours: a module of some library
+            self._is_module[key] = result
+        return self._is_module[key]
+
+    def _is_module_type(self, t: Type) -> bool:
+        if isinstance(t, Instance):
+            return self.is_module(t.cls)
+        if isinstance(t, External):
+            return t.instance and (t.name.startswith("torch.nn.") or t.name.startswith("torchaudio."))
+        if isinstance(t, Container):
+            return t.module is not None
+        return False
+
+    def _defines(self, t: Type, method: str) -> bool:
+        return isinstance(t, Instance) and t.cls.lookup(method) is not None
+
+    def parameter_attrs(self, cls: ClassInfo) -> frozenset:
+        """Names of `self.x = nn.Parameter(...)` attributes of a class and its bases."""
+        key = id(cls)
+        if key not in self._param_attrs:
+            names = set()
+            for owner in cls.mro():
+                for node in ast.walk(owner.node):
+                    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                        callee = self.qualify(owner.module, node.value.func)
+                        if callee in PARAMETER_CLASSES:
+                            for target in node.targets:
+                                if isinstance(target, ast.Attribute):
+                                    names.add(target.attr)
+                    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                        if node.func.attr == "register_parameter" and node.args:
+                            literal = node.args[0]
+                            if isinstance(literal, ast.Constant) and isinstance(literal.value, str):
+                                names.add(literal.value)
+            self._param_attrs[key] = frozenset(names)
+        return self._param_attrs[key]
+
+    def has_parameters(self, t: Type) -> bool:
+        """Whether a module (type) holds parameters; unknown external modules count as holding some."""
+        if isinstance(t, Instance):
+            return self.class_has_parameters(t.cls)
+        if isinstance(t, External):
+            return t.instance and not is_parameterless_external(t.name)
+        if isinstance(t, Container):
+            return any(self.has_parameters(e) for e in t.elems)
+        return False
+
+    def class_has_parameters(self, cls: ClassInfo) -> bool:
+        key = id(cls)
+        if key in self._has_params:
+            return self._has_params[key]
+        self._has_params[key] = False
+        result = bool(self.parameter_attrs(cls))
+        if not result:
+            result = any(
+                not b.startswith("torch.nn.") or b not in (MODULE_BASE, "torch.nn.modules.module.Module")
+                for b in cls.external_bases
+                if b not in ("object", "abc.ABC", "typing.Generic")
+            )
+        if not result:
+            for owner in cls.mro():
+                for attr in _assigned_attrs(owner):
+                    if any(self.has_parameters(t) for t in self.attr_types(cls, attr) if self._is_module_type(t)):
+                        result = True
+                        break
+                if result:
+                    break
+        self._has_params[key] = result
+        return result
+
+    # -- calls ---------------------------------------------------------------
+
+    def _resolve_call(self, site: CallSite) -> None:
+        fn = site.caller
+        func = site.node.func
+        types = self.infer(func, fn)
+        callees: list[FunctionInfo] = []
+        module_types: list = []
+        constructs: list[ClassInfo] = []
+        for t in types:
+            if isinstance(t, FuncRef):
+                callees.append(t.fn)
+                callees.extend(self._overrides(t.fn, func, fn))
+            elif isinstance(t, ClassRef):
+                constructs.append(t.cls)
+                init = t.cls.lookup("__init__")
+                if init is not None:
+                    callees.append(init)
+            elif isinstance(t, Instance):
+                target = t.cls.lookup("forward") or t.cls.lookup("__call__")
+                if target is not None:
+                    callees.append(target)
+                    callees.extend(self._overrides(target, None, None, t.cls))
+                if self.is_module(t.cls):
+                    module_types.append(t)
+            elif isinstance(t, Container) and t.module:
+                module_types.append(t)
+                for elem in t.elems:
+                    if isinstance(elem, Instance):
+                        target = elem.cls.lookup("forward")
+                        if target is not None:
+                            callees.append(target)
+            elif isinstance(t, External):
+                if t.instance:
+                    module_types.append(t)
+                else:
+                    site.external = t.name
+        site.callees = tuple(dict.fromkeys(callees))
+        site.module_types = tuple(dict.fromkeys(module_types))
+        site.constructs = tuple(dict.fromkeys(constructs))
+        if not site.callees and not site.module_types and not site.constructs and site.external is None:
+            name = self.qualify(fn.module, func, fn)
+            if name is not None and not name.startswith(tuple(f"{m}." for m in self._project_roots())):
+                site.external = name
+            elif not (isinstance(func, ast.Name) and func.id in _BUILTINS):
+                site.unresolved = True
+
+    def _project_roots(self) -> set[str]:
+        if not hasattr(self, "_roots"):
+            self._roots = {name.split(".")[0] for name in self.modules}
+        return self._roots
+
+    def _overrides(self, method: FunctionInfo, func: ast.expr | None, caller: FunctionInfo | None,
+                   cls: ClassInfo | None = None) -> list[FunctionInfo]:
+        """`self.m()` may dispatch to an override in a subclass."""
+        owner = cls or method.cls
+        if owner is None or method.parent is not None:
+            return []
+        if cls is None:
+            if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                    and caller is not None and func.value.id == caller.receiver):
+                return []
+        found = []
+        for sub in owner.all_subclasses():
+            if method.name in sub.methods and sub.methods[method.name] is not method:
+                found.append(sub.methods[method.name])
+        return found
+
+    def callers_of(self, fn: FunctionInfo) -> list[CallSite]:
+        return self.callers.get(id(fn), [])
+
+    def function_at(self, path: Path, line: int) -> FunctionInfo | None:
+        """The innermost function whose body contains `line` of the file at `path`."""
+        module = self.by_path.get(path)
+        if module is None:
+            return None
+        best = None
+        for fn in self.functions_of(module):
+            if fn.node.lineno <= line <= (fn.node.end_lineno or fn.node.lineno):
+                if best is None or fn.node.lineno >= best.node.lineno:
+                    best = fn
+        return best
+
+    def functions_of(self, module: ModuleInfo) -> list[FunctionInfo]:
+        return [fn for fn in self.functions.values() if fn.module is module]
+
+
+# ---------------------------------------------------------------------------
+# Collection of one module's definitions and calls
+
+
+class _Collector:
+    def __init__(self, index: ProjectIndex, module: ModuleInfo):
+        self.index = index
+        self.module = module
+
+    def collect(self) -> None:
+        for node in self.module.tree.body:
+            self._top_level(node)
+        self._scan_body(self.module.tree.body, prefix=self.module.name, cls=None, parent=None)
+        self._module_level_code()
+
+    def _module_level_code(self) -> None:
+        """Statements at module level (scripts, `if __name__ == "__main__":`) as one pseudo-function."""
+        tree = self.module.tree
+        if not any(not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
+                                      ast.ImportFrom)) for n in tree.body):
+            return
+        node = ast.FunctionDef(
+            name=MODULE_CODE, args=ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
+                                                 kw_defaults=[], kwarg=None, defaults=[]),
+            body=tree.body, decorator_list=[], returns=None, type_comment=None, lineno=1, col_offset=0,
+            end_lineno=max((getattr(n, "end_lineno", 1) or 1) for n in tree.body), end_col_offset=0,
+        )
+        fn = FunctionInfo(qualname=f"{self.module.name}.{MODULE_CODE}", name=MODULE_CODE, module=self.module,
+                          node=node)
+        self.index.functions[fn.qualname] = fn
+        self._collect_calls(fn)
+
+    def _top_level(self, node: ast.stmt) -> None:
+        module = self.module
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    module.imports[alias.asname] = alias.name
+                else:
+                    head = alias.name.split(".")[0]
+                    module.imports.setdefault(head, head)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve_relative(module, node)
+            for alias in node.names:
+                if alias.name != "*":
+                    module.imports[alias.asname or alias.name] = f"{base}.{alias.name}" if base else alias.name
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    module.assigns.setdefault(target.id, []).append(node.value)
+        elif isinstance(node, (ast.If, ast.Try)):
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.stmt):
+                    self._top_level(child)
+                elif isinstance(child, ast.ExceptHandler):
+                    for stmt in child.body:
+                        self._top_level(stmt)
+
+    def _scan_body(self, body: list[ast.stmt], prefix: str, cls: ClassInfo | None, parent: FunctionInfo | None) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                info = ClassInfo(qualname=f"{prefix}.{node.name}", name=node.name, module=self.module, node=node)
+                self.index.classes.setdefault(info.qualname, info)
+                if parent is None and cls is None:
+                    self.module.defs[node.name] = info
+                self._scan_body(node.body, info.qualname, info, None)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if parent is not None:
+                    qual = f"{parent.qualname}.<locals>.{node.name}"
+                else:
+                    qual = f"{prefix}.{node.name}"
+                fn = FunctionInfo(qualname=qual, name=node.name, module=self.module, node=node,
+                                  cls=cls if parent is None else (parent.cls), parent=parent)
+                if qual in self.index.functions:  # redefinition (e.g. under `if`): keep the first
+                    qual = f"{qual}@{node.lineno}"
+                    fn.qualname = qual
+                self.index.functions[qual] = fn
+                if parent is not None:
+                    parent.local_defs[node.name] = fn
+                elif cls is not None:
+                    cls.methods.setdefault(node.name, fn)
+                else:
+                    self.module.defs.setdefault(node.name, fn)
+                self._collect_calls(fn)
+                self._scan_body(_nested_defs(node), prefix, None, fn)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)) and parent is None:
+                for child in ast.iter_child_nodes(node):
+                    if isinstance(child, ast.stmt):
+                        self._scan_body([child], prefix, cls, parent)
+                    elif isinstance(child, ast.ExceptHandler):
+                        self._scan_body(child.body, prefix, cls, parent)
+
+    def _collect_calls(self, fn: FunctionInfo) -> None:
+        """Record every call with the `with` items around it; their grad modes are resolved in `finish`."""
+
+        def visit(node: ast.AST, items: tuple[ast.expr, ...]) -> None:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                return
+            if isinstance(node, (ast.With, ast.AsyncWith)):
+                for item in node.items:
+                    visit(item.context_expr, items)
+                inner = items + tuple(item.context_expr for item in node.items)
+                for stmt in node.body:
+                    visit(stmt, inner)
+                return
+            if isinstance(node, ast.Call):
+                fn.calls.append(CallSite(caller=fn, node=node, items=items))
+            for child in ast.iter_child_nodes(node):
+                visit(child, items)
+
+        for stmt in fn.node.body:
+            visit(stmt, ())
+
+
+_BUILTINS = frozenset(dir(__builtins__) if isinstance(__builtins__, dict) else dir(__import__("builtins")))
+def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = module.package.split(".") if module.package else []
+    if node.level > 1:
+        package = package[: len(package) - (node.level - 1)]
+    base = ".".join(package)
+    if node.module:
+        base = f"{base}.{node.module}" if base else node.module
+    return base
+
+
+def _dotted(expr: ast.expr) -> str | None:
+    parts = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if isinstance(expr, ast.Name):
+        parts.append(expr.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _decorator_target(node: ast.expr) -> ast.expr:
+    return node.func if isinstance(node, ast.Call) else node
+
+
+def _literal_arg(call: ast.Call | None, position: int, keyword: str):
+    if call is None:
+        return None
+    value = None
+    if len(call.args) > position:
+        value = call.args[position]
+    for kw in call.keywords:
+        if kw.arg == keyword:
+            value = kw.value
+    if value is None:
+        return None
+    if isinstance(value, ast.Constant) and isinstance(value.value, bool):
+        return value.value
+    return None
+
+
+def _is_local_name(fn: FunctionInfo, name: str) -> bool:
+    scope: FunctionInfo | None = fn
+    while scope is not None:
+        if any(arg.arg == name for arg in scope.params()):
+            return True
+        scope = scope.parent
+    return False
+
+
+def _enclosing_class(fn: FunctionInfo) -> ClassInfo | None:
+    while fn.parent is not None:
+        fn = fn.parent
+    return fn.cls
+
+
+def _nested_defs(node: ast.AST) -> list[ast.stmt]:
+    """Function definitions nested anywhere in a function body (not inside nested classes)."""
+    found = []
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        child = stack.pop(0)
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found.append(child)
+        elif not isinstance(child, (ast.ClassDef, ast.Lambda)) and not isinstance(child, ast.expr):
+            stack.extend(ast.iter_child_nodes(child))
+    return found
+
+
+def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """All nodes of a function body, not descending into nested functions or classes."""
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        child = stack.pop()
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        yield child
+        stack.extend(ast.iter_child_nodes(child))
+
+
+def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    return _own_nodes(node)
+
+
+def _bind(target: ast.expr, value: ast.expr, out: dict, element: bool = False) -> None:
+    if isinstance(target, ast.Name):
+        out.setdefault(target.id, []).append(("elem" if element else "expr", value))
+    elif isinstance(target, (ast.Tuple, ast.List)) and not element:
+        if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
+            for sub, val in zip(target.elts, value.elts):
+                _bind(sub, val, out)
+        else:
+            for sub in target.elts:
+                if isinstance(sub, ast.Name):
+                    out.setdefault(sub.id, []).append(("elem", value))
+
+
+def _attribute_assignments(cls: ClassInfo, attr: str) -> Iterator[tuple[FunctionInfo | None, ast.expr, str]]:
+    for stmt in cls.node.body:  # class-level fields: `x: T` / `x = ...`
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == attr:
+            yield None, stmt.annotation, "ann"
+        elif isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attr for t in stmt.targets):
+            yield None, stmt.value, "expr"
+    for method in cls.methods.values():
+        receiver = method.receiver
+        if receiver is None:
+            continue
+        for node in _own_nodes(method.node):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if _is_self_attr(target, receiver, attr) and node.value is not None:
+                        yield method, node.value, "expr"
+                    elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                        for sub, val in zip(target.elts, node.value.elts):
+                            if _is_self_attr(sub, receiver, attr):
+                                yield method, val, "expr"
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in ("append", "extend", "insert") and _is_self_attr(node.func.value, receiver, attr):
+                    if node.args:
+                        value = node.args[-1]
+                        yield method, value, ("expr" if node.func.attr == "extend" else "append")
+
+
+def _is_self_attr(node: ast.expr, receiver: str, attr: str) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == attr
+        and isinstance(node.value, ast.Name)
+        and node.value.id == receiver
+    )
+
+
+def _assigned_attrs(cls: ClassInfo) -> set[str]:
+    names: set[str] = set()
+    for method in cls.methods.values():
+        receiver = method.receiver
+        if receiver is None:
+            continue
+        for node in _own_nodes(method.node):
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                if isinstance(node.value, ast.Name) and node.value.id == receiver:
+                    names.add(node.attr)
+    return names
+
+
+def _merge_containers(types: Iterable) -> set:
+    """Fold several Container types into one, so element sets stay comparable."""
+    plain = set()
+    elems: set = set()
+    module = None
+    containers = 0
+    for t in types:
+        if isinstance(t, Container):
+            containers += 1
+            elems |= t.elems
+            module = module or t.module
+        else:
+            plain.add(t)
+    if containers:
+        plain.add(Container(frozenset(elems), module=module))
+    return plain
+
+
+def build_index(root: Path, modules: Iterable[tuple[Path, str, ast.Module]]) -> ProjectIndex:
+    index = ProjectIndex(root)
+    for path, source, tree in modules:
+        index.add_module(path, source, tree)
+    index.finish()
+    return index

@@ -1,0 +1,82 @@
+"""Fixture cases: `fixtures/<transform-id>/<case>.in.py` -> `<case>.out.py` (+ `<case>.report.json`).
+
+Each case is a one-file project. The test runs the engine with only that
+transform selected and checks the rewritten text, the verdicts (when a
+report file exists) and idempotence: running again over the expected output
+changes nothing. Cases whose name starts with `noop_` must have no `.out.py`
+(the input must come back unchanged).
+
+A case may carry options on its first line: `# fixture-options: --unsafe-fixes`.
+Set UPDATE_FIXTURES=1 to rewrite the expected files from the current output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, run_engine
+
+UPDATE = os.environ.get("UPDATE_FIXTURES") == "1"
+
+
+def _cases():
+    for folder in sorted(p for p in FIXTURES.iterdir() if p.is_dir()):
+        for source in sorted(folder.glob("*.in.py")):
+            yield pytest.param(folder.name, source, id=f"{folder.name}/{source.name[:-6]}")
+
+
+def _options(text: str) -> dict:
+    first = text.splitlines()[0] if text else ""
+    return {"unsafe_fixes": "--unsafe-fixes" in first} if first.startswith("# fixture-options:") else {}
+
+
+def _run(transform: str, folder: Path, name: str, text: bytes, options: dict):
+    project = folder / "project"
+    if project.exists():
+        shutil.rmtree(project)
+    project.mkdir()
+    (project / "pyproject.toml").write_text("")
+    path = project / f"{name}.py"
+    path.write_bytes(text)
+    report = run_engine([path], select=[transform], project_root=project, **options)
+    assert not report.errors, [e.render(str(e.path)) for e in report.errors]
+    rewritten = report.changed[0].rewritten if report.changed else text
+    return report, rewritten
+
+
+@pytest.mark.parametrize("transform,source", list(_cases()))
+def test_fixture(transform, source, tmp_path):
+    name = source.name[: -len(".in.py")]
+    expected_path = source.with_name(f"{name}.out.py")
+    report_path = source.with_name(f"{name}.report.json")
+    text = source.read_bytes()
+    options = _options(text.decode("utf-8", "replace"))
+
+    report, rewritten = _run(transform, tmp_path, name, text, options)
+    sites = [site.to_json(report.rel(site.path)) for site in sorted(report.sites, key=lambda s: (s.line,
+                                                                                                 s.anchor.get("item", 0)))]
+    if UPDATE:
+        if rewritten != text:
+            expected_path.write_bytes(rewritten)
+        elif expected_path.exists():
+            expected_path.unlink()
+        report_path.write_text(json.dumps(sites, indent=2) + "\n")
+
+    if name.startswith("noop_"):
+        assert not expected_path.exists(), "a no-op case has no .out.py"
+        assert rewritten == text
+    else:
+        assert expected_path.exists(), f"missing {expected_path.name}"
+        assert rewritten.decode("utf-8") == expected_path.read_text(encoding="utf-8")
+    if report_path.exists():
+        assert sites == json.loads(report_path.read_text())
+
+    # Idempotence: a second run over the result changes nothing.
+    again, rewritten_again = _run(transform, tmp_path, name, rewritten, options)
+    assert rewritten_again == rewritten
+    assert not again.changed

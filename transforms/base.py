@@ -1,0 +1,210 @@
+"""What every transform is: an analysis over the project index, and a rewrite of one file.
+
+A transform knows nothing about the command line or the file system. The
+engine hands it the project index and the grad-off regions earlier
+transforms added (`AnalysisContext`); the transform answers with `Site`s.
+For each file that has sites to rewrite, the engine hands it the parsed
+LibCST module and those sites; the transform returns the new module.
+
+The module docstring of each transform is its documentation: a one-line
+summary, then sections (`Rewrites`, `Refuses`, `Fix safety`) that
+`list-transforms` and the docs page render.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Sequence
+
+import libcst as cst
+
+from codemod.gradflow import GradStates
+from codemod.index import FunctionInfo, ModuleInfo, ProjectIndex
+from codemod.report import Site
+
+
+@dataclass
+class AnalysisContext:
+    """What the engine gives a transform's analysis."""
+
+    index: ProjectIndex
+    targets: set[Path]  # files whose sites are reported (and may be rewritten)
+    display: Callable[[Path], str]  # path as reasons show it
+    options: dict[str, Any] = field(default_factory=dict)
+    # Functions and `with` items that run under inference mode once this run's rewrites land.
+    inference_regions: list = field(default_factory=list)
+    _states: GradStates | None = None
+
+    def grad_states(self) -> GradStates:
+        if self._states is None:
+            self._states = GradStates(self.index, self.inference_regions)
+        return self._states
+
+    def target_modules(self) -> Iterable[ModuleInfo]:
+        for module in self.index.modules.values():
+            if module.path in self.targets:
+                yield module
+
+    def where(self, fn: FunctionInfo, line: int) -> str:
+        return f"{self.display(fn.module.path)}:{line}"
+
+
+class Transform:
+    """Base class; subclasses set `id` and document themselves in their module docstring."""
+
+    id: ClassVar[str]
+    # Rewrites run in this order within a file. Transforms that find their sites by line
+    # number go first; later ones find theirs by qualified name, which edits do not move.
+    rewrite_order: ClassVar[int] = 0
+    # Repeat the analysis with this transform's own rewritten regions until verdicts settle
+    # (only for analyses that more inference regions can make safer, never less safe).
+    iterate: ClassVar[bool] = False
+
+    def analyze(self, context: AnalysisContext) -> list[Site]:
+        raise NotImplementedError
+
+    def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
+        raise NotImplementedError
+
+    # -- documentation -------------------------------------------------------
+
+    @classmethod
+    def doc(cls) -> str:
+        module = inspect.getmodule(cls)
+        return inspect.cleandoc(module.__doc__ or "") if module else ""
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.doc().split("\n", 1)[0].strip()
+
+    @classmethod
+    def section(cls, title: str) -> str:
+        """The text of a `Title` section of the docstring (underlined with dashes)."""
+        match = re.search(rf"^{re.escape(title)}\n-+\n(.*?)(?=^\S[^\n]*\n-+\n|\Z)", cls.doc(), re.M | re.S)
+        return inspect.cleandoc(match.group(1)) if match else ""
+
+    @classmethod
+    def fix_safety(cls) -> str:
+        return cls.section("Fix safety")
+
+
+# ---------------------------------------------------------------------------
+# Helpers the rewrites share
+
+
+def torch_name(module: cst.Module) -> str | None:
+    """The name this file already uses for the `torch` module, if any (`torch`, `th`, ...)."""
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if not isinstance(small, cst.Import):
+                continue
+            for alias in small.names:
+                dotted = _dotted_name(alias.name)
+                if alias.asname is not None and dotted == "torch":
+                    asname = alias.asname.name
+                    if isinstance(asname, cst.Name):
+                        return asname.value
+                elif alias.asname is None and (dotted == "torch" or dotted.startswith("torch.")):
+                    return "torch"
+    return None
+
+
+def ensure_torch(module: cst.Module) -> tuple[cst.Module, str]:
+    """Make sure the file can refer to `torch`; returns the module and the name to use.
+
+    A missing `import torch` goes right before the first import from torch (else
+    before the first import, else after the docstring), taking over the comments
+    above that statement so a license header stays on top.
+    """
+    name = torch_name(module)
+    if name is not None:
+        return module, name
+    body = list(module.body)
+    position = _import_position(body)
+    new = cst.SimpleStatementLine(body=[cst.Import(names=[cst.ImportAlias(name=cst.Name("torch"))])])
+    if position < len(body):
+        anchor = body[position]
+        new = new.with_changes(leading_lines=anchor.leading_lines)
+        body[position] = anchor.with_changes(leading_lines=[])
+    body.insert(position, new)
+    return module.with_changes(body=body), "torch"
+
+
+def _import_position(body: list[cst.BaseStatement]) -> int:
+    first_import = None
+    after_header = 0
+    for position, statement in enumerate(body):
+        smalls = statement.body if isinstance(statement, cst.SimpleStatementLine) else []
+        is_docstring = position == 0 and len(smalls) == 1 and isinstance(smalls[0], cst.Expr) and isinstance(
+            smalls[0].value, (cst.SimpleString, cst.ConcatenatedString))
+        is_future = any(isinstance(s, cst.ImportFrom) and _dotted_name(s.module or cst.Name("")) == "__future__"
+                        for s in smalls)
+        if is_docstring or is_future:
+            after_header = position + 1
+            continue
+        for small in smalls:
+            if isinstance(small, cst.ImportFrom) and not small.relative and small.module is not None and \
+                    _dotted_name(small.module).split(".")[0] == "torch":
+                return position
+            if isinstance(small, (cst.Import, cst.ImportFrom)) and first_import is None:
+                first_import = position
+    return first_import if first_import is not None else after_header
+
+
+def inference_mode_call(torch: str) -> cst.Call:
+    """`<torch>.inference_mode()`, always called (a bare decorator needs torch >= 2.1)."""
+    return cst.Call(func=cst.Attribute(value=cst.Name(torch), attr=cst.Name("inference_mode")))
+
+
+def _dotted_name(node: cst.BaseExpression) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted_name(node.value)}.{node.attr.value}"
+    return ""
+
+
+class ScopeTracker(cst.CSTTransformer):
+    """Keeps the `Class.method` path of the node being visited, as the index names it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scope: list[str] = []
+        self._function_depth = 0
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.scope.append(node.name.value)
+        return True
+
+    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.CSTNode:
+        self.scope.pop()
+        return updated_node
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        if self._function_depth:
+            self.scope.append("<locals>")
+        self.scope.append(node.name.value)
+        self._function_depth += 1
+        return True
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.CSTNode:
+        self._function_depth -= 1
+        self.scope.pop()
+        if self._function_depth:
+            self.scope.pop()
+        return updated_node
+
+    @property
+    def path(self) -> str:
+        return ".".join(self.scope)
+
+
+def local_qualname(fn_or_cls_qualname: str, module: ModuleInfo) -> str:
+    """`pkg.mod.Class.method` -> `Class.method` (the path ScopeTracker builds)."""
+    prefix = module.name + "."
+    return fn_or_cls_qualname[len(prefix):] if fn_or_cls_qualname.startswith(prefix) else fn_or_cls_qualname

@@ -1,0 +1,308 @@
+"""Turn `torch.no_grad()` into `torch.inference_mode()` where no inference tensor can meet autograd.
+
+Id: `inference-mode`
+
+Rewrites
+--------
+Every form in which code switches grad off for a region:
+
+- decorators `@torch.no_grad()`, `@torch.no_grad`, `@torch.autograd.no_grad()`,
+  `@torch.autograd.grad_mode.no_grad()`, `@no_grad()` after `from torch import no_grad`
+  (aliases too: `import torch as th`, `from torch import no_grad as ng`), and
+  `@torch.set_grad_enabled(False)`;
+- `with torch.no_grad():`, with `as`, as one item of a multi-item `with` (the other
+  items are kept), nested, and `with torch.set_grad_enabled(False):`.
+
+The result is always `torch.inference_mode()` with parentheses (a bare
+`@torch.inference_mode` needs torch >= 2.1), spelled the way the file already
+refers to torch (`th.inference_mode()` after `import torch as th`). `import torch`
+is added when the file has no name for torch, and an import of `no_grad` that
+becomes unused is removed. Nothing else in the file changes.
+
+Refuses
+-------
+- `unsafe`, never fixable: the region writes persistent state (assigns `.data`,
+  `copy_`/`fill_`/`load_state_dict`/`register_buffer` on parameters or buffers,
+  builds modules, `torch.load`, moves or casts a module) or switches autograd
+  back on (`torch.enable_grad`, `set_grad_enabled(True)`, `requires_grad_`,
+  `.backward`, `torch.autograd.grad`). Under inference mode those either fail
+  later (`load_state_dict` into a parameter whose data became an inference
+  tensor) or silently do nothing (`enable_grad`).
+- `unsafe`, fixable: a tensor made in the region escapes it (assigned and used
+  after the `with`, returned from the decorated function, stored on `self`, in
+  a module-level cache or in a container) and, on some call path where autograd
+  is on, reaches an operation that records autograd (a module with parameters,
+  an op with a parameter operand, the output of a `forward`); or it is modified
+  in place on a path outside inference mode; or it reaches a call the analysis
+  cannot resolve. The reason names the use, the file and line, and the caller
+  chain that runs with autograd on.
+- `not-applicable`: `async def` bodies (neither mode reaches a coroutine's
+  body), TorchScript (`torch.jit.script`, `@torch.jit.export`,
+  `@torch.jit.script_method`: scripting rejects `inference_mode`),
+  `set_grad_enabled` with a flag that is not the literal `False`, a bare
+  `torch.set_grad_enabled(False)` statement, and `no_grad` used as a value
+  (`ctx = torch.no_grad()`), which the tool does not follow.
+
+Fix safety
+----------
+`applied` sites are safe: the whole project (including scripts outside the
+target) was searched for a use of the region's tensors that inference mode
+forbids, and none was found; a function with no caller in the project is
+assumed to be called with autograd on. What the analysis cannot see (callers
+outside the project, dynamic dispatch it could not resolve) is named in the
+reason. `--unsafe-fixes` also rewrites fixable `unsafe` sites; review them,
+because each names a code path that raises once converted.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Sequence
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import RemoveImportsVisitor
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from codemod.gradflow import FlowAnalyzer, Region
+from codemod.index import NO_GRAD, SET_GRAD_ENABLED, FunctionInfo, ModuleInfo, own_nodes
+from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE, Site
+
+from .base import AnalysisContext, Transform, ensure_torch, inference_mode_call, torch_name
+
+ASYNC_REASON = (
+    "inside an `async def`: neither no_grad nor inference_mode reaches the body of a coroutine "
+    "(grad mode is thread-local and the body runs later)"
+)
+JIT_REASON = "in a TorchScript function: scripting rejects `inference_mode` (and drops decorators silently)"
+
+
+class InferenceMode(Transform):
+    id = "inference-mode"
+    rewrite_order = 0
+    iterate = True
+
+    def analyze(self, context: AnalysisContext) -> list[Site]:
+        states = context.grad_states()
+        flow = FlowAnalyzer(context.index, states, context.where)
+        sites: list[Site] = []
+        for module in context.target_modules():
+            for fn in context.index.functions_of(module):
+                sites.extend(self._function_sites(context, flow, fn))
+            sites.extend(self._value_uses(context, module))
+        return sites
+
+    def _function_sites(self, context: AnalysisContext, flow: FlowAnalyzer, fn: FunctionInfo) -> list[Site]:
+        index = context.index
+        sites: list[Site] = []
+        blocked = ASYNC_REASON if fn.is_async or _inside_async(fn) else (
+            JIT_REASON if _is_torchscript(fn) else None)
+        for node in fn.node.decorator_list:
+            mode = index.grad_mode_of(fn.module, node, fn)
+            spelled = ast.unparse(node)
+            if mode != "no_grad" and not _is_flag_grad_switch(index, fn.module, node, fn):
+                continue
+            site = Site(
+                transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short, status=APPLIED,
+                reason="", anchor={"line": node.lineno, "kind": "decorator"},
+                suppress_lines=(node.lineno, fn.node.lineno),
+            )
+            if mode != "no_grad":
+                site.status, site.reason = NOT_APPLICABLE, f"`@{spelled}`: the flag is not the literal False"
+            elif blocked:
+                site.status, site.reason = NOT_APPLICABLE, blocked
+            else:
+                self._judge(site, flow.analyze(Region(fn)), f"`@{spelled}` on {fn.short}")
+                site.makes_inference = fn
+            sites.append(site)
+        for node in own_nodes(fn.node):
+            if isinstance(node, (ast.With, ast.AsyncWith)):
+                for position, item in enumerate(node.items):
+                    sites.extend(self._with_site(context, flow, fn, node, position, item, blocked))
+            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                if index.qualify(fn.module, node.value.func, fn) in SET_GRAD_ENABLED:
+                    sites.append(Site(
+                        transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short,
+                        status=NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
+                        reason=f"`{ast.unparse(node.value)}` switches grad for the rest of the thread, not for a "
+                               "region; only decorators and `with` blocks are rewritten",
+                    ))
+        return sites
+
+    def _with_site(self, context, flow, fn, node, position, item, blocked) -> list[Site]:
+        index = context.index
+        expr = item.context_expr
+        mode = index.grad_mode_of(fn.module, expr, fn)
+        if mode != "no_grad" and not _is_flag_grad_switch(index, fn.module, expr, fn):
+            return []
+        spelled = ast.unparse(expr)
+        site = Site(
+            transform=self.id, path=fn.module.path, line=expr.lineno, symbol=fn.short, status=APPLIED, reason="",
+            anchor={"line": node.lineno, "item": position, "kind": "with"},
+            suppress_lines=tuple(sorted({node.lineno, expr.lineno})),
+        )
+        if mode != "no_grad":
+            site.status, site.reason = NOT_APPLICABLE, f"`with {spelled}`: the flag is not the literal False"
+        elif isinstance(node, ast.AsyncWith) or blocked:
+            site.status, site.reason = NOT_APPLICABLE, blocked or ASYNC_REASON
+        else:
+            self._judge(site, flow.analyze(Region(fn, node, position)), f"`with {spelled}` in {fn.short}")
+            site.makes_inference = expr
+        return [site]
+
+    @staticmethod
+    def _judge(site: Site, report, what: str) -> None:
+        notes = f" Note: {'; '.join(report.notes)}." if report.notes else ""
+        if report.safe:
+            site.reason = (f"{what}: no tensor made in the region reaches an autograd-recording operation or an "
+                           f"in-place update outside inference mode.{notes}")
+            return
+        site.status = UNSAFE
+        site.fixable = report.fixable
+        first = report.hazards[0]
+        more = f" ({len(report.hazards) - 1} more hazard(s) of this kind)" if len(report.hazards) > 1 else ""
+        if not report.fixable:
+            first = next(h for h in report.hazards if not h.fixable)
+            site.reason = f"{what} {first.message}; inference mode cannot do that, so it is never rewritten{more}."
+        else:
+            site.reason = f"{what}: {first.message}{more}.{notes}"
+
+    def _value_uses(self, context: AnalysisContext, module: ModuleInfo) -> list[Site]:
+        """`no_grad` referenced other than as a decorator or `with` item: reported, never rewritten."""
+        index = context.index
+        handled: set[int] = set()
+        for fn in index.functions_of(module):
+            for node in fn.node.decorator_list:
+                if index.grad_mode_of(module, node, fn):
+                    handled.update(id(n) for n in ast.walk(node))
+            for node in own_nodes(fn.node):
+                if isinstance(node, (ast.With, ast.AsyncWith)):
+                    for item in node.items:
+                        if index.grad_mode_of(module, item.context_expr, fn):
+                            handled.update(id(n) for n in ast.walk(item.context_expr))
+        sites = []
+        for node in ast.walk(module.tree):
+            if id(node) in handled or not isinstance(node, (ast.Name, ast.Attribute)):
+                continue
+            if isinstance(node, ast.Attribute) and isinstance(getattr(node, "ctx", None), ast.Store):
+                continue
+            fn = index.function_at(module.path, node.lineno)
+            if index.qualify(module, node, fn) not in NO_GRAD:
+                continue
+            handled.update(id(n) for n in ast.walk(node))
+            sites.append(Site(
+                transform=self.id, path=module.path, line=node.lineno, symbol=fn.short if fn else module.name,
+                status=NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
+                reason=f"`{ast.unparse(node)}` is used as a value here, not as a decorator or `with` item; the "
+                       "tool does not follow where it is entered, so it is left alone",
+            ))
+        return sites
+
+    # -- rewrite ---------------------------------------------------------------
+
+    def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
+        torch = torch_name(module) or "torch"
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        decorators = {s.anchor["line"]: s for s in sites if s.anchor["kind"] == "decorator"}
+        withs = {(s.anchor["line"], s.anchor["item"]): s for s in sites if s.anchor["kind"] == "with"}
+        targets: dict[int, tuple[cst.CSTNode, set[int]]] = {}
+        found: set[int] = set()
+        for node, position in positions.items():
+            if isinstance(node, cst.Decorator):
+                line = positions[node.decorator].start.line
+                if line in decorators:
+                    targets[id(node)] = (node, set())
+                    found.add(id(decorators[line]))
+            elif isinstance(node, cst.With):
+                items = {i for i in range(len(node.items)) if (position.start.line, i) in withs}
+                if items:
+                    targets[id(node)] = (node, items)
+                    found.update(id(withs[(position.start.line, i)]) for i in items)
+        missing = [s for s in sites if id(s) not in found]
+        if missing:
+            raise LookupError(f"site at line {missing[0].line} not found in the parsed file")
+        rewritten = module.visit(_Replacer(targets, torch))
+        rewritten, _ = ensure_torch(rewritten)
+        return _drop_unused_no_grad_imports(rewritten)
+
+
+class _Replacer(cst.CSTTransformer):
+    """Puts `<torch>.inference_mode()` in place of the chosen decorators and `with` items."""
+
+    def __init__(self, targets: dict[int, tuple[cst.CSTNode, set[int]]], torch: str):
+        super().__init__()
+        self.targets = targets
+        self.torch = torch
+
+    def leave_Decorator(self, original_node: cst.Decorator, updated_node: cst.Decorator) -> cst.Decorator:
+        if id(original_node) not in self.targets:
+            return updated_node
+        return updated_node.with_changes(decorator=inference_mode_call(self.torch))
+
+    def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
+        if id(original_node) not in self.targets:
+            return updated_node
+        chosen = self.targets[id(original_node)][1]
+        items = [item.with_changes(item=inference_mode_call(self.torch)) if i in chosen else item
+                 for i, item in enumerate(updated_node.items)]
+        return updated_node.with_changes(items=items)
+
+
+def _drop_unused_no_grad_imports(module: cst.Module) -> cst.Module:
+    context = CodemodContext()
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
+                continue
+            source = _dotted(small.module) if small.module is not None else ""
+            if small.relative or source not in ("torch", "torch.autograd", "torch.autograd.grad_mode"):
+                continue
+            for alias in small.names:
+                if isinstance(alias.name, cst.Name) and alias.name.value in ("no_grad", "set_grad_enabled"):
+                    asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name,
+                                                                                    cst.Name) else None
+                    RemoveImportsVisitor.remove_unused_import(context, source, alias.name.value, asname)
+    if not context.scratch:
+        return module
+    return RemoveImportsVisitor(context).transform_module(module)
+
+
+def _dotted(node: cst.BaseExpression) -> str:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted(node.value)}.{node.attr.value}"
+    return ""
+
+
+def _is_flag_grad_switch(index, module, node: ast.expr, fn) -> bool:
+    """`set_grad_enabled(<not a literal>)`: reported as not applicable."""
+    return isinstance(node, ast.Call) and index.qualify(module, node.func, fn) in SET_GRAD_ENABLED and \
+        index.grad_mode_of(module, node, fn) == "maybe_grad"
+
+
+def _inside_async(fn: FunctionInfo) -> bool:
+    parent = fn.parent
+    while parent is not None:
+        if parent.is_async:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _is_torchscript(fn: FunctionInfo) -> bool:
+    current: FunctionInfo | None = fn
+    while current is not None:
+        if current.is_jit:
+            return True
+        current = current.parent
+    cls = fn.cls
+    if cls is not None:
+        for owner in cls.mro():
+            if any(base in ("torch.jit.ScriptModule", "torch.jit._script.ScriptModule") for base in
+                   owner.external_bases):
+                return True
+    return False
+
