@@ -37,6 +37,7 @@ from .index import (
     External,
     FunctionInfo,
     Instance,
+    ModuleInfo,
     ProjectIndex,
     own_nodes,
 )
@@ -393,16 +394,39 @@ NON_TENSOR_BUILTINS = frozenset({"len", "isinstance", "print", "int", "float", "
 
 @dataclass(frozen=True)
 class Taint:
-    """A value that is (or holds, or views) an inference tensor made in the region."""
+    """A value that carries something of the region.
 
+    `inference`: it is (or views, or holds) an inference tensor made in the region.
+    `graph`: the original code would have recorded autograd through the region
+    into it (only tracked for entry points, where adding a region cuts that graph).
+    """
+
+    inference: bool = True
+    graph: bool = False
     container: bool = False
     parts: tuple | None = None  # per-position taint of a literal tuple (None entries are clean)
-    origin: str = ""  # how it got here, for the reason
 
     def part(self, i: int) -> "Taint | None":
         if self.parts is None:
             return self
         return self.parts[i] if i < len(self.parts) else None
+
+    def whole(self) -> "Taint":
+        """The taint of the value as one object (a tuple's parts folded together)."""
+        if self.parts is None:
+            return self
+        parts = [p for p in self.parts if p is not None]
+        return Taint(inference=any(p.inference for p in parts), graph=any(p.graph for p in parts), container=True)
+
+    def as_element(self) -> "Taint":
+        """What reading one element out of this value gives."""
+        whole = self.whole()
+        return Taint(inference=whole.inference, graph=whole.graph)
+
+    def held(self) -> "Taint":
+        """A container that holds this value."""
+        whole = self.whole()
+        return Taint(inference=whole.inference, graph=whole.graph, container=True)
 
 
 def _merge(a: Taint | None, b: Taint | None) -> Taint | None:
@@ -411,8 +435,18 @@ def _merge(a: Taint | None, b: Taint | None) -> Taint | None:
     if b is None:
         return a
     if a.parts is not None and b.parts is not None and len(a.parts) == len(b.parts):
-        return Taint(parts=tuple(_merge(x, y) for x, y in zip(a.parts, b.parts)), origin=a.origin)
-    return Taint(container=a.container or b.container, origin=a.origin or b.origin)
+        return Taint(parts=tuple(_merge(x, y) for x, y in zip(a.parts, b.parts)),
+                     inference=a.inference or b.inference, graph=a.graph or b.graph)
+    a, b = a.whole(), b.whole()
+    return Taint(inference=a.inference or b.inference, graph=a.graph or b.graph,
+                 container=a.container or b.container)
+
+
+def _any(values: Iterable[Taint | None]) -> Taint | None:
+    out = None
+    for value in values:
+        out = _merge(out, value)
+    return out
 
 
 class _Budget(Exception):
@@ -421,100 +455,133 @@ class _Budget(Exception):
 
 @dataclass
 class _Frame:
+    """One walk of a function body, with what it knows on entry."""
+
     fn: FunctionInfo
     state: State
-    params: dict[str, Taint]
-    calls: dict[int, Taint]  # id(ast.Call) -> taint of its result
-    region: Region | None
-    path: tuple[str, ...]  # how the taint got into this function, for reasons
+    params: dict[str, Taint] = field(default_factory=dict)
+    calls: dict[int, Taint] = field(default_factory=dict)  # id(ast.Call) -> taint of its result
+    region: Region | None = None  # set for the function holding the region
+    inside: bool = False  # called from inside the region: all of it runs under inference mode
+    entered_by_call: bool = False  # its return value goes back to the one call that entered it
+    path: tuple[str, ...] = ()  # how the region's values got here, for reasons
 
 
 class FlowAnalyzer:
-    """Follows the tensors a region makes, across the project, to their first hazardous use."""
+    """Follows the values a region makes, across the project, to their first hazardous use.
+
+    With `follow_graph` (entry points), values computed from the region's
+    outputs with autograd on are followed too: if one becomes the output of a
+    `forward` that runs with autograd on, wrapping the region in inference mode
+    would cut the graph a training step differentiates.
+    """
 
     MAX_FRAMES = 4000
 
-    def __init__(self, index: ProjectIndex, states: GradStates, where: Callable[[FunctionInfo, int], str]):
+    def __init__(self, index: ProjectIndex, states: GradStates, where: Callable[[FunctionInfo, int], str],
+                 follow_graph: bool = False):
         self.index = index
         self.states = states
         self.where = where
+        self.follow_graph = follow_graph
 
     def analyze(self, region: Region) -> RegionReport:
         report = RegionReport()
         for hazard in EffectScanner(self.index, self.where).scan(region):
             report.add(hazard)
         self._report = report
+        self._region = region
         self._frames = 0
         self._memo: dict[tuple, Taint | None] = {}
         self._attr_taint: dict[tuple[int, str], Taint] = {}
         self._global_taint: dict[tuple[int, str], Taint] = {}
+        self._returned: set[int] = set()
         self._pending: list[_Frame] = []
-        self._attr_readers_done: set[tuple] = set()
-        self._returned_to_callers: set[tuple] = set()
-        self._region = region
-        fn = region.fn
-        origin = f"made under inference mode in {fn.short}"
-        start = _Frame(fn=fn, state=self.states.entry(fn), params={}, calls={}, region=region, path=(fn.short,))
+        start = _Frame(fn=region.fn, state=self.states.entry(region.fn), region=region, path=(region.fn.short,))
         try:
-            self._run(start, origin, from_region=True)
+            self.run(start)
             while self._pending:
-                frame = self._pending.pop(0)
-                self._run(frame, frame.path[-1], from_region=False)
+                self.run(self._pending.pop(0))
         except _Budget:
-            report.add(Hazard("budget", True, "the value flow is too large to follow completely "
-                                              f"(over {self.MAX_FRAMES} function visits); not converted"))
+            report.add(Hazard("budget", True, "the values it makes flow too far to follow completely "
+                                              f"(over {self.MAX_FRAMES} function visits); treat it as unsafe"))
         return report
+
+    def region_value(self) -> Taint:
+        return Taint(inference=True, graph=self.follow_graph)
 
     # -- frames --------------------------------------------------------------
 
-    def _run(self, frame: _Frame, origin: str, from_region: bool) -> Taint | None:
-        key = (id(frame.fn), frame.state, tuple(sorted(frame.params)), tuple(sorted(frame.calls)),
-               frame.region is not None)
+    def run(self, frame: _Frame) -> Taint | None:
+        if frame.inside:
+            key: tuple = (id(frame.fn), "inside")
+        else:
+            key = (id(frame.fn), frame.state, tuple(sorted((k, v) for k, v in frame.params.items())),
+                   tuple(sorted(frame.calls.items())), frame.region is not None)
         if key in self._memo:
             return self._memo[key]
         self._memo[key] = None
         self._frames += 1
         if self._frames > self.MAX_FRAMES:
             raise _Budget()
-        walker = _Walker(self, frame, origin)
-        result = walker.walk()
+        result = _Walker(self, frame).walk()
         self._memo[key] = result
-        if result is not None and (not frame.params or frame.calls or frame.region is not None):
+        if result is not None and not frame.entered_by_call:
             self._return_to_callers(frame.fn, result, frame.path)
         return result
 
+    def call_into(self, frame: _Frame, callee: FunctionInfo, params: dict[str, Taint], state: State,
+                  line: int, inside: bool) -> Taint | None:
+        state = transfer(state, self.states.decorator_mode(callee))
+        step = f"passed to {callee.short} ({self.where(frame.fn, line)})"
+        return self.run(_Frame(fn=callee, state=state, params=params, inside=inside, entered_by_call=True,
+                               path=(*frame.path, step)))
+
     def _return_to_callers(self, fn: FunctionInfo, taint: Taint, path: tuple[str, ...]) -> None:
-        key = (id(fn), taint.parts is not None)
-        if key in self._returned_to_callers:
+        if id(fn) in self._returned:
             return
-        self._returned_to_callers.add(key)
+        self._returned.add(id(fn))
         callers = self.index.callers_of(fn)
         if not callers:
-            self._report.note(f"{fn.short} hands inference tensors to callers outside the project")
-            if fn.name in ("forward", "__call__") and self.states.entry(fn)[0]:
-                self._report.add(Hazard(
-                    "record", True,
-                    f"they become the output of {fn.short}, a module's forward that callers outside the project "
-                    f"may run with autograd on (a training step would fail with `{ERR_SAVED}` or get no "
-                    f"gradient)"))
+            self._external_return(fn, taint)
             return
         for site in callers:
-            if self._region.block is None and site.caller is fn:
-                continue
-            state = self.states.at_site(site)
-            caller_state = self.states.entry(site.caller)
-            self._pending.append(_Frame(
-                fn=site.caller, state=caller_state, params={}, calls={id(site.node): taint}, region=None,
-                path=(*path, f"returned by {fn.short} to {site.caller.short} ({self.where(site.caller, site.line)})"),
-            ))
-            del state
+            if site.caller is self._region.fn and self._region.block is None:
+                continue  # recursion into the region itself
+            step = f"returned by {fn.short} to {site.caller.short} ({self.where(site.caller, site.line)})"
+            self._pending.append(_Frame(fn=site.caller, state=self.states.entry(site.caller),
+                                        calls={id(site.node): taint}, path=(*path, step)))
 
-    def call_into(self, frame: _Frame, callee: FunctionInfo, params: dict[str, Taint], state: State,
-                  site_line: int) -> Taint | None:
-        state = transfer(state, self.states.decorator_mode(callee))
-        path = (*frame.path, f"passed to {callee.short} ({self.where(frame.fn, site_line)})")
-        return self._run(_Frame(fn=callee, state=state, params=params, calls={}, region=None, path=path),
-                         path[-1], from_region=False)
+    def _external_return(self, fn: FunctionInfo, taint: Taint) -> None:
+        """Values a function with no caller in the project returns: noted, and a hazard from a grad-on forward."""
+        taint = taint.whole()
+        if fn.name not in ("forward", "__call__") or not self.states.entry(fn)[0]:
+            if taint.inference:
+                self._report.note(f"{fn.short} hands inference tensors to callers outside the project")
+            return
+        if taint.inference:
+            self._report.add(Hazard(
+                "record", True,
+                f"they become the output of {fn.short}, a module forward that callers outside the project may run "
+                f"with autograd on: a training step through it would fail with `{ERR_SAVED}`"))
+        elif taint.graph:
+            self._report.add(Hazard(
+                "graph", True,
+                f"values computed from them with autograd on become the output of {fn.short}, a module forward "
+                "that callers outside the project may train: under inference mode no gradient would reach the "
+                "parameters the region uses (training breaks silently)"))
+
+    def schedule_callers_of_cached(self, fn: FunctionInfo, frame: _Frame) -> None:
+        """A cached function's result made in the region is what every later call returns."""
+        for site in self.index.callers_of(fn):
+            if site.caller is self._region.fn and self._region.block is None:
+                continue
+            self._pending.append(_Frame(
+                fn=site.caller, state=self.states.entry(site.caller), calls={id(site.node): self.region_value()},
+                path=(*frame.path, f"cached by {fn.short} and returned to {site.caller.short} "
+                                   f"({self.where(site.caller, site.line)})")))
+
+    # -- state outside the frames ----------------------------------------------
 
     def tainted_attr(self, cls: ClassInfo, attr: str) -> Taint | None:
         for owner in cls.mro():
@@ -528,58 +595,59 @@ class FlowAnalyzer:
             key = (id(cls), attr)
             if key in self._attr_taint:
                 continue
-            self._attr_taint[key] = Taint(container=taint.container,
-                                          origin=f"stored on `{cls.name}.{attr}` ({self.where(frame.fn, line)})")
-            self._schedule_attr_readers(cls, attr, frame)
+            self._attr_taint[key] = taint.whole()
+            step = f"stored on `{cls.name}.{attr}` ({self.where(frame.fn, line)})"
+            self._schedule_readers(frame, step, lambda fn, node: self._reads_attr(fn, node, cls, attr))
 
-    def _schedule_attr_readers(self, cls: ClassInfo, attr: str, frame: _Frame) -> None:
-        """Every function that reads `<instance of cls>.<attr>` sees the stored tensors."""
+    def _reads_attr(self, fn: FunctionInfo, node: ast.AST, cls: ClassInfo, attr: str) -> bool:
+        if not (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Load)):
+            return False
         related = {id(c) for c in [cls, *cls.all_subclasses()]}
-        for fn in self.index.functions.values():
-            if fn is frame.fn and frame.region is not None:
-                continue
-            if not any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.ctx, ast.Load)
-                       for n in own_nodes(fn.node)):
-                continue
-            reads = False
-            for node in own_nodes(fn.node):
-                if isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Load):
-                    if any(isinstance(t, Instance) and id(t.cls) in related for t in self.index.infer(node.value, fn)):
-                        reads = True
-                        break
-            if reads:
-                self._pending.append(_Frame(
-                    fn=fn, state=self.states.entry(fn), params={}, calls={}, region=None,
-                    path=(*frame.path, f"stored on `{cls.name}.{attr}` and read by {fn.short}"),
-                ))
+        return any(isinstance(t, Instance) and id(t.cls) in related for t in self.index.infer(node.value, fn))
 
-    def store_global(self, module_key: tuple[int, str], taint: Taint, frame: _Frame, name: str) -> None:
-        if module_key in self._global_taint:
+    def store_global(self, module: ModuleInfo, name: str, taint: Taint, frame: _Frame, line: int) -> None:
+        key = (id(module), name)
+        if key in self._global_taint:
             return
-        self._global_taint[module_key] = taint
-        module = frame.fn.module
-        for fn in self.index.functions_of(module):
-            if fn is frame.fn:
-                continue
-            if any(isinstance(n, ast.Name) and n.id == name for n in own_nodes(fn.node)):
-                self._pending.append(_Frame(
-                    fn=fn, state=self.states.entry(fn), params={}, calls={}, region=None,
-                    path=(*frame.path, f"kept in the module-level `{name}` and read by {fn.short}"),
-                ))
+        self._global_taint[key] = taint.whole()
+        step = f"kept in the module-level `{name}` ({self.where(frame.fn, line)})"
+        self._schedule_readers(frame, step, lambda fn, node: fn.module is module and isinstance(node, ast.Name)
+                               and node.id == name and isinstance(node.ctx, ast.Load))
 
-    def tainted_global(self, module_key: tuple[int, str]) -> Taint | None:
-        return self._global_taint.get(module_key)
+    def tainted_global(self, module: ModuleInfo, name: str) -> Taint | None:
+        return self._global_taint.get((id(module), name))
 
-    def hazard(self, kind: str, frame: _Frame, node: ast.AST, use: str, state_slot: int, error: str) -> None:
+    def _schedule_readers(self, frame: _Frame, step: str, reads: Callable[[FunctionInfo, ast.AST], bool]) -> None:
+        """Every function that reads the stored value sees it, under its own grad state."""
+        for fn in self.index.functions.values():
+            if fn is self._region.fn and self._region.block is None:
+                continue  # reads inside the region run under inference mode
+            if any(reads(fn, node) for node in own_nodes(fn.node)):
+                self._pending.append(_Frame(fn=fn, state=self.states.entry(fn), path=(*frame.path, step,
+                                                                                      f"read by {fn.short}")))
+
+    # -- findings --------------------------------------------------------------
+
+    def hazard(self, kind: str, frame: _Frame, node: ast.AST, use: str, slot: int, error: str) -> None:
         fn = frame.fn
-        context = "runs with autograd on" if state_slot == 0 else "runs outside inference mode"
+        context = "runs with autograd on" if slot == 0 else "runs outside inference mode"
         self._report.add(Hazard(
             kind, True,
             f"{self._flow(frame)} reach {use} at {self.where(fn, node.lineno)} in {fn.short}, which {context} "
-            f"{self._via(fn, state_slot)}; converted, that raises `{error}`",
+            f"{self._via(fn, slot)}; converted, that raises `{error}`",
         ))
 
-    def _flow(self, frame: _Frame) -> str:
+    def note_unresolved(self, frame: _Frame, node: ast.Call) -> None:
+        fn = frame.fn
+        self._report.add(Hazard(
+            "unresolved", True,
+            f"{self._flow(frame)} are passed to `{ast.unparse(node.func)}(...)` at {self.where(fn, node.lineno)} "
+            f"in {fn.short}, a call the analysis cannot resolve, which runs with autograd on "
+            f"{self._via(fn, 0)}; check that call by hand",
+        ))
+
+    @staticmethod
+    def _flow(frame: _Frame) -> str:
         steps = frame.path[1:]
         return "tensors made in the region" + (f" ({'; '.join(steps)})" if steps else "")
 
@@ -594,35 +662,25 @@ class FlowAnalyzer:
             text += f"{' (' if text else '('}{chain[0]} has no caller in the project, so it is assumed to {assumed})"
         return text
 
-    def note_unresolved(self, frame: _Frame, node: ast.Call) -> None:
-        fn = frame.fn
-        self._report.add(Hazard(
-            "unresolved", True,
-            f"{self._flow(frame)} are passed to `{ast.unparse(node.func)}(...)` at {self.where(fn, node.lineno)} "
-            f"in {fn.short}, a call the analysis cannot resolve, which runs with autograd on "
-            f"{self._via(fn, 0)}; check that call by hand",
-        ))
-
 
 class _Walker:
-    """Walks one function body for one frame, tracking which local names hold region tensors."""
+    """Walks one function body for one frame, tracking which local names carry the region's values."""
 
-    def __init__(self, analyzer: FlowAnalyzer, frame: _Frame, origin: str):
+    def __init__(self, analyzer: FlowAnalyzer, frame: _Frame):
         self.a = analyzer
         self.index = analyzer.index
         self.frame = frame
         self.fn = frame.fn
-        self.origin = origin
         self.names: dict[str, Taint] = dict(frame.params)
         self.returned: Taint | None = None
         self.sites = {id(site.node): site for site in self.fn.calls}
         self.globals = _global_names(self.fn)
 
     def walk(self) -> Taint | None:
-        # Twice, so that values flowing around a loop reach their uses.
-        for _ in range(2):
-            self._block(self.fn.node.body, self.frame.state, in_region=self.frame.region is not None
-                        and self.frame.region.block is None)
+        whole = self.frame.inside or (self.frame.region is not None and self.frame.region.block is None)
+        state = GRAD_OFF if whole else self.frame.state
+        for _ in range(2):  # twice, so that values flowing around a loop reach their uses
+            self._block(self.fn.node.body, state, in_region=whole)
         return self.returned
 
     # -- statements ------------------------------------------------------------
@@ -635,168 +693,160 @@ class _Walker:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             return
         if isinstance(stmt, (ast.With, ast.AsyncWith)):
-            inner = state
-            opens_region = False
-            region = self.frame.region
-            for position, item in enumerate(stmt.items):
-                self._expr(item.context_expr, state, in_region)
-                mode = self.a.states.item_mode(self.fn.module, item.context_expr, self.fn)
-                if region is not None and region.block is stmt and position == region.item:
-                    opens_region = True
-                    mode = "inference"
-                inner = _apply(inner, mode)
-                if item.optional_vars is not None and in_region:
-                    self._bind(item.optional_vars, Taint(origin=self.origin), inner, in_region, stmt)
-            self._block(stmt.body, inner, in_region or opens_region)
-            return
-        if isinstance(stmt, ast.Assign):
-            value = self._expr(stmt.value, state, in_region)
-            if in_region:
-                value = value or Taint(origin=self.origin)
+            self._with(stmt, state, in_region)
+        elif isinstance(stmt, ast.Assign):
+            value = self._value(stmt.value, state, in_region)
             for target in stmt.targets:
                 self._store(target, value, state, in_region, stmt)
-            return
-        if isinstance(stmt, ast.AnnAssign):
+        elif isinstance(stmt, ast.AnnAssign):
             if stmt.value is not None:
-                value = self._expr(stmt.value, state, in_region)
-                if in_region:
-                    value = value or Taint(origin=self.origin)
-                self._store(stmt.target, value, state, in_region, stmt)
-            return
-        if isinstance(stmt, ast.AugAssign):
-            target_taint = self._expr(_as_load(stmt.target), state, in_region)
-            value = self._expr(stmt.value, state, in_region)
-            if not in_region and target_taint is not None and not target_taint.container and state[1]:
-                self.a.hazard("inplace", self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
-            if not in_region and isinstance(stmt.op, SAVING_BINOPS) and state[0]:
-                if value is not None and self._is_parameter(stmt.target):
-                    self.a.hazard("record", self.frame, stmt, f"`{_short(stmt)}` with a parameter", 0, ERR_SAVED)
-            if in_region:
-                self._store(stmt.target, Taint(origin=self.origin), state, in_region, stmt, augmented=True)
-            elif value is not None and isinstance(stmt.target, ast.Name) and stmt.target.id not in self.names:
-                pass  # a normal tensor updated with an inference one stays normal
-            return
-        if isinstance(stmt, ast.Return):
+                self._store(stmt.target, self._value(stmt.value, state, in_region), state, in_region, stmt)
+        elif isinstance(stmt, ast.AugAssign):
+            self._aug_assign(stmt, state, in_region)
+        elif isinstance(stmt, ast.Return):
             if stmt.value is not None:
-                value = self._expr(stmt.value, state, in_region)
-                if in_region:
-                    value = self._region_value(stmt.value, value)
-                if value is not None:
-                    self.returned = _merge(self.returned, value)
-            return
-        if isinstance(stmt, ast.Expr):
+                self.returned = _merge(self.returned, self._value(stmt.value, state, in_region))
+        elif isinstance(stmt, ast.Expr):
             value = self._expr(stmt.value, state, in_region)
-            if isinstance(stmt.value, (ast.Yield, ast.YieldFrom)) and value is not None:
-                self.returned = _merge(self.returned, value)
-            return
-        if isinstance(stmt, (ast.For, ast.AsyncFor)):
+            if isinstance(stmt.value, (ast.Yield, ast.YieldFrom)):
+                self.returned = _merge(self.returned, self.a.region_value() if in_region else value)
+        elif isinstance(stmt, (ast.For, ast.AsyncFor)):
             iterated = self._expr(stmt.iter, state, in_region)
-            if iterated is not None or in_region:
-                self._bind(stmt.target, Taint(origin=self.origin) if in_region else
-                           Taint(container=False, origin=iterated.origin), state, in_region, stmt)
+            element = self.a.region_value() if in_region else (iterated.as_element() if iterated else None)
+            self._store(stmt.target, element, state, in_region, stmt)
             self._block(stmt.body, state, in_region)
             self._block(stmt.orelse, state, in_region)
-            return
-        if isinstance(stmt, ast.While):
+        elif isinstance(stmt, (ast.While, ast.If)):
             self._expr(stmt.test, state, in_region)
             self._block(stmt.body, state, in_region)
             self._block(stmt.orelse, state, in_region)
-            return
-        if isinstance(stmt, ast.If):
-            self._expr(stmt.test, state, in_region)
-            self._block(stmt.body, state, in_region)
-            self._block(stmt.orelse, state, in_region)
-            return
-        if isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
             self._block(stmt.body, state, in_region)
             for handler in stmt.handlers:
                 self._block(handler.body, state, in_region)
             self._block(stmt.orelse, state, in_region)
             self._block(stmt.finalbody, state, in_region)
-            return
-        if isinstance(stmt, ast.Match):
+        elif isinstance(stmt, ast.Match):
             self._expr(stmt.subject, state, in_region)
             for case in stmt.cases:
                 self._block(case.body, state, in_region)
+        else:
+            for child in ast.iter_child_nodes(stmt):
+                if isinstance(child, ast.expr):
+                    self._expr(child, state, in_region)
+
+    def _with(self, stmt: ast.With | ast.AsyncWith, state: State, in_region: bool) -> None:
+        inner = state
+        opens_region = False
+        region = self.frame.region
+        for position, item in enumerate(stmt.items):
+            self._expr(item.context_expr, state, in_region)
+            mode = self.a.states.item_mode(self.fn.module, item.context_expr, self.fn)
+            if region is not None and region.block is stmt and position == region.item:
+                opens_region, mode = True, "inference"
+            inner = transfer(inner, mode)
+            if item.optional_vars is not None and in_region:
+                self._store(item.optional_vars, self.a.region_value(), inner, in_region, stmt)
+        self._block(stmt.body, inner, in_region or opens_region)
+
+    def _aug_assign(self, stmt: ast.AugAssign, state: State, in_region: bool) -> None:
+        target = self._expr(stmt.target, state, in_region) if not isinstance(stmt.target, ast.Name) else \
+            self.names.get(stmt.target.id)
+        value = self._expr(stmt.value, state, in_region)
+        if in_region:
+            self._store(stmt.target, self.a.region_value(), state, in_region, stmt)
             return
-        for child in ast.iter_child_nodes(stmt):
-            if isinstance(child, ast.expr):
-                self._expr(child, state, in_region)
+        if target is not None and target.inference and not target.container and state[1]:
+            self.a.hazard("inplace", self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
+        if value is not None and value.inference and state[0] and isinstance(stmt.op, SAVING_BINOPS) and \
+                self._is_parameter(stmt.target):
+            self.a.hazard("record", self.frame, stmt, f"`{_short(stmt)}` with a parameter", 0, ERR_SAVED)
+        derived = self._computed([target, value], state)
+        if derived is not None:
+            self._store(stmt.target, derived, state, in_region, stmt)
 
-    def _region_value(self, expr: ast.expr, value: Taint | None) -> Taint:
-        """Everything a region returns is made under inference mode; keep tuple structure for unpacking."""
-        if isinstance(expr, ast.Tuple):
-            return Taint(parts=tuple(Taint(origin=self.origin) for _ in expr.elts), origin=self.origin)
-        if value is not None:
-            return value
-        return Taint(container=isinstance(expr, (ast.Dict, ast.List)), origin=self.origin)
+    def _value(self, expr: ast.expr, state: State, in_region: bool) -> Taint | None:
+        """The taint an assignment stores: everything assigned inside the region is the region's."""
+        value = self._expr(expr, state, in_region)
+        if in_region:
+            if isinstance(expr, ast.Tuple):
+                return Taint(parts=tuple(self.a.region_value() for _ in expr.elts))
+            return _merge(value, self._region_shaped(expr))
+        return value
 
-    def _bind(self, target: ast.expr, value: Taint | None, state: State, in_region: bool, stmt: ast.stmt) -> None:
-        self._store(target, value, state, in_region, stmt)
+    def _region_shaped(self, expr: ast.expr) -> Taint:
+        """A region value, as a container when the expression visibly builds one (`dict(...)`, `[...]`)."""
+        builds = isinstance(expr, (ast.Dict, ast.List, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)) or (
+            isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in CONTAINER_BUILDERS)
+        return self.a.region_value().held() if builds else self.a.region_value()
 
-    def _store(self, target: ast.expr, value: Taint | None, state: State, in_region: bool, stmt: ast.stmt,
-               augmented: bool = False) -> None:
+    def _store(self, target: ast.expr, value: Taint | None, state: State, in_region: bool, stmt: ast.AST) -> None:
         if isinstance(target, ast.Name):
             if value is not None:
                 self.names[target.id] = value
                 if target.id in self.globals:
-                    self.a.store_global((id(self.fn.module), target.id), value, self.frame, target.id)
-            elif not in_region and target.id in self.names and self.frame.region is not None and \
-                    self.frame.region.block is not None:
-                pass  # keep: flow-insensitive, a later clean assignment does not clear it
-            return
-        if isinstance(target, (ast.Tuple, ast.List)):
+                    self.a.store_global(self.fn.module, target.id, value, self.frame, stmt.lineno)
+        elif isinstance(target, (ast.Tuple, ast.List)):
             for position, element in enumerate(target.elts):
                 if isinstance(element, ast.Starred):
-                    element = element.value
-                self._store(element, value.part(position) if value is not None else None, state, in_region, stmt)
-            return
-        if isinstance(target, ast.Starred):
+                    self._store(element.value, value.held() if value else None, state, in_region, stmt)
+                else:
+                    self._store(element, value.part(position) if value else None, state, in_region, stmt)
+        elif isinstance(target, ast.Starred):
             self._store(target.value, value, state, in_region, stmt)
-            return
-        if isinstance(target, ast.Subscript):
+        elif isinstance(target, ast.Subscript):
             container = self._expr(target.value, state, in_region)
             self._expr(target.slice, state, in_region)
-            if container is not None and not container.container and not in_region and state[1]:
+            if container is not None and container.inference and not container.container and not in_region \
+                    and state[1]:
                 self.a.hazard("inplace", self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
             if value is not None:
-                self._store_into(target.value, value, state, in_region, stmt)
-            return
-        if isinstance(target, ast.Attribute):
+                self._store_into(target.value, value, stmt)
+        elif isinstance(target, ast.Attribute):
             owner = self._expr(target.value, state, in_region)
-            if target.attr == "requires_grad" and owner is not None and not in_region and state[1]:
+            if target.attr == "requires_grad" and owner is not None and owner.inference and not in_region \
+                    and state[1]:
                 self.a.hazard("inplace", self.frame, stmt, f"`{_short(stmt)}`", 1, ERR_REQUIRES_GRAD)
             if value is not None:
                 self._store_attribute(target, value, stmt)
-            return
 
-    def _store_into(self, container: ast.expr, value: Taint, state: State, in_region: bool, stmt: ast.stmt) -> None:
-        """`c[k] = v`, `c.append(v)`: the container now holds region tensors."""
-        held = Taint(container=True, origin=value.origin)
+    def _store_into(self, container: ast.expr, value: Taint, stmt: ast.AST) -> None:
+        """`c[k] = v`, `c.append(v)`: the container now holds the region's values."""
+        held = value.held()
         if isinstance(container, ast.Name):
             self.names[container.id] = _merge(self.names.get(container.id), held)
-            module_level = container.id in self.globals or (
-                container.id not in self.index.local_types(self.fn) and container.id in self.fn.module.assigns
-                and not any(arg.arg == container.id for arg in self.fn.params())
-            )
-            if module_level:
-                self.a.store_global((id(self.fn.module), container.id), held, self.frame, container.id)
+            if self._is_module_level(container.id):
+                self.a.store_global(self.fn.module, container.id, held, self.frame, stmt.lineno)
         elif isinstance(container, ast.Attribute):
             self._store_attribute(container, held, stmt)
         elif isinstance(container, ast.Subscript):
-            self._store_into(container.value, value, state, in_region, stmt)
+            self._store_into(container.value, value, stmt)
 
-    def _store_attribute(self, target: ast.Attribute, value: Taint, stmt: ast.stmt) -> None:
+    def _is_module_level(self, name: str) -> bool:
+        if name in self.globals:
+            return True
+        if name in self.index.local_types(self.fn) or any(arg.arg == name for arg in self.fn.params()):
+            return False
+        return name in self.fn.module.assigns
+
+    def _store_attribute(self, target: ast.Attribute, value: Taint, stmt: ast.AST) -> None:
         classes = [t.cls for t in self.index.infer(target.value, self.fn) if isinstance(t, Instance)]
         if classes:
             self.a.store_attr(classes, target.attr, value, self.frame, stmt.lineno)
         elif isinstance(target.value, ast.Name):
-            self.names[target.value.id] = _merge(self.names.get(target.value.id), Taint(container=True,
-                                                                                          origin=value.origin))
+            self.names[target.value.id] = _merge(self.names.get(target.value.id), value.held())
         elif isinstance(target.value, ast.Attribute):
-            self._store_attribute(target.value, Taint(container=True, origin=value.origin), stmt)
+            self._store_attribute(target.value, value.held(), stmt)
 
     # -- expressions -----------------------------------------------------------
+
+    def _computed(self, operands: Iterable[Taint | None], state: State) -> Taint | None:
+        """A new tensor computed outside the region: it carries the graph only when autograd is on."""
+        if not (self.a.follow_graph and state[0]):
+            return None
+        if any(t is not None and (t.inference or t.graph) for t in operands):
+            return Taint(inference=False, graph=True)
+        return None
 
     def _expr(self, expr: ast.expr | None, state: State, in_region: bool) -> Taint | None:
         if expr is None:
@@ -804,21 +854,11 @@ class _Walker:
         if isinstance(expr, ast.Name):
             if expr.id in self.names:
                 return self.names[expr.id]
-            if expr.id in self.fn.module.assigns or expr.id in self.globals:
-                return self.a.tainted_global((id(self.fn.module), expr.id))
+            if self._is_module_level(expr.id):
+                return self.a.tainted_global(self.fn.module, expr.id)
             return None
         if isinstance(expr, ast.Attribute):
-            base = self._expr(expr.value, state, in_region)
-            if expr.attr in NON_TENSOR_ATTRS:
-                return None
-            if base is not None:
-                return base if not base.parts else Taint(container=True, origin=base.origin)
-            for t in self.index.infer(expr.value, self.fn):
-                if isinstance(t, Instance):
-                    found = self.a.tainted_attr(t.cls, expr.attr)
-                    if found is not None:
-                        return found
-            return None
+            return self._attribute(expr, state, in_region)
         if isinstance(expr, ast.Subscript):
             base = self._expr(expr.value, state, in_region)
             self._expr(expr.slice, state, in_region)
@@ -826,52 +866,43 @@ class _Walker:
                 return None
             if base.parts is not None and isinstance(expr.slice, ast.Constant) and isinstance(expr.slice.value, int):
                 return base.part(expr.slice.value)
-            return Taint(container=False, origin=base.origin) if not base.container else base
+            return base.as_element() if base.container else base
         if isinstance(expr, ast.Call):
             return self._call(expr, state, in_region)
         if isinstance(expr, (ast.Tuple, ast.List, ast.Set)):
             parts = [self._expr(e.value if isinstance(e, ast.Starred) else e, state, in_region) for e in expr.elts]
             if not any(parts):
                 return None
-            origin = next(p.origin for p in parts if p)
             if isinstance(expr, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in expr.elts):
-                return Taint(parts=tuple(parts), origin=origin)
-            return Taint(container=True, origin=origin)
+                return Taint(parts=tuple(parts))
+            return _any(parts).held()
         if isinstance(expr, ast.Dict):
-            parts = [self._expr(v, state, in_region) for v in expr.values]
-            for k in expr.keys:
-                self._expr(k, state, in_region)
-            found = [p for p in parts if p]
-            return Taint(container=True, origin=found[0].origin) if found else None
+            for key in expr.keys:
+                self._expr(key, state, in_region)
+            found = _any(self._expr(v, state, in_region) for v in expr.values)
+            return found.held() if found else None
         if isinstance(expr, ast.BinOp):
             left = self._expr(expr.left, state, in_region)
             right = self._expr(expr.right, state, in_region)
-            if not in_region and state[0] and isinstance(expr.op, SAVING_BINOPS):
-                if (left is not None and not left.container and self._is_parameter(expr.right)) or (
-                        right is not None and not right.container and self._is_parameter(expr.left)):
-                    self.a.hazard("record", self.frame, expr, f"`{_short(expr)}` with a parameter", 0, ERR_SAVED)
-            return None  # a computing op outside the mode makes a normal tensor
+            if not in_region and state[0] and isinstance(expr.op, SAVING_BINOPS) and (
+                    (left is not None and left.inference and not left.container and self._is_parameter(expr.right))
+                    or (right is not None and right.inference and not right.container
+                        and self._is_parameter(expr.left))):
+                self.a.hazard("record", self.frame, expr, f"`{_short(expr)}` with a parameter", 0, ERR_SAVED)
+            return self._computed([left, right], state)
         if isinstance(expr, ast.UnaryOp):
-            self._expr(expr.operand, state, in_region)
-            return None
-        if isinstance(expr, (ast.BoolOp,)):
-            results = [self._expr(v, state, in_region) for v in expr.values]
-            out = None
-            for r in results:
-                out = _merge(out, r)
-            return out
+            return self._computed([self._expr(expr.operand, state, in_region)], state)
+        if isinstance(expr, ast.BoolOp):
+            return _any(self._expr(v, state, in_region) for v in expr.values)
         if isinstance(expr, ast.IfExp):
             self._expr(expr.test, state, in_region)
             return _merge(self._expr(expr.body, state, in_region), self._expr(expr.orelse, state, in_region))
         if isinstance(expr, ast.Compare):
-            self._expr(expr.left, state, in_region)
-            for c in expr.comparators:
-                self._expr(c, state, in_region)
-            return None
+            _any([self._expr(expr.left, state, in_region),
+                  *(self._expr(c, state, in_region) for c in expr.comparators)])
+            return None  # a boolean mask carries no graph
         if isinstance(expr, ast.NamedExpr):
-            value = self._expr(expr.value, state, in_region)
-            if in_region:
-                value = value or Taint(origin=self.origin)
+            value = self._value(expr.value, state, in_region)
             if value is not None:
                 self.names[expr.target.id] = value
             return value
@@ -881,121 +912,123 @@ class _Walker:
                 if iterated is not None:
                     for name in ast.walk(generator.target):
                         if isinstance(name, ast.Name):
-                            self.names[name.id] = Taint(origin=iterated.origin)
+                            self.names[name.id] = iterated.as_element()
             elt = expr.value if isinstance(expr, ast.DictComp) else expr.elt
             inner = self._expr(elt, state, in_region)
-            return Taint(container=True, origin=inner.origin) if inner is not None else None
-        if isinstance(expr, (ast.Yield, ast.YieldFrom, ast.Await)):
+            return inner.held() if inner is not None else None
+        if isinstance(expr, (ast.Yield, ast.YieldFrom, ast.Await, ast.Starred)):
             return self._expr(expr.value, state, in_region)
-        if isinstance(expr, ast.Starred):
-            return self._expr(expr.value, state, in_region)
-        if isinstance(expr, ast.JoinedStr):
-            for v in expr.values:
-                self._expr(v, state, in_region)
+        for child in ast.iter_child_nodes(expr):
+            if isinstance(child, ast.expr):
+                self._expr(child, state, in_region)
+        return None
+
+    def _attribute(self, expr: ast.Attribute, state: State, in_region: bool) -> Taint | None:
+        base = self._expr(expr.value, state, in_region)
+        if expr.attr in NON_TENSOR_ATTRS:
             return None
-        if isinstance(expr, ast.FormattedValue):
-            self._expr(expr.value, state, in_region)
-            return None
+        if base is not None:
+            return base.as_element() if base.container or base.parts else base
+        for t in self.index.infer(expr.value, self.fn):
+            if isinstance(t, Instance):
+                found = self.a.tainted_attr(t.cls, expr.attr)
+                if found is not None:
+                    return found
         return None
 
     def _call(self, call: ast.Call, state: State, in_region: bool) -> Taint | None:
         site = self.sites.get(id(call))
         func = call.func
-        receiver = self._expr(func.value, state, in_region) if isinstance(func, ast.Attribute) else None
-        if not isinstance(func, ast.Attribute):
-            callee_value = self._expr(func, state, in_region) if not isinstance(func, ast.Name) else None
-            del callee_value
+        method = func.attr if isinstance(func, ast.Attribute) else None
+        receiver = self._expr(func.value, state, in_region) if isinstance(func, ast.Attribute) else (
+            self._expr(func, state, in_region) if not isinstance(func, ast.Name) else None)
         args = [self._expr(a.value if isinstance(a, ast.Starred) else a, state, in_region) for a in call.args]
         kwargs = {kw.arg: self._expr(kw.value, state, in_region) for kw in call.keywords}
         seeded = self.frame.calls.get(id(call))
         if seeded is not None:
             return seeded
-        tainted_args = any(args) or any(kwargs.values())
-        method = func.attr if isinstance(func, ast.Attribute) else None
-        in_place = method is not None and method.endswith("_") and not method.endswith("__")
+        passed = [*args, *kwargs.values()]
+        tainted = _any(passed)
+        resolved = site is not None and (site.callees or site.constructs)
 
-        # Methods called on a region tensor (or container of them).
-        if receiver is not None and (site is None or not site.callees):
-            if in_place and not in_region and state[1] and not receiver.container:
-                if method == "requires_grad_":
-                    self.a.hazard("inplace", self.frame, call, f"`{_short(call)}`", 1, ERR_REQUIRES_GRAD)
-                else:
-                    self.a.hazard("inplace", self.frame, call, f"the in-place `{_short(call)}`", 1, ERR_INPLACE)
-            if method in CONTAINER_STORE_METHODS:
-                value = next((a for a in args if a), None) or next((v for v in kwargs.values() if v), None)
-                if value is not None:
-                    self._store_into(func.value, value, state, in_region, call)  # type: ignore[arg-type]
-                return None
-            if method in NON_TENSOR_METHODS:
-                return None
-            if method in VIEW_METHODS or in_place:
-                return Taint(container=receiver.container and method in ("get", "values", "items", "pop", "copy",
-                                                                         "keys"), origin=receiver.origin) \
-                    if method not in ("get", "pop") else Taint(origin=receiver.origin)
-            if in_region:
-                return Taint(origin=self.origin)
+        if method in CONTAINER_STORE_METHODS and not resolved:
+            if tainted is not None:
+                self._store_into(func.value, tainted, call)
             return None
-
-        if method in CONTAINER_STORE_METHODS and site is not None and not site.callees and tainted_args:
-            value = next((a for a in args if a), None) or next((v for v in kwargs.values() if v), None)
-            self._store_into(func.value, value, state, in_region, call)  # type: ignore[arg-type]
-            return None
-
+        if receiver is not None and not resolved:
+            return self._tensor_method(call, method, receiver, tainted, state, in_region)
         if site is None:
-            return Taint(origin=self.origin) if in_region else None
+            return self.a.region_value() if in_region else None
 
-        # Calls that record autograd: a module with parameters, or an op with a parameter operand.
-        if not in_region and tainted_args:
-            recording = [t for t in site.module_types if self.index.has_parameters(t) and not (
-                isinstance(t, Instance) and t.cls.lookup("forward") is not None)]
-            if recording and state[0]:
-                what = _describe_module(recording[0])
-                self.a.hazard("record", self.frame, call, f"`{_short(call)}` ({what}, a module with parameters)",
-                              0, ERR_SAVED)
-            if site.external in PARAMETER_FUNCTIONS and state[0] and any(
-                    self._is_parameter(a) for a in [*call.args, *(kw.value for kw in call.keywords)]):
-                self.a.hazard("record", self.frame, call, f"`{_short(call)}` with a parameter operand", 0, ERR_SAVED)
+        if not in_region and tainted is not None and tainted.inference and state[0]:
+            self._check_recording(call, site, passed)
 
-        # Project functions and methods: follow the tensors into them.
-        result: Taint | None = None
-        if site.callees and (tainted_args or receiver is not None):
-            call_state = state
+        result = None
+        if site.callees and (tainted is not None or receiver is not None or in_region):
             for callee in site.callees:
-                if callee.name == "__init__" and site.constructs:
+                if callee.name == "__init__" and site.constructs or callee.is_async or callee.is_jit:
                     continue
                 params = _map_arguments(callee, call, args, kwargs, receiver, site)
-                if not params:
+                # A callee that already runs under inference mode made inference tensors before the
+                # rewrite too: only the region's own values are followed into it.
+                inside = in_region and self.a.states.decorator_mode(callee) != "inference"
+                if not params and not inside:
                     continue
-                if callee.is_async or callee.is_jit:
-                    continue
-                returned = self.a.call_into(self.frame, callee, params, call_state, call.lineno)
-                result = _merge(result, returned)
-        if site.constructs and (tainted_args or receiver is not None):
-            origin = next((a.origin for a in [*args, *kwargs.values()] if a), self.origin)
-            result = _merge(result, Taint(container=True, origin=origin))
+                result = _merge(result, self.a.call_into(self.frame, callee, params, state, call.lineno,
+                                                         inside=inside))
+                if in_region and callee.is_cached:
+                    self.a.schedule_callers_of_cached(callee, self.frame)
+        if site.constructs and (tainted is not None or receiver is not None):
+            result = _merge(result, (tainted or receiver).held())
 
         if in_region:
-            # Everything computed under the mode is an inference tensor.
-            if site.external and site.external.startswith("torch.") or site.callees or site.module_types:
-                return result or Taint(origin=self.origin)
-            return result or (Taint(origin=self.origin) if tainted_args else None)
-
+            return _merge(result, self._region_shaped(call))
         if site.external is not None:
-            name = site.external
-            if name in VIEW_FUNCTIONS and tainted_args:
-                origin = next(a.origin for a in [*args, *kwargs.values()] if a)
-                return Taint(origin=origin)
-            if name.rpartition(".")[2] in CONTAINER_BUILDERS or (
-                    name in ("builtins.dict", "builtins.list", "builtins.tuple")):
-                return _first_container(args, kwargs)
-            return None
+            if site.external in VIEW_FUNCTIONS and tainted is not None:
+                return tainted.as_element() if tainted.container else tainted
+            if site.external.rpartition(".")[2] in CONTAINER_BUILDERS:
+                return tainted.held() if tainted is not None else None
+            return _merge(result, self._computed(passed, state) if site.external.startswith("torch.") else None)
         if isinstance(func, ast.Name) and func.id in CONTAINER_BUILDERS:
-            return _first_container(args, kwargs)
+            return tainted.held() if tainted is not None else None
         if isinstance(func, ast.Name) and func.id in NON_TENSOR_BUILTINS:
             return None
-        if site.unresolved and tainted_args and state[0]:
+        if site.module_types and not site.callees:
+            return _merge(result, self._computed(passed, state))
+        if site.unresolved and tainted is not None and state[0] and (tainted.inference or tainted.graph):
             self.a.note_unresolved(self.frame, call)
         return result
+
+    def _tensor_method(self, call: ast.Call, method: str | None, receiver: Taint, tainted: Taint | None,
+                       state: State, in_region: bool) -> Taint | None:
+        """A method the index cannot resolve, called on a region value: a tensor (or dict/list) method."""
+        in_place = method is not None and method.endswith("_") and not method.endswith("__")
+        if in_place and not in_region and state[1] and receiver.inference and not receiver.container:
+            if method == "requires_grad_":
+                self.a.hazard("inplace", self.frame, call, f"`{_short(call)}`", 1, ERR_REQUIRES_GRAD)
+            else:
+                self.a.hazard("inplace", self.frame, call, f"the in-place `{_short(call)}`", 1, ERR_INPLACE)
+        if in_region:
+            return self.a.region_value()
+        if method in NON_TENSOR_METHODS:
+            return None
+        if method in ("get", "pop", "values", "items", "keys", "copy") and receiver.container:
+            return receiver.as_element() if method in ("get", "pop") else receiver
+        if method in VIEW_METHODS or in_place:
+            return receiver
+        return self._computed([receiver, tainted], state)
+
+    def _check_recording(self, call: ast.Call, site: CallSite, passed: list) -> None:
+        """A module with parameters, or an op with a parameter operand, on a grad-on path."""
+        recording = [t for t in site.module_types if self.index.has_parameters(t) and not (
+            isinstance(t, Instance) and t.cls.lookup("forward") is not None)]
+        if recording:
+            what = _describe_module(recording[0])
+            self.a.hazard("record", self.frame, call, f"`{_short(call)}` ({what}, a module with parameters)", 0,
+                          ERR_SAVED)
+        elif site.external in PARAMETER_FUNCTIONS and any(
+                self._is_parameter(a) for a in [*call.args, *(kw.value for kw in call.keywords)]):
+            self.a.hazard("record", self.frame, call, f"`{_short(call)}` with a parameter operand", 0, ERR_SAVED)
 
     def _is_parameter(self, expr: ast.expr) -> bool:
         """`self.w` where `w` is an `nn.Parameter` of the class, or `<module>.weight`/`.bias`."""
@@ -1010,20 +1043,12 @@ class _Walker:
         return False
 
 
-def _apply(state: State, mode: str | None) -> State:
-    return transfer(state, mode)
-
-
 def _global_names(fn: FunctionInfo) -> set[str]:
     names: set[str] = set()
     for node in own_nodes(fn.node):
         if isinstance(node, ast.Global):
             names.update(node.names)
     return names
-
-
-def _as_load(target: ast.expr) -> ast.expr:
-    return target
 
 
 def _short(node: ast.AST) -> str:
@@ -1052,13 +1077,6 @@ def _describe_module(t) -> str:
     return "module"
 
 
-def _first_container(args: list, kwargs: dict) -> Taint | None:
-    for value in [*args, *kwargs.values()]:
-        if value is not None:
-            return Taint(container=True, origin=value.origin)
-    return None
-
-
 def _map_arguments(callee: FunctionInfo, call: ast.Call, args: list, kwargs: dict, receiver: Taint | None,
                    site: CallSite) -> dict[str, Taint]:
     """Which of the callee's parameters receive region tensors."""
@@ -1078,16 +1096,16 @@ def _map_arguments(callee: FunctionInfo, call: ast.Call, args: list, kwargs: dic
             starred = True
             if taint is not None:
                 for name in positional[position:]:
-                    params[name] = Taint(origin=taint.origin)
+                    params[name] = taint.as_element()
                 if node.vararg:
-                    params[node.vararg.arg] = Taint(container=True, origin=taint.origin)
+                    params[node.vararg.arg] = taint.held()
             continue
         if taint is None or starred:
             continue
         if position < len(positional):
             params[positional[position]] = taint
         elif node.vararg:
-            params[node.vararg.arg] = Taint(container=True, origin=taint.origin)
+            params[node.vararg.arg] = taint.held()
     names = {a.arg for a in [*node.posonlyargs, *node.args, *node.kwonlyargs]}
     for kw in call.keywords:
         taint = kwargs.get(kw.arg)
@@ -1096,13 +1114,13 @@ def _map_arguments(callee: FunctionInfo, call: ast.Call, args: list, kwargs: dic
         if kw.arg is None:  # **mapping: every keyword parameter may receive one
             for name in names:
                 if name != callee.receiver:
-                    params[name] = Taint(origin=taint.origin)
+                    params[name] = taint.as_element()
             if node.kwarg:
-                params[node.kwarg.arg] = Taint(container=True, origin=taint.origin)
+                params[node.kwarg.arg] = taint.held()
         elif kw.arg in names:
             params[kw.arg] = taint
         elif node.kwarg:
-            params[node.kwarg.arg] = Taint(container=True, origin=taint.origin)
+            params[node.kwarg.arg] = taint.held()
     return params
 
 

@@ -878,8 +878,16 @@ class ProjectIndex:
             name = self.qualify(fn.module, func, fn)
             if name is not None and not name.startswith(tuple(f"{m}." for m in self._project_roots())):
                 site.external = name
+            elif isinstance(func, ast.Attribute):
+                # `x.m()` on an object of unknown type can only reach project code through a method named `m`.
+                site.unresolved = func.attr in self._method_names()
             elif not (isinstance(func, ast.Name) and func.id in _BUILTINS):
                 site.unresolved = True
+
+    def _method_names(self) -> set[str]:
+        if not hasattr(self, "_methods"):
+            self._methods = {fn.name for fn in self.functions.values() if fn.is_method}
+        return self._methods
 
     def _project_roots(self) -> set[str]:
         if not hasattr(self, "_roots"):

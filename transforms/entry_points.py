@@ -1,0 +1,324 @@
+"""Put `@torch.inference_mode()` on inference methods that still run their modules with autograd on.
+
+Id: `entry-points`
+
+Rewrites
+--------
+A *candidate* is a public method (not `forward`, `__call__`, `__init__`, a
+property, a classmethod or a `from_*`/`load*` loader) that, entered with
+autograd on, reaches a call of a module with parameters outside every
+grad-off region, in its own body or through the functions it calls. Every
+such call records a graph and keeps activations for a backward pass that
+never comes.
+
+Candidates are decided from the top of the call graph down. A candidate is
+where the grad-on region *starts* when it has no caller in the project
+(public API) or is called on a grad-on path from code that is not itself a
+candidate (a `forward`, a helper, a script). Each start is treated as if its
+whole body ran under inference mode and goes through the same hazard analysis
+as a `no_grad` site; safe starts get `@torch.inference_mode()` (added as the
+innermost decorator, spelled the way the file refers to torch). Then the grad
+states are recomputed: a candidate whose every caller now runs grad-off is
+*covered* and left alone, so no region is opened twice.
+
+The regions added here are seen by the `inference-mode` transform in the same
+run (so a `no_grad` site whose tensors only flow into them can be converted).
+
+Refuses
+-------
+- `unsafe`, never fixable: the method writes persistent state (builds modules,
+  loads weights, writes parameters or buffers, moves modules) or switches
+  autograd back on; or it is training code (calls `.backward`,
+  `torch.autograd.grad`, an optimizer's or grad scaler's `step`, or computes and
+  returns a loss) or is reached from training code; the reason names the path.
+- `unsafe`, fixable: a tensor it returns or stores reaches an
+  autograd-recording operation (a module with parameters, the output of a
+  `forward` that runs with autograd on) or an in-place update outside
+  inference mode; or a call the analysis cannot resolve.
+- `not-applicable`: covered (every caller already runs it grad-off), or the
+  method opens its own grad-off region (its author drew the boundary by hand;
+  the tool looks at the methods it calls on the grad-on side instead).
+- `suppressed`: listed under `exclude` in `[tool.chatterbox-codemod.entry-points]`
+  of the target project's `pyproject.toml` (or a skip comment on the `def` line).
+  `include` there adds methods (qualified `pkg.mod.Class.method` or `Class.method`
+  patterns) to the candidates even when the analysis would not pick them.
+
+Fix safety
+----------
+`applied` methods are safe within the project: nothing they return or store
+meets autograd or an in-place update outside inference mode on any path the
+analysis can resolve, and no training code reaches them. Their return values
+become inference tensors; when they go to callers outside the project the
+reason says so, because such a caller must not modify them in place or feed
+them to a backward pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+from typing import Sequence
+
+import libcst as cst
+
+from codemod.gradflow import FlowAnalyzer, GradStates, Region
+from codemod.index import External, FunctionInfo, ProjectIndex, own_nodes
+from codemod.report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, Site
+
+from .base import AnalysisContext, ScopeTracker, Transform, ensure_torch, inference_mode_call, local_qualname
+
+NEVER_CANDIDATES = frozenset({"forward", "__call__", "__init__"})
+OPTIMIZER_HINTS = ("optim", "scaler", "opt")
+
+
+class EntryPoints(Transform):
+    id = "entry-points"
+    rewrite_order = 1
+
+    def analyze(self, context: AnalysisContext) -> list[Site]:
+        index = context.index
+        config = context.options.get("config")
+        include = list(getattr(config, "entry_points_include", []) or [])
+        exclude = list(getattr(config, "entry_points_exclude", []) or [])
+        training = _training_functions(index)
+        trained_from = _reached_from(index, training)
+        reach = _WorkFinder(index, context.where)
+
+        considered = [fn for fn in index.functions.values() if fn.module.path in context.targets and
+                      (_is_candidate_shape(fn) or _matches(fn, include))]
+        candidates = [fn for fn in considered if _matches(fn, include) or reach.work_of(fn) is not None]
+        sites: dict[int, Site] = {}
+        undecided: dict[int, FunctionInfo] = {}
+        for fn in candidates:
+            site = _new_site(self.id, fn)
+            sites[id(fn)] = site
+            if _matches(fn, exclude):
+                site.status = SUPPRESSED
+                site.reason = "listed under `exclude` in [tool.chatterbox-codemod.entry-points]"
+            elif (own := _own_grad_region(index, fn)) is not None:
+                site.status = NOT_APPLICABLE
+                site.reason = (f"{fn.short} opens its own grad-off region at line {own}; the tool keeps the "
+                               "author's boundary and looks at the methods it calls on the grad-on side instead")
+            else:
+                undecided[id(fn)] = fn
+
+        # Every start is judged against the grad states of the code as it is (plus the regions of
+        # earlier transforms): a method whose every caller runs grad-off is covered already.
+        states = GradStates(index, context.inference_regions)
+        flow = FlowAnalyzer(index, states, context.where, follow_graph=True)
+        for fn in undecided.values():
+            site = sites[id(fn)]
+            if not states.entry(fn)[0] and not _matches(fn, include):
+                site.status = NOT_APPLICABLE
+                site.reason = (f"covered: every caller in the project already runs {fn.short} grad-off "
+                               f"({_covering_callers(index, states, fn)})")
+                continue
+            self._judge(site, fn, states, flow, reach, training, trained_from)
+        return list(sites.values())
+
+    def _judge(self, site: Site, fn: FunctionInfo, states: GradStates, flow: FlowAnalyzer, reach: "_WorkFinder",
+               training: dict[int, str], trained_from: dict[int, list[str]]) -> None:
+        work = reach.work_of(fn)
+        what = (f"{fn.short} runs modules with autograd on ({work})" if work else
+                f"{fn.short} is listed under `include` in [tool.chatterbox-codemod.entry-points]")
+        if id(fn) in training:
+            site.status, site.fixable = UNSAFE, False
+            site.reason = (f"{what}, but it is training code ({training[id(fn)]}); inference mode would break its "
+                           "backward pass.")
+            return
+        report = flow.analyze(Region(fn))
+        notes = f" Note: {'; '.join(report.notes)}." if report.notes else ""
+        if report.safe and id(fn) not in trained_from:
+            site.status = APPLIED
+            site.reason = (f"{what}, and nothing it returns or stores reaches autograd or an in-place update "
+                           f"outside inference mode: decorated with @torch.inference_mode().{notes}")
+            site.makes_inference = fn
+            return
+        site.status = UNSAFE
+        problems = []
+        if not report.safe:
+            first = next((h for h in report.hazards if not h.fixable), report.hazards[0])
+            more = f" ({len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
+            problems.append(f"as a region {first.message}{more}")
+        if id(fn) in trained_from:
+            problems.append(f"it is reached from training code ({' -> '.join(trained_from[id(fn)])}), whose "
+                            "graph inference mode would cut")
+        site.fixable = report.fixable and id(fn) not in trained_from
+        site.reason = f"{what}, but {'; and '.join(problems)}.{notes}"
+
+    def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
+        module, torch = ensure_torch(module)
+        adder = _DecoratorAdder({s.anchor["scope"]: s for s in sites}, torch)
+        rewritten = module.visit(adder)
+        missing = [s for s in sites if s.anchor["scope"] not in adder.done]
+        if missing:
+            raise LookupError(f"method {missing[0].anchor['scope']} not found in the parsed file")
+        return rewritten
+
+
+class _DecoratorAdder(ScopeTracker):
+    def __init__(self, wanted: dict[str, Site], torch: str):
+        super().__init__()
+        self.wanted = wanted
+        self.torch = torch
+        self.done: set[str] = set()
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.CSTNode:
+        path = self.path
+        result = super().leave_FunctionDef(original_node, updated_node)
+        if path in self.wanted and path not in self.done:
+            self.done.add(path)
+            decorator = cst.Decorator(decorator=inference_mode_call(self.torch))
+            return updated_node.with_changes(decorators=[*updated_node.decorators, decorator])
+        return result
+
+
+def _new_site(transform_id: str, fn: FunctionInfo) -> Site:
+    return Site(
+        transform=transform_id, path=fn.module.path, line=fn.node.lineno, symbol=fn.short, status=NOT_APPLICABLE,
+        reason="", anchor={"scope": local_qualname(fn.qualname, fn.module).split("@")[0]},
+        suppress_lines=tuple(sorted({fn.node.lineno, *(d.lineno for d in fn.node.decorator_list)})),
+    )
+
+
+def _is_candidate_shape(fn: FunctionInfo) -> bool:
+    """Public methods that could be inference entry points."""
+    if not fn.is_method or fn.name.startswith("_") or fn.name in NEVER_CANDIDATES:
+        return False
+    if fn.is_async or fn.is_jit or fn.is_classmethod or fn.grad_decorator is not None:
+        return False
+    if fn.name.startswith(("from_", "load")):
+        return False
+    return not any(d in ("property", "functools.cached_property") or (d or "").endswith(".setter")
+                   for d in fn.decorators)
+
+
+def _matches(fn: FunctionInfo, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(fn.qualname, p) or fnmatch.fnmatchcase(fn.short, p) for p in patterns)
+
+
+def _own_grad_region(index: ProjectIndex, fn: FunctionInfo) -> int | None:
+    for node in own_nodes(fn.node):
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                if index.grad_mode_of(fn.module, item.context_expr, fn) in ("no_grad", "inference"):
+                    return node.lineno
+    return None
+
+
+def _covering_callers(index: ProjectIndex, states: GradStates, fn: FunctionInfo) -> str:
+    names = []
+    for site in index.callers_of(fn):
+        caller = site.caller
+        how = ("decorated by an earlier transform" if id(caller) in states.overlay else
+               "under its decorator" if states.decorator_mode(caller) in ("no_grad", "inference") else
+               "inside a grad-off block" if site.modes else "itself called grad-off")
+        names.append(f"{caller.short}, {how}")
+    return "; ".join(dict.fromkeys(names)) or "no callers"
+
+
+class _WorkFinder:
+    """Whether a function, entered with autograd on, reaches a module call that records autograd."""
+
+    def __init__(self, index: ProjectIndex, where):
+        self.index = index
+        self.where = where
+        self._memo: dict[int, list[str] | None] = {}
+
+    def work_of(self, fn: FunctionInfo) -> str | None:
+        """`A -> B -> \`self.conv(...)\` (file:line)`: the first grad-on module call `fn` reaches, or None."""
+        chain = self._search(fn, set())
+        return " -> ".join(chain) if chain else None
+
+    def _search(self, fn: FunctionInfo, active: set[int]) -> list[str] | None:
+        if id(fn) in self._memo:
+            return self._memo[id(fn)]
+        if id(fn) in active or fn.grad_decorator in ("no_grad", "inference"):
+            return None
+        active.add(id(fn))
+        found = None
+        for site in fn.calls:
+            if any(mode in ("no_grad", "inference") for mode in site.modes):
+                continue
+            if any(self.index.has_parameters(t) for t in site.module_types):
+                found = [f"`{site.describe()}(...)` ({self.where(fn, site.line)})"]
+                break
+            for callee in site.callees:
+                if callee.name == "__init__":
+                    continue
+                inner = self._search(callee, active)
+                if inner is not None:
+                    found = [callee.short, *inner]
+                    break
+            if found:
+                break
+        active.discard(id(fn))
+        self._memo[id(fn)] = found
+        return found
+
+
+def _training_functions(index: ProjectIndex) -> dict[int, str]:
+    """Functions that are training code, with what shows it."""
+    found: dict[int, str] = {}
+    for fn in index.functions.values():
+        why = _training_evidence(index, fn)
+        if why:
+            found[id(fn)] = why
+    return found
+
+
+def _training_evidence(index: ProjectIndex, fn: FunctionInfo) -> str | None:
+    for site in fn.calls:
+        func = site.node.func
+        if isinstance(func, ast.Attribute):
+            if func.attr == "backward":
+                return f"calls `{ast.unparse(func)}()` at line {site.line}"
+            if func.attr == "step" and _looks_like_optimizer(index, fn, func.value):
+                return f"calls `{ast.unparse(func)}()` at line {site.line}"
+        if site.external in ("torch.autograd.grad", "torch.autograd.backward"):
+            return f"calls `{site.external}` at line {site.line}"
+    returns_loss = any(
+        isinstance(node, ast.Return) and node.value is not None and _mentions_loss(node.value)
+        for node in own_nodes(fn.node)
+    )
+    if returns_loss and ("loss" in fn.name.lower() or _computes_loss(fn)):
+        return "computes and returns a loss"
+    return None
+
+
+def _looks_like_optimizer(index: ProjectIndex, fn: FunctionInfo, receiver: ast.expr) -> bool:
+    for t in index.infer(receiver, fn):
+        if isinstance(t, External) and (t.name.startswith("torch.optim.") or "GradScaler" in t.name):
+            return True
+    text = ast.unparse(receiver).lower()
+    return any(hint in text.rsplit(".", 1)[-1] for hint in OPTIMIZER_HINTS)
+
+
+def _mentions_loss(expr: ast.expr) -> bool:
+    return any(isinstance(n, ast.Name) and "loss" in n.id.lower() for n in ast.walk(expr)) or any(
+        isinstance(n, ast.Attribute) and "loss" in n.attr.lower() for n in ast.walk(expr))
+
+
+def _computes_loss(fn: FunctionInfo) -> bool:
+    for node in own_nodes(fn.node):
+        if isinstance(node, ast.Call):
+            name = ast.unparse(node.func).lower()
+            if "loss" in name or name.endswith(("cross_entropy", "mse", "l1", "nll")):
+                return True
+    return False
+
+
+def _reached_from(index: ProjectIndex, training: dict[int, str]) -> dict[int, list[str]]:
+    """Functions reachable from training code, with one path each (training function first)."""
+    paths: dict[int, list[str]] = {}
+    queue = [fn for fn in index.functions.values() if id(fn) in training]
+    for fn in queue:
+        paths.setdefault(id(fn), [fn.short])
+    while queue:
+        fn = queue.pop(0)
+        for site in fn.calls:
+            for callee in site.callees:
+                if id(callee) not in paths:
+                    paths[id(callee)] = [*paths[id(fn)], callee.short]
+                    queue.append(callee)
+    return {key: path for key, path in paths.items() if key not in training}
