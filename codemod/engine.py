@@ -35,7 +35,7 @@ from transforms.base import AnalysisContext, Transform
 
 from .config import Config
 from .index import ProjectIndex, build_index
-from .report import APPLIED, SUPPRESSED, UNSAFE, FileError, FileResult, Report, Site
+from .report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, FileError, FileResult, Report, Site
 from .sources import (
     SourceError,
     SourceFile,
@@ -179,6 +179,8 @@ def _finalize(sites: list[Site], index: ProjectIndex, unsafe_fixes: bool) -> Non
             site.status, site.reason = SUPPRESSED, "the file carries `# chatterbox-codemod: skip-file`"
         elif module is not None and any(line in module.skip_lines for line in (site.line, *site.suppress_lines)):
             site.status, site.reason = SUPPRESSED, "marked `# chatterbox-codemod: skip`"
+        if site.status in (NOT_APPLICABLE, SUPPRESSED):
+            site.fixable = False
         site.rewritten = site.status == APPLIED or (site.status == UNSAFE and site.fixable and unsafe_fixes)
 
 

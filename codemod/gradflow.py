@@ -543,7 +543,7 @@ class FlowAnalyzer:
         self._returned.add(id(fn))
         callers = self.index.callers_of(fn)
         if not callers:
-            self._external_return(fn, taint)
+            self._external_return(fn, taint, path)
             return
         for site in callers:
             if site.caller is self._region.fn and self._region.block is None:
@@ -552,22 +552,24 @@ class FlowAnalyzer:
             self._pending.append(_Frame(fn=site.caller, state=self.states.entry(site.caller),
                                         calls={id(site.node): taint}, path=(*path, step)))
 
-    def _external_return(self, fn: FunctionInfo, taint: Taint) -> None:
-        """Values a function with no caller in the project returns: noted, and a hazard from a grad-on forward."""
+    def _external_return(self, fn: FunctionInfo, taint: Taint, path: tuple[str, ...]) -> None:
+        """What a function with no caller in the project returns: noted, and a hazard from a `forward`."""
         taint = taint.whole()
-        if fn.name not in ("forward", "__call__") or not self.states.entry(fn)[0]:
+        if fn.name not in ("forward", "__call__"):
             if taint.inference:
                 self._report.note(f"{fn.short} hands inference tensors to callers outside the project")
             return
+        flow = self._flow(_Frame(fn=fn, state=PUBLIC, path=path))
         if taint.inference:
             self._report.add(Hazard(
                 "record", True,
-                f"they become the output of {fn.short}, a module forward that callers outside the project may run "
-                f"with autograd on: a training step through it would fail with `{ERR_SAVED}`"))
+                f"{flow} become the output of {fn.short}, a module forward whose callers outside the project may "
+                f"use it with autograd on (a frozen module feeding a trained one, say): that fails with "
+                f"`{ERR_SAVED}`"))
         elif taint.graph:
             self._report.add(Hazard(
                 "graph", True,
-                f"values computed from them with autograd on become the output of {fn.short}, a module forward "
+                f"values computed from {flow} with autograd on become the output of {fn.short}, a module forward "
                 "that callers outside the project may train: under inference mode no gradient would reach the "
                 "parameters the region uses (training breaks silently)"))
 

@@ -3,10 +3,11 @@
 Each case is a one-file project. The test runs the engine with only that
 transform selected and checks the rewritten text, the verdicts (when a
 report file exists) and idempotence: running again over the expected output
-changes nothing. Cases whose name starts with `noop_` must have no `.out.py`
-(the input must come back unchanged).
+changes nothing. A case without `.out.py` must come back unchanged (refusals);
+cases named `noop_*` are the patterns the transform never touches.
 
-A case may carry options on its first line: `# fixture-options: --unsafe-fixes`.
+A case may carry options on its first line (`# fixture-options: --unsafe-fixes`)
+and a `<case>.pyproject.toml` that becomes the project's pyproject.toml.
 Set UPDATE_FIXTURES=1 to rewrite the expected files from the current output.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from codemod.config import load_config
 from conftest import FIXTURES, run_engine
 
 UPDATE = os.environ.get("UPDATE_FIXTURES") == "1"
@@ -35,15 +37,15 @@ def _options(text: str) -> dict:
     return {"unsafe_fixes": "--unsafe-fixes" in first} if first.startswith("# fixture-options:") else {}
 
 
-def _run(transform: str, folder: Path, name: str, text: bytes, options: dict):
+def _run(transform: str, folder: Path, name: str, text: bytes, options: dict, pyproject: Path):
     project = folder / "project"
     if project.exists():
         shutil.rmtree(project)
     project.mkdir()
-    (project / "pyproject.toml").write_text("")
+    (project / "pyproject.toml").write_text(pyproject.read_text() if pyproject.exists() else "")
     path = project / f"{name}.py"
     path.write_bytes(text)
-    report = run_engine([path], select=[transform], project_root=project, **options)
+    report = run_engine([path], select=[transform], project_root=project, config=load_config(project), **options)
     assert not report.errors, [e.render(str(e.path)) for e in report.errors]
     rewritten = report.changed[0].rewritten if report.changed else text
     return report, rewritten
@@ -57,7 +59,8 @@ def test_fixture(transform, source, tmp_path):
     text = source.read_bytes()
     options = _options(text.decode("utf-8", "replace"))
 
-    report, rewritten = _run(transform, tmp_path, name, text, options)
+    pyproject = source.with_name(f"{name}.pyproject.toml")
+    report, rewritten = _run(transform, tmp_path, name, text, options, pyproject)
     sites = [site.to_json(report.rel(site.path)) for site in sorted(report.sites, key=lambda s: (s.line,
                                                                                                  s.anchor.get("item", 0)))]
     if UPDATE:
@@ -69,14 +72,14 @@ def test_fixture(transform, source, tmp_path):
 
     if name.startswith("noop_"):
         assert not expected_path.exists(), "a no-op case has no .out.py"
-        assert rewritten == text
+    if expected_path.exists():
+        assert rewritten.decode("utf-8") == expected_path.read_bytes().decode("utf-8")
     else:
-        assert expected_path.exists(), f"missing {expected_path.name}"
-        assert rewritten.decode("utf-8") == expected_path.read_text(encoding="utf-8")
+        assert rewritten == text, "no .out.py: the input must come back unchanged"
     if report_path.exists():
         assert sites == json.loads(report_path.read_text())
 
     # Idempotence: a second run over the result changes nothing.
-    again, rewritten_again = _run(transform, tmp_path, name, rewritten, options)
+    again, rewritten_again = _run(transform, tmp_path, name, rewritten, options, pyproject)
     assert rewritten_again == rewritten
     assert not again.changed

@@ -85,7 +85,7 @@ class EntryPoints(Transform):
         reach = _WorkFinder(index, context.where)
 
         considered = [fn for fn in index.functions.values() if fn.module.path in context.targets and
-                      (_is_candidate_shape(fn) or _matches(fn, include))]
+                      fn.grad_decorator is None and (_is_candidate_shape(fn) or _matches(fn, include))]
         candidates = [fn for fn in considered if _matches(fn, include) or reach.work_of(fn) is not None]
         sites: dict[int, Site] = {}
         undecided: dict[int, FunctionInfo] = {}
@@ -138,8 +138,9 @@ class EntryPoints(Transform):
         problems = []
         if not report.safe:
             first = next((h for h in report.hazards if not h.fixable), report.hazards[0])
-            more = f" ({len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
-            problems.append(f"as a region {first.message}{more}")
+            more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
+            subject = "it " if first.kind in ("state", "grad") else ""
+            problems.append(f"{subject}{first.message}{more}")
         if id(fn) in trained_from:
             problems.append(f"it is reached from training code ({' -> '.join(trained_from[id(fn)])}), whose "
                             "graph inference mode would cut")
@@ -226,7 +227,7 @@ class _WorkFinder:
         self._memo: dict[int, list[str] | None] = {}
 
     def work_of(self, fn: FunctionInfo) -> str | None:
-        """`A -> B -> \`self.conv(...)\` (file:line)`: the first grad-on module call `fn` reaches, or None."""
+        """The call chain to the first grad-on module call `fn` reaches (`A -> B -> self.conv(...)`), or None."""
         chain = self._search(fn, set())
         return " -> ".join(chain) if chain else None
 

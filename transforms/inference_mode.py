@@ -160,7 +160,7 @@ class InferenceMode(Transform):
         site.status = UNSAFE
         site.fixable = report.fixable
         first = report.hazards[0]
-        more = f" ({len(report.hazards) - 1} more hazard(s) of this kind)" if len(report.hazards) > 1 else ""
+        more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
         if not report.fixable:
             first = next(h for h in report.hazards if not h.fixable)
             site.reason = f"{what} {first.message}; inference mode cannot do that, so it is never rewritten{more}."
