@@ -99,10 +99,11 @@ def list_transforms() -> None:
 
 def _shown(path: Path) -> str:
     """A path as the user should see it: relative to the current directory when below it."""
+    absolute = Path(os.path.abspath(path))
     try:
-        return os.path.relpath(path)
+        return absolute.relative_to(Path.cwd()).as_posix()
     except ValueError:
-        return str(path)
+        return str(absolute)
 
 
 def _print_diff(report: Report) -> None:
@@ -111,7 +112,7 @@ def _print_diff(report: Report) -> None:
         encoding = _encoding_of(result.original)
         before = result.original.decode(encoding)
         after = result.rewritten.decode(encoding)
-        text = unified_diff(_shown(result.path).replace(os.sep, "/"), before.lstrip("\ufeff"), after.lstrip("\ufeff"))
+        text = unified_diff(_shown(result.path), before.lstrip("\ufeff"), after.lstrip("\ufeff"))
         out.write(text.encode(encoding))
     out.flush()
 
@@ -163,6 +164,9 @@ def _print_summary(report: Report, mode: str) -> None:
         click.echo(f"  {transform}: {counts}; {row['rewritten']} site{'s' * (row['rewritten'] != 1)} {verb}",
                    err=True)
 
+
+from benchmarks.cli import bench
+main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -243,7 +243,7 @@ class EffectScanner:
             return []
         seen.add(id(fn))
         if id(fn) not in self._memo:
-            nodes = list(own_nodes(fn.node))
+            nodes = fn.nodes
             self._memo[id(fn)] = self._lexical(fn, nodes, direct=False)
         found = list(self._memo[id(fn)])
         for site in fn.calls:
@@ -309,7 +309,7 @@ def _is_persistent_receiver(expr: ast.expr, fn: FunctionInfo) -> bool:
     if isinstance(expr, ast.Subscript):
         return _is_persistent_receiver(expr.value, fn)
     if isinstance(expr, ast.Name):
-        for node in own_nodes(fn.node):
+        for node in fn.nodes:
             if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, (ast.Name, ast.Tuple)):
                 names = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
                 if expr.id in names and isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute):
@@ -598,35 +598,29 @@ class FlowAnalyzer:
             if key in self._attr_taint:
                 continue
             self._attr_taint[key] = taint.whole()
-            step = f"stored on `{cls.name}.{attr}` ({self.where(frame.fn, line)})"
-            self._schedule_readers(frame, step, lambda fn, node: self._reads_attr(fn, node, cls, attr))
-
-    def _reads_attr(self, fn: FunctionInfo, node: ast.AST, cls: ClassInfo, attr: str) -> bool:
-        if not (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Load)):
-            return False
-        related = {id(c) for c in [cls, *cls.all_subclasses()]}
-        return any(isinstance(t, Instance) and id(t.cls) in related for t in self.index.infer(node.value, fn))
+            related = {id(c) for c in [cls, *cls.all_subclasses()]}
+            readers = [fn for fn, node in self.index.loads(attr) if isinstance(node, ast.Attribute) and any(
+                isinstance(t, Instance) and id(t.cls) in related for t in self.index.infer(node.value, fn))]
+            self._schedule_readers(frame, f"stored on `{cls.name}.{attr}` ({self.where(frame.fn, line)})", readers)
 
     def store_global(self, module: ModuleInfo, name: str, taint: Taint, frame: _Frame, line: int) -> None:
         key = (id(module), name)
         if key in self._global_taint:
             return
         self._global_taint[key] = taint.whole()
-        step = f"kept in the module-level `{name}` ({self.where(frame.fn, line)})"
-        self._schedule_readers(frame, step, lambda fn, node: fn.module is module and isinstance(node, ast.Name)
-                               and node.id == name and isinstance(node.ctx, ast.Load))
+        readers = [fn for fn, node in self.index.loads(name) if fn.module is module and isinstance(node, ast.Name)]
+        self._schedule_readers(frame, f"kept in the module-level `{name}` ({self.where(frame.fn, line)})", readers)
 
     def tainted_global(self, module: ModuleInfo, name: str) -> Taint | None:
         return self._global_taint.get((id(module), name))
 
-    def _schedule_readers(self, frame: _Frame, step: str, reads: Callable[[FunctionInfo, ast.AST], bool]) -> None:
+    def _schedule_readers(self, frame: _Frame, step: str, readers: Iterable[FunctionInfo]) -> None:
         """Every function that reads the stored value sees it, under its own grad state."""
-        for fn in self.index.functions.values():
+        for fn in dict.fromkeys(readers):
             if fn is self._region.fn and self._region.block is None:
                 continue  # reads inside the region run under inference mode
-            if any(reads(fn, node) for node in own_nodes(fn.node)):
-                self._pending.append(_Frame(fn=fn, state=self.states.entry(fn), path=(*frame.path, step,
-                                                                                      f"read by {fn.short}")))
+            self._pending.append(_Frame(fn=fn, state=self.states.entry(fn), path=(*frame.path, step,
+                                                                                  f"read by {fn.short}")))
 
     # -- findings --------------------------------------------------------------
 
@@ -1047,7 +1041,7 @@ class _Walker:
 
 def _global_names(fn: FunctionInfo) -> set[str]:
     names: set[str] = set()
-    for node in own_nodes(fn.node):
+    for node in fn.nodes:
         if isinstance(node, ast.Global):
             names.update(node.names)
     return names

@@ -240,6 +240,7 @@ class FunctionInfo:
     grad_decorator: str | None = None  # "no_grad" / "inference" / "enable_grad"
     calls: list[CallSite] = field(default_factory=list)
     local_defs: dict[str, "FunctionInfo"] = field(default_factory=dict)
+    _nodes: list | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"<function {self.qualname}>"
@@ -292,8 +293,12 @@ class FunctionInfo:
         positional = [*self.node.args.posonlyargs, *self.node.args.args]
         return positional[0].arg if positional else None
 
-    def location(self) -> str:
-        return f"{self.module.path.name}:{self.node.lineno}"
+    @property
+    def nodes(self) -> list[ast.AST]:
+        """Every node of the body, not descending into nested functions or classes (computed once)."""
+        if self._nodes is None:
+            self._nodes = list(_own_nodes(self.node))
+        return self._nodes
 
 
 # ---------------------------------------------------------------------------
@@ -369,6 +374,7 @@ class ProjectIndex:
         self._has_params: dict[int, bool] = {}
         self._is_module: dict[int, bool] = {}
         self._param_attrs: dict[int, frozenset] = {}
+        self._loads: dict[str, list] | None = None
 
     # -- construction ------------------------------------------------------
 
@@ -651,7 +657,7 @@ class ProjectIndex:
             resolved = self._annotation_types(annotation, fn.module, fn)
             out |= resolved
         if not out:
-            for node in _own_nodes(fn.node):
+            for node in fn.nodes:
                 if isinstance(node, ast.Return) and node.value is not None:
                     out |= self.infer(node.value, fn)
         self._return_stack.discard(key)
@@ -697,7 +703,7 @@ class ProjectIndex:
             elif arg.annotation is not None:
                 table[arg.arg] = self._annotation_types(arg.annotation, fn.module, fn)
         assigned: dict[str, list] = {}
-        for node in _own_nodes(fn.node):
+        for node in fn.nodes:
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     _bind(target, node.value, assigned)
@@ -912,6 +918,19 @@ class ProjectIndex:
 
     def callers_of(self, fn: FunctionInfo) -> list[CallSite]:
         return self.callers.get(id(fn), [])
+
+    def loads(self, name: str) -> list[tuple[FunctionInfo, ast.AST]]:
+        """Every read of `<anything>.name` or of the bare `name`, with the function it is in."""
+        if self._loads is None:
+            table: dict[str, list] = {}
+            for fn in self.functions.values():
+                for node in fn.nodes:
+                    if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                        table.setdefault(node.attr, []).append((fn, node))
+                    elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                        table.setdefault(node.id, []).append((fn, node))
+            self._loads = table
+        return self._loads.get(name, [])
 
     def function_at(self, path: Path, line: int) -> FunctionInfo | None:
         """The innermost function whose body contains `line` of the file at `path`."""
@@ -1153,7 +1172,7 @@ def _attribute_assignments(cls: ClassInfo, attr: str) -> Iterator[tuple[Function
         receiver = method.receiver
         if receiver is None:
             continue
-        for node in _own_nodes(method.node):
+        for node in method.nodes:
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
@@ -1185,7 +1204,7 @@ def _assigned_attrs(cls: ClassInfo) -> set[str]:
         receiver = method.receiver
         if receiver is None:
             continue
-        for node in _own_nodes(method.node):
+        for node in method.nodes:
             if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
                 if isinstance(node.value, ast.Name) and node.value.id == receiver:
                     names.add(node.attr)

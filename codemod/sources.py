@@ -120,7 +120,9 @@ def discover(targets: Iterable[Target], exclude: Iterable[str] = ()) -> Discover
                 else:
                     found.others.append((path, target))
                 continue
-            if path.suffix == ".py":
+            if not path.is_file():  # a FIFO or socket would block or fail on read
+                found.errors.append(SourceError(path, "not a regular file; skipped"))
+            elif path.suffix == ".py":
                 if path not in seen:
                     seen.add(path)
                     found.files.append((path, target))

@@ -62,7 +62,7 @@ from typing import Sequence
 import libcst as cst
 
 from codemod.gradflow import FlowAnalyzer, GradStates, Region
-from codemod.index import External, FunctionInfo, ProjectIndex, own_nodes
+from codemod.index import External, FunctionInfo, ProjectIndex
 from codemod.report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, Site
 
 from .base import AnalysisContext, ScopeTracker, Transform, ensure_torch, inference_mode_call, local_qualname
@@ -199,7 +199,7 @@ def _matches(fn: FunctionInfo, patterns: list[str]) -> bool:
 
 
 def _own_grad_region(index: ProjectIndex, fn: FunctionInfo) -> int | None:
-    for node in own_nodes(fn.node):
+    for node in fn.nodes:
         if isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
                 if index.grad_mode_of(fn.module, item.context_expr, fn) in ("no_grad", "inference"):
@@ -280,7 +280,7 @@ def _training_evidence(index: ProjectIndex, fn: FunctionInfo) -> str | None:
             return f"calls `{site.external}` at line {site.line}"
     returns_loss = any(
         isinstance(node, ast.Return) and node.value is not None and _mentions_loss(node.value)
-        for node in own_nodes(fn.node)
+        for node in fn.nodes
     )
     if returns_loss and ("loss" in fn.name.lower() or _computes_loss(fn)):
         return "computes and returns a loss"
@@ -301,7 +301,7 @@ def _mentions_loss(expr: ast.expr) -> bool:
 
 
 def _computes_loss(fn: FunctionInfo) -> bool:
-    for node in own_nodes(fn.node):
+    for node in fn.nodes:
         if isinstance(node, ast.Call):
             name = ast.unparse(node.func).lower()
             if "loss" in name or name.endswith(("cross_entropy", "mse", "l1", "nll")):

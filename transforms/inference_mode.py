@@ -65,7 +65,7 @@ from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from codemod.gradflow import FlowAnalyzer, Region
-from codemod.index import NO_GRAD, SET_GRAD_ENABLED, FunctionInfo, ModuleInfo, own_nodes
+from codemod.index import NO_GRAD, SET_GRAD_ENABLED, FunctionInfo, ModuleInfo
 from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE, Site
 
 from .base import AnalysisContext, Transform, ensure_torch, inference_mode_call, torch_name
@@ -115,7 +115,7 @@ class InferenceMode(Transform):
                 self._judge(site, flow.analyze(Region(fn)), f"`@{spelled}` on {fn.short}")
                 site.makes_inference = fn
             sites.append(site)
-        for node in own_nodes(fn.node):
+        for node in fn.nodes:
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 for position, item in enumerate(node.items):
                     sites.extend(self._with_site(context, flow, fn, node, position, item, blocked))
@@ -175,16 +175,17 @@ class InferenceMode(Transform):
             for node in fn.node.decorator_list:
                 if index.grad_mode_of(module, node, fn):
                     handled.update(id(n) for n in ast.walk(node))
-            for node in own_nodes(fn.node):
+            for node in fn.nodes:
                 if isinstance(node, (ast.With, ast.AsyncWith)):
                     for item in node.items:
                         if index.grad_mode_of(module, item.context_expr, fn):
                             handled.update(id(n) for n in ast.walk(item.context_expr))
+        aliases = {name for name, target in module.imports.items() if index.canonical(target) in NO_GRAD}
         sites = []
         for node in ast.walk(module.tree):
-            if id(node) in handled or not isinstance(node, (ast.Name, ast.Attribute)):
-                continue
-            if isinstance(node, ast.Attribute) and isinstance(getattr(node, "ctx", None), ast.Store):
+            if id(node) in handled or not (
+                    (isinstance(node, ast.Attribute) and node.attr == "no_grad" and isinstance(node.ctx, ast.Load))
+                    or (isinstance(node, ast.Name) and node.id in aliases)):
                 continue
             fn = index.function_at(module.path, node.lineno)
             if index.qualify(module, node, fn) not in NO_GRAD:
