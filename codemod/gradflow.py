@@ -821,7 +821,7 @@ class _Walker:
     def _is_module_level(self, name: str) -> bool:
         if name in self.globals:
             return True
-        if name in self.index.local_types(self.fn) or any(arg.arg == name for arg in self.fn.params()):
+        if name in self.index.local_names(self.fn):
             return False
         return name in self.fn.module.assigns
 

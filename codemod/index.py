@@ -170,6 +170,7 @@ class ClassInfo:
     bases: list["ClassInfo"] = field(default_factory=list)
     external_bases: list[str] = field(default_factory=list)
     subclasses: list["ClassInfo"] = field(default_factory=list)
+    _attributes: dict | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"<class {self.qualname}>"
@@ -296,7 +297,7 @@ class FunctionInfo:
     @property
     def nodes(self) -> list[ast.AST]:
         """Every node of the body, not descending into nested functions or classes (computed once)."""
-        if self._nodes is None:
+        if self._nodes is None:  # filled by the index's collection walk; this is for synthetic functions
             self._nodes = list(_own_nodes(self.node))
         return self._nodes
 
@@ -369,7 +370,8 @@ class ProjectIndex:
         self._attr_stack: set[tuple[int, str]] = set()
         self._return_types: dict[int, frozenset] = {}
         self._return_stack: set[int] = set()
-        self._local_types: dict[int, dict[str, frozenset]] = {}
+        self._local_sources: dict[int, dict[str, list]] = {}
+        self._local_types: dict[tuple[int, str], frozenset] = {}
         self._module_var_types: dict[tuple[int, str], frozenset] = {}
         self._has_params: dict[int, bool] = {}
         self._is_module: dict[int, bool] = {}
@@ -543,9 +545,8 @@ class ProjectIndex:
     def _infer_name(self, name: str, fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
         scope = fn
         while scope is not None:
-            local = self.local_types(scope)
-            if name in local:
-                return local[name]
+            if name in self.local_names(scope):
+                return self.local_type(scope, name)
             if name in scope.local_defs:
                 return frozenset({FuncRef(scope.local_defs[name])})
             scope = scope.parent
@@ -688,51 +689,54 @@ class ProjectIndex:
             return frozenset({External(name, instance=True)})
         return NOTHING
 
-    def local_types(self, fn: FunctionInfo) -> dict[str, frozenset]:
-        """Flow-insensitive types of a function's locals (parameters, assignments, loops, `with ... as`)."""
+    def local_names(self, fn: FunctionInfo) -> dict[str, list]:
+        """Where each local name of a function gets its value: parameters, assignments, loops, `with ... as`."""
         key = id(fn)
+        if key not in self._local_sources:
+            sources: dict[str, list] = {}
+            for arg in fn.params():
+                sources[arg.arg] = [("param", arg)]
+            for node in fn.nodes:
+                if isinstance(node, ast.Assign):
+                    for target in node.targets:
+                        _bind(target, node.value, sources)
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    sources.setdefault(node.target.id, []).append(("ann", node.annotation))
+                    if node.value is not None:
+                        sources[node.target.id].append(("expr", node.value))
+                elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+                    _bind(node.target, node.iter, sources, element=True)
+                elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                    _bind(node.optional_vars, node.context_expr, sources)
+                elif isinstance(node, ast.NamedExpr):
+                    _bind(node.target, node.value, sources)
+            self._local_sources[key] = sources
+        return self._local_sources[key]
+
+    def local_type(self, fn: FunctionInfo, name: str) -> frozenset:
+        """Flow-insensitive type of one local name (inferred on first use)."""
+        key = (id(fn), name)
         if key in self._local_types:
             return self._local_types[key]
-        table: dict[str, frozenset] = {}
-        self._local_types[key] = table  # guards recursion
+        self._local_types[key] = NOTHING  # guards recursion
+        out: set = set()
         owner = fn.cls if fn.parent is None else None
-        receiver = fn.receiver
-        for arg in fn.params():
-            if arg.arg == receiver and owner is not None:
-                table[arg.arg] = frozenset({ClassRef(owner) if fn.is_classmethod else Instance(owner)})
-            elif arg.annotation is not None:
-                table[arg.arg] = self._annotation_types(arg.annotation, fn.module, fn)
-        assigned: dict[str, list] = {}
-        for node in fn.nodes:
-            if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    _bind(target, node.value, assigned)
-            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                assigned.setdefault(node.target.id, []).append(("ann", node.annotation))
-                if node.value is not None:
-                    assigned[node.target.id].append(("expr", node.value))
-            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
-                _bind(node.target, node.iter, assigned, element=True)
-            elif isinstance(node, ast.withitem) and node.optional_vars is not None:
-                _bind(node.optional_vars, node.context_expr, assigned)
-            elif isinstance(node, ast.NamedExpr):
-                _bind(node.target, node.value, assigned)
-        for name, sources in assigned.items():
-            if name in table and table[name]:
-                continue
-            out: set = set()
-            table[name] = NOTHING
-            for kind, expr in sources:
-                if kind == "ann":
-                    out |= self._annotation_types(expr, fn.module, fn)
-                elif kind == "elem":
-                    for item in self.infer(expr, fn):
-                        if isinstance(item, Container):
-                            out |= item.elems
-                else:
-                    out |= self.infer(expr, fn)
-            table[name] = frozenset(out)
-        return table
+        for kind, node in self.local_names(fn).get(name, ()):
+            if kind == "param":
+                if name == fn.receiver and owner is not None:
+                    out.add(ClassRef(owner) if fn.is_classmethod else Instance(owner))
+                elif node.annotation is not None:
+                    out |= self._annotation_types(node.annotation, fn.module, fn)
+            elif kind == "ann":
+                out |= self._annotation_types(node, fn.module, fn)
+            elif kind == "elem":
+                for item in self.infer(node, fn):
+                    if isinstance(item, Container):
+                        out |= item.elems
+            else:
+                out |= self.infer(node, fn)
+        self._local_types[key] = frozenset(out)
+        return self._local_types[key]
 
     def attr_types(self, cls: ClassInfo, attr: str) -> frozenset:
         """Types of `self.<attr>` from every assignment to it in the class and its bases."""
@@ -1041,25 +1045,34 @@ class _Collector:
                         self._scan_body(child.body, prefix, cls, parent)
 
     def _collect_calls(self, fn: FunctionInfo) -> None:
-        """Record every call with the `with` items around it; their grad modes are resolved in `finish`."""
+        """One walk of the body: every node (kept as `fn.nodes`) and every call with the `with` items
+        around it (their grad modes are resolved in `finish`)."""
+        nodes: list[ast.AST] = []
+        calls = fn.calls
+        iter_children = ast.iter_child_nodes
 
         def visit(node: ast.AST, items: tuple[ast.expr, ...]) -> None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 return
+            nodes.append(node)
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 for item in node.items:
+                    nodes.append(item)
                     visit(item.context_expr, items)
+                    if item.optional_vars is not None:
+                        visit(item.optional_vars, items)
                 inner = items + tuple(item.context_expr for item in node.items)
                 for stmt in node.body:
                     visit(stmt, inner)
                 return
             if isinstance(node, ast.Call):
-                fn.calls.append(CallSite(caller=fn, node=node, items=items))
-            for child in ast.iter_child_nodes(node):
+                calls.append(CallSite(caller=fn, node=node, items=items))
+            for child in iter_children(node):
                 visit(child, items)
 
         for stmt in fn.node.body:
             visit(stmt, ())
+        fn._nodes = nodes
 
 
 _BUILTINS = frozenset(dir(__builtins__) if isinstance(__builtins__, dict) else dir(__import__("builtins")))
@@ -1162,53 +1175,51 @@ def _bind(target: ast.expr, value: ast.expr, out: dict, element: bool = False) -
                     out.setdefault(sub.id, []).append(("elem", value))
 
 
-def _attribute_assignments(cls: ClassInfo, attr: str) -> Iterator[tuple[FunctionInfo | None, ast.expr, str]]:
+def _attribute_assignments(cls: ClassInfo, attr: str) -> list[tuple[FunctionInfo | None, ast.expr, str]]:
+    return _attribute_table(cls).get(attr, [])
+
+
+def _attribute_table(cls: ClassInfo) -> dict[str, list[tuple[FunctionInfo | None, ast.expr, str]]]:
+    """Every value assigned to `self.<attr>` in a class (fields, assignments, `.append`), by attribute."""
+    if cls._attributes is not None:
+        return cls._attributes
+    table: dict[str, list] = {}
     for stmt in cls.node.body:  # class-level fields: `x: T` / `x = ...`
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == attr:
-            yield None, stmt.annotation, "ann"
-        elif isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attr for t in stmt.targets):
-            yield None, stmt.value, "expr"
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            table.setdefault(stmt.target.id, []).append((None, stmt.annotation, "ann"))
+        elif isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    table.setdefault(target.id, []).append((None, stmt.value, "expr"))
     for method in cls.methods.values():
         receiver = method.receiver
         if receiver is None:
             continue
         for node in method.nodes:
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    if _is_self_attr(target, receiver, attr) and node.value is not None:
-                        yield method, node.value, "expr"
+                if node.value is None:
+                    continue
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    if _is_self_attr(target, receiver):
+                        table.setdefault(target.attr, []).append((method, node.value, "expr"))
                     elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
                         for sub, val in zip(target.elts, node.value.elts):
-                            if _is_self_attr(sub, receiver, attr):
-                                yield method, val, "expr"
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                if node.func.attr in ("append", "extend", "insert") and _is_self_attr(node.func.value, receiver, attr):
-                    if node.args:
-                        value = node.args[-1]
-                        yield method, value, ("expr" if node.func.attr == "extend" else "append")
+                            if _is_self_attr(sub, receiver):
+                                table.setdefault(sub.attr, []).append((method, val, "expr"))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+                if node.func.attr in ("append", "extend", "insert") and _is_self_attr(node.func.value, receiver):
+                    how = "expr" if node.func.attr == "extend" else "append"
+                    table.setdefault(node.func.value.attr, []).append((method, node.args[-1], how))
+    cls._attributes = table
+    return table
 
 
-def _is_self_attr(node: ast.expr, receiver: str, attr: str) -> bool:
-    return (
-        isinstance(node, ast.Attribute)
-        and node.attr == attr
-        and isinstance(node.value, ast.Name)
-        and node.value.id == receiver
-    )
+def _is_self_attr(node: ast.expr, receiver: str) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == receiver
 
 
-def _assigned_attrs(cls: ClassInfo) -> set[str]:
-    names: set[str] = set()
-    for method in cls.methods.values():
-        receiver = method.receiver
-        if receiver is None:
-            continue
-        for node in method.nodes:
-            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-                if isinstance(node.value, ast.Name) and node.value.id == receiver:
-                    names.add(node.attr)
-    return names
+def _assigned_attrs(cls: ClassInfo) -> list[str]:
+    return [attr for attr, sources in _attribute_table(cls).items() if any(m is not None for m, _, _ in sources)]
 
 
 def _merge_containers(types: Iterable) -> set:

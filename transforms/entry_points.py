@@ -5,21 +5,19 @@ Id: `entry-points`
 Rewrites
 --------
 A *candidate* is a public method (not `forward`, `__call__`, `__init__`, a
-property, a classmethod or a `from_*`/`load*` loader) that, entered with
-autograd on, reaches a call of a module with parameters outside every
-grad-off region, in its own body or through the functions it calls. Every
-such call records a graph and keeps activations for a backward pass that
-never comes.
+property, a classmethod or a `from_*`/`load*` loader, and not already under a
+grad decorator) that, entered with autograd on, reaches a call of a module
+with parameters outside every grad-off region, in its own body or through the
+functions it calls. Every such call records a graph and keeps activations for
+a backward pass that never comes.
 
-Candidates are decided from the top of the call graph down. A candidate is
-where the grad-on region *starts* when it has no caller in the project
-(public API) or is called on a grad-on path from code that is not itself a
-candidate (a `forward`, a helper, a script). Each start is treated as if its
-whole body ran under inference mode and goes through the same hazard analysis
-as a `no_grad` site; safe starts get `@torch.inference_mode()` (added as the
-innermost decorator, spelled the way the file refers to torch). Then the grad
-states are recomputed: a candidate whose every caller now runs grad-off is
-*covered* and left alone, so no region is opened twice.
+A candidate is reported where the grad-on region *starts*: it has no caller in
+the project (public API) or is called on a grad-on path. Each one is judged
+against the grad states of the code as it is, as if its whole body ran under
+inference mode, through the same hazard analysis as a `no_grad` site; safe
+ones get `@torch.inference_mode()` (the innermost decorator, spelled the way
+the file refers to torch). Nesting is harmless: `prepare_conditionals` and the
+`embed_ref` it calls can both be decorated, since each is called on its own.
 
 The regions added here are seen by the `inference-mode` transform in the same
 run (so a `no_grad` site whose tensors only flow into them can be converted).
@@ -32,12 +30,14 @@ Refuses
   `torch.autograd.grad`, an optimizer's or grad scaler's `step`, or computes and
   returns a loss) or is reached from training code; the reason names the path.
 - `unsafe`, fixable: a tensor it returns or stores reaches an
-  autograd-recording operation (a module with parameters, the output of a
-  `forward` that runs with autograd on) or an in-place update outside
-  inference mode; or a call the analysis cannot resolve.
-- `not-applicable`: covered (every caller already runs it grad-off), or the
-  method opens its own grad-off region (its author drew the boundary by hand;
-  the tool looks at the methods it calls on the grad-on side instead).
+  autograd-recording operation or an in-place update outside inference mode; or
+  a value computed from its results with autograd on becomes the output of a
+  `forward` that callers may train (the rewrite would silently cut the graph
+  into the parameters the method uses); or a call the analysis cannot resolve.
+- `not-applicable`: covered (every caller in the project already runs it
+  grad-off), or the method opens its own grad-off region (its author drew the
+  boundary by hand; the tool judges the methods it calls on the grad-on side
+  instead, e.g. `prepare_conditionals` rather than `generate`).
 - `suppressed`: listed under `exclude` in `[tool.chatterbox-codemod.entry-points]`
   of the target project's `pyproject.toml` (or a skip comment on the `def` line).
   `include` there adds methods (qualified `pkg.mod.Class.method` or `Class.method`
