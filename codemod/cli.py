@@ -73,7 +73,15 @@ def apply(paths, diff, check, output, report_path, select, ignore, unsafe_fixes,
         unsafe_fixes=config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes, jobs=jobs,
         project_root=project_root, exclude=list(exclude), config=config,
     )
-    report = run(options)
+    try:
+        report = run(options)
+    except KeyboardInterrupt:
+        # Writes are atomic renames: every file is either as it was or fully rewritten.
+        click.echo("chatterbox-codemod: interrupted; files already written are complete, the rest untouched",
+                   err=True)
+        sys.exit(130)
+    for note in report.notes:
+        click.echo(f"chatterbox-codemod: {note}", err=True)
     if mode == DIFF:
         _print_diff(report)
     _print_sites(report, mode, output_format, verbose)

@@ -127,6 +127,7 @@ def run(options: Options) -> Report:
             result = results.get(path) or FileResult(path=path, rel=report.rel(path), original=source.raw)
             report.files.append(result)
     if options.mode == WRITE:
+        _remove_leftovers(found.leftovers, report)
         _write_in_place(report, sources)
     elif options.mode == OUTPUT:
         _write_copy(report, options.output, targets, found, sources)
@@ -270,12 +271,16 @@ def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Site]]]]) -> tuple[
         for transform_id, sites in plan:
             module = by_id(transform_id)().rewrite(module, sites)
         data = module.bytes
-    except (LookupError, RecursionError) as exc:
+    except RecursionError:
+        return source.path, None, "nested too deeply for LibCST to rewrite; not written", None
+    except LookupError as exc:
         return source.path, None, f"internal error while rewriting: {exc}", None
     try:
         ast.parse(data.decode(module.encoding))
     except SyntaxError as exc:
         return source.path, None, f"the rewrite does not parse ({exc.msg}); not written", exc.lineno
+    except (RecursionError, MemoryError) as exc:
+        return source.path, None, f"the rewrite cannot be re-parsed ({type(exc).__name__}); not written", None
     return source.path, (data if data != source.raw else None), None, None
 
 
@@ -351,6 +356,16 @@ def _write_in_place(report: Report, sources: dict[Path, SourceFile]) -> None:
             report.errors.append(FileError(exc.path, exc.message, exc.line))
         except OSError as exc:
             report.errors.append(FileError(source.path, f"cannot write: {exc.strerror or exc}"))
+
+
+def _remove_leftovers(leftovers: list[Path], report: Report) -> None:
+    """Temporary files of an interrupted earlier run (ours by their suffix; never a user's file)."""
+    for path in leftovers:
+        try:
+            path.unlink()
+            report.notes.append(f"removed {path.name}, left by an interrupted run")
+        except OSError as exc:
+            report.errors.append(FileError(path, f"cannot remove a leftover temporary file: {exc.strerror or exc}"))
 
 
 def _write_copy(report: Report, output: Path | None, targets: list[Target], found, sources) -> None:

@@ -505,6 +505,9 @@ class FlowAnalyzer:
         except _Budget:
             report.add(Hazard("budget", True, "the values it makes flow too far to follow completely "
                                               f"(over {self.MAX_FRAMES} function visits); treat it as unsafe"))
+        except RecursionError:
+            report.add(Hazard("budget", True, "the code it reaches is nested too deeply to analyse; treat it as "
+                                              "unsafe"))
         return report
 
     def region_value(self) -> Taint:

@@ -1046,32 +1046,27 @@ class _Collector:
 
     def _collect_calls(self, fn: FunctionInfo) -> None:
         """One walk of the body: every node (kept as `fn.nodes`) and every call with the `with` items
-        around it (their grad modes are resolved in `finish`)."""
+        around it (their grad modes are resolved in `finish`). Iterative, so deep nesting cannot overflow."""
         nodes: list[ast.AST] = []
         calls = fn.calls
-        iter_children = ast.iter_child_nodes
-
-        def visit(node: ast.AST, items: tuple[ast.expr, ...]) -> None:
+        stack: list[tuple[ast.AST, tuple[ast.expr, ...]]] = [(stmt, ()) for stmt in reversed(fn.node.body)]
+        while stack:
+            node, items = stack.pop()
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                return
+                continue
             nodes.append(node)
             if isinstance(node, (ast.With, ast.AsyncWith)):
-                for item in node.items:
-                    nodes.append(item)
-                    visit(item.context_expr, items)
-                    if item.optional_vars is not None:
-                        visit(item.optional_vars, items)
                 inner = items + tuple(item.context_expr for item in node.items)
-                for stmt in node.body:
-                    visit(stmt, inner)
-                return
+                stack.extend((stmt, inner) for stmt in reversed(node.body))
+                for item in reversed(node.items):
+                    if item.optional_vars is not None:
+                        stack.append((item.optional_vars, items))
+                    stack.append((item.context_expr, items))
+                    nodes.append(item)
+                continue
             if isinstance(node, ast.Call):
                 calls.append(CallSite(caller=fn, node=node, items=items))
-            for child in iter_children(node):
-                visit(child, items)
-
-        for stmt in fn.node.body:
-            visit(stmt, ())
+            stack.extend((child, items) for child in reversed(list(ast.iter_child_nodes(node))))
         fn._nodes = nodes
 
 

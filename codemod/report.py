@@ -82,6 +82,7 @@ class Report:
     scanned: int = 0
     transforms: list[str] = field(default_factory=list)
     rel_of: dict[Path, str] = field(default_factory=dict)  # report path of every target file
+    notes: list[str] = field(default_factory=list)  # things done besides rewriting, for the user
 
     @property
     def changed(self) -> list[FileResult]:

@@ -14,7 +14,7 @@ import os
 import stat
 import tempfile
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -72,6 +72,7 @@ class Discovery:
     files: list[tuple[Path, Target]]
     errors: list[SourceError]
     others: list[tuple[Path, Target]]  # non-Python files, copied as they are by --output
+    leftovers: list[Path] = field(default_factory=list)  # temporary files of an interrupted run
 
 
 def make_target(given: str | os.PathLike) -> Target:
@@ -126,7 +127,9 @@ def discover(targets: Iterable[Target], exclude: Iterable[str] = ()) -> Discover
                 if path not in seen:
                     seen.add(path)
                     found.files.append((path, target))
-            elif not path.name.endswith(TEMP_SUFFIX):
+            elif path.name.endswith(TEMP_SUFFIX):
+                found.leftovers.append(path)
+            else:
                 found.others.append((path, target))
     return found
 
