@@ -2,15 +2,16 @@
 
 1. **Discover** the target files (and the other Python files of the project
    they belong to).
-2. **Read and parse** them with `ast` (in parallel with `--jobs`); a file
-   that cannot be read, decoded or parsed becomes an error and the run goes on.
+2. **Read and parse** them with `ast`; a file that cannot be read, decoded or
+   parsed becomes an error and the run goes on.
 3. **Index** the whole project once (`codemod.index`).
 4. **Analyse**: each selected transform, in dependency order, turns the
    index into sites with verdicts. Regions a transform will rewrite to
    inference mode are fed to the transforms after it, and each analysis is
    repeated until its verdicts stop changing, so one run reaches the state a
    second run would.
-5. **Rewrite** only the files with sites to rewrite, with LibCST.
+5. **Rewrite** only the files with sites to rewrite, with LibCST (in parallel
+   with `--jobs`).
 6. **Verify**: every rewritten file must parse, and a second analysis over
    the rewritten sources must find nothing more to rewrite; a file that fails
    either check is reported as an error and never written.
@@ -92,8 +93,7 @@ def run(options: Options) -> Report:
 
     # 2. Read and parse.
     parsed, parse_errors = _parse_all(
-        [(p, t) for p, t in found.files] + [(p, Target(p, project_root, False)) for p in project_files],
-        jobs=options.jobs,
+        [(p, t) for p, t in found.files] + [(p, Target(p, project_root, False)) for p in project_files]
     )
     for error in parse_errors:
         if error.path in target_files:
@@ -239,8 +239,9 @@ def _parse_one(item: tuple[Path, Target]) -> Parsed | SourceError:
     return Parsed(source=source, tree=tree)
 
 
-def _parse_all(items: list[tuple[Path, Target]], jobs: int) -> tuple[list[Parsed], list[SourceError]]:
-    results = _map(_parse_one, items, jobs)
+def _parse_all(items: list[tuple[Path, Target]]) -> tuple[list[Parsed], list[SourceError]]:
+    # In this process: an AST costs as much to unpickle as to parse, so worker processes do not pay here.
+    results = [_parse_one(item) for item in items]
     parsed = [r for r in results if isinstance(r, Parsed)]
     errors = [r for r in results if isinstance(r, SourceError)]
     return parsed, errors

@@ -126,9 +126,9 @@ class GradStates:
             return "inference"
         return self.index.grad_mode_of(module, item, fn)
 
-    def path_to(self, fn: FunctionInfo, slot: int) -> list[str]:
+    def path_to(self, fn: FunctionInfo, slot: int) -> list[FunctionInfo]:
         """Caller chain (outermost first) that makes `fn` run with autograd on (slot 0) / outside inference mode (1)."""
-        chain = [fn.short]
+        chain = [fn]
         seen = {id(fn)}
         current = fn
         while len(chain) < 8:
@@ -139,7 +139,7 @@ class GradStates:
             if id(current) in seen:
                 break
             seen.add(id(current))
-            chain.append(current.short)
+            chain.append(current)
         return list(reversed(chain))
 
     def is_root(self, fn: FunctionInfo) -> bool:
@@ -450,7 +450,11 @@ def _any(values: Iterable[Taint | None]) -> Taint | None:
 
 
 class _Budget(Exception):
-    pass
+    """Too many function visits for one region."""
+
+
+class _Found(Exception):
+    """The first hazardous use was found: the verdict cannot change, so the walk stops."""
 
 
 @dataclass
@@ -502,6 +506,8 @@ class FlowAnalyzer:
             self.run(start)
             while self._pending:
                 self.run(self._pending.pop(0))
+        except _Found:
+            pass
         except _Budget:
             report.add(Hazard("budget", True, "the values it makes flow too far to follow completely "
                                               f"(over {self.MAX_FRAMES} function visits); treat it as unsafe"))
@@ -569,12 +575,14 @@ class FlowAnalyzer:
                 f"{flow} become the output of {fn.short}, a module forward whose callers outside the project may "
                 f"use it with autograd on (a frozen module feeding a trained one, say): that fails with "
                 f"`{ERR_SAVED}`"))
+            raise _Found()
         elif taint.graph:
             self._report.add(Hazard(
                 "graph", True,
                 f"values computed from {flow} with autograd on become the output of {fn.short}, a module forward "
                 "that callers outside the project may train: under inference mode no gradient would reach the "
                 "parameters the region uses (training breaks silently)"))
+            raise _Found()
 
     def schedule_callers_of_cached(self, fn: FunctionInfo, frame: _Frame) -> None:
         """A cached function's result made in the region is what every later call returns."""
@@ -635,6 +643,7 @@ class FlowAnalyzer:
             f"{self._flow(frame)} reach {use} at {self.where(fn, node.lineno)} in {fn.short}, which {context} "
             f"{self._via(fn, slot)}; converted, that raises `{error}`",
         ))
+        raise _Found()
 
     def note_unresolved(self, frame: _Frame, node: ast.Call) -> None:
         fn = frame.fn
@@ -644,6 +653,7 @@ class FlowAnalyzer:
             f"in {fn.short}, a call the analysis cannot resolve, which runs with autograd on "
             f"{self._via(fn, 0)}; check that call by hand",
         ))
+        raise _Found()
 
     @staticmethod
     def _flow(frame: _Frame) -> str:
@@ -653,12 +663,11 @@ class FlowAnalyzer:
     def _via(self, fn: FunctionInfo, slot: int) -> str:
         """`when called through A -> B (A has no caller in the project, ...)`."""
         chain = self.states.path_to(fn, slot)
-        text = f"when called through {' -> '.join(chain)}" if len(chain) > 1 else ""
-        root = next((f for f in self.index.functions.values() if f.short == chain[0] and self.states.is_root(f)),
-                    None)
-        if root is not None:
+        text = f"when called through {' -> '.join(f.short for f in chain)}" if len(chain) > 1 else ""
+        if self.states.is_root(chain[0]):
             assumed = "run with autograd on" if slot == 0 else "run outside inference mode"
-            text += f"{' (' if text else '('}{chain[0]} has no caller in the project, so it is assumed to {assumed})"
+            text += f"{' (' if text else '('}{chain[0].short} has no caller in the project, so it is assumed to " \
+                    f"{assumed})"
         return text
 
 

@@ -154,6 +154,7 @@ class ModuleInfo:
     assigns: dict[str, list[ast.expr]] = field(default_factory=dict)  # module-level NAME = expr
     skip_file: bool = False
     skip_lines: frozenset = frozenset()
+    functions: list["FunctionInfo"] = field(default_factory=list)  # defined in this module, nested ones too
 
     @property
     def package(self) -> str:
@@ -171,6 +172,7 @@ class ClassInfo:
     external_bases: list[str] = field(default_factory=list)
     subclasses: list["ClassInfo"] = field(default_factory=list)
     _attributes: dict | None = field(default=None, repr=False)
+    _mro: list | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"<class {self.qualname}>"
@@ -179,16 +181,20 @@ class ClassInfo:
     def short(self) -> str:
         return self.name
 
-    def mro(self) -> Iterator["ClassInfo"]:
-        seen: set[int] = set()
-        stack = [self]
-        while stack:
-            cls = stack.pop(0)
-            if id(cls) in seen:
-                continue
-            seen.add(id(cls))
-            yield cls
-            stack.extend(cls.bases)
+    def mro(self) -> list["ClassInfo"]:
+        """The class and its project bases, nearest first (computed once, after bases are linked)."""
+        if self._mro is None:
+            order: list[ClassInfo] = []
+            seen: set[int] = set()
+            queue = [self]
+            while queue:
+                cls = queue.pop(0)
+                if id(cls) not in seen:
+                    seen.add(id(cls))
+                    order.append(cls)
+                    queue.extend(cls.bases)
+            self._mro = order
+        return self._mro
 
     def lookup(self, name: str) -> "FunctionInfo | None":
         for cls in self.mro():
@@ -927,11 +933,13 @@ class ProjectIndex:
         """Every read of `<anything>.name` or of the bare `name`, with the function it is in."""
         if self._loads is None:
             table: dict[str, list] = {}
+            attribute_type, name_type, load_type = ast.Attribute, ast.Name, ast.Load
             for fn in self.functions.values():
                 for node in fn.nodes:
-                    if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                    kind = type(node)
+                    if kind is attribute_type and type(node.ctx) is load_type:
                         table.setdefault(node.attr, []).append((fn, node))
-                    elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                    elif kind is name_type and type(node.ctx) is load_type:
                         table.setdefault(node.id, []).append((fn, node))
             self._loads = table
         return self._loads.get(name, [])
@@ -949,7 +957,7 @@ class ProjectIndex:
         return best
 
     def functions_of(self, module: ModuleInfo) -> list[FunctionInfo]:
-        return [fn for fn in self.functions.values() if fn.module is module]
+        return module.functions
 
 
 # ---------------------------------------------------------------------------
@@ -982,6 +990,7 @@ class _Collector:
         fn = FunctionInfo(qualname=f"{self.module.name}.{MODULE_CODE}", name=MODULE_CODE, module=self.module,
                           node=node)
         self.index.functions[fn.qualname] = fn
+        self.module.functions.append(fn)
         self._collect_calls(fn)
 
     def _top_level(self, node: ast.stmt) -> None:
@@ -1029,6 +1038,7 @@ class _Collector:
                     qual = f"{qual}@{node.lineno}"
                     fn.qualname = qual
                 self.index.functions[qual] = fn
+                self.module.functions.append(fn)
                 if parent is not None:
                     parent.local_defs[node.name] = fn
                 elif cls is not None:
@@ -1066,7 +1076,14 @@ class _Collector:
                 continue
             if isinstance(node, ast.Call):
                 calls.append(CallSite(caller=fn, node=node, items=items))
-            stack.extend((child, items) for child in reversed(list(ast.iter_child_nodes(node))))
+            children = []
+            for name in node._fields:
+                value = getattr(node, name, None)
+                if isinstance(value, ast.AST):
+                    children.append(value)
+                elif isinstance(value, list):
+                    children.extend(item for item in value if isinstance(item, ast.AST))
+            stack.extend((child, items) for child in reversed(children))
         fn._nodes = nodes
 
 
