@@ -169,6 +169,48 @@ def _dotted_name(node: cst.BaseExpression) -> str:
     return ""
 
 
+def edit_definition(module: cst.Module, scope: str,
+                    edit: Callable[[cst.FunctionDef | cst.ClassDef], cst.CSTNode]) -> cst.Module:
+    """Replace the class or function at `scope` (`Class.method`, as `local_qualname` gives) by `edit(node)`.
+
+    Navigates the definitions directly (through class bodies and the bodies of `if`/`try`/`with`
+    blocks) instead of visiting every node of the file. Raises LookupError when it is not there.
+    """
+    body = _edit_in(list(module.body), scope.split("."), edit)
+    if body is None:
+        raise LookupError(f"`{scope}` not found in the parsed file")
+    return module.with_changes(body=body)
+
+
+def _edit_in(body: list, parts: list[str], edit) -> list | None:
+    for position, statement in enumerate(body):
+        if isinstance(statement, (cst.ClassDef, cst.FunctionDef)):
+            if statement.name.value != parts[0]:
+                continue
+            if len(parts) == 1:
+                body[position] = edit(statement)
+                return body
+            if parts[1] == "<locals>" or not isinstance(statement.body, cst.IndentedBlock):
+                return None
+            inner = _edit_in(list(statement.body.body), parts[1:], edit)
+            if inner is not None:
+                body[position] = statement.with_changes(body=statement.body.with_changes(body=inner))
+                return body
+        elif isinstance(getattr(statement, "body", None), cst.IndentedBlock):  # if / try / with / for / while
+            inner = _edit_in(list(statement.body.body), parts, edit)
+            if inner is not None:
+                body[position] = statement.with_changes(body=statement.body.with_changes(body=inner))
+                return body
+            orelse = getattr(statement, "orelse", None)
+            if orelse is not None and isinstance(getattr(orelse, "body", None), cst.IndentedBlock):
+                inner = _edit_in(list(orelse.body.body), parts, edit)
+                if inner is not None:
+                    new_orelse = orelse.with_changes(body=orelse.body.with_changes(body=inner))
+                    body[position] = statement.with_changes(orelse=new_orelse)
+                    return body
+    return None
+
+
 class ScopeTracker(cst.CSTTransformer):
     """Keeps the `Class.method` path of the node being visited, as the index names it."""
 

@@ -65,7 +65,7 @@ from codemod.gradflow import FlowAnalyzer, GradStates, Region
 from codemod.index import External, FunctionInfo, ProjectIndex
 from codemod.report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, Site
 
-from .base import AnalysisContext, ScopeTracker, Transform, ensure_torch, inference_mode_call, local_qualname
+from .base import AnalysisContext, Transform, edit_definition, ensure_torch, inference_mode_call, local_qualname
 
 NEVER_CANDIDATES = frozenset({"forward", "__call__", "__init__"})
 OPTIMIZER_HINTS = ("optim", "scaler", "opt")
@@ -149,29 +149,13 @@ class EntryPoints(Transform):
 
     def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
         module, torch = ensure_torch(module)
-        adder = _DecoratorAdder({s.anchor["scope"]: s for s in sites}, torch)
-        rewritten = module.visit(adder)
-        missing = [s for s in sites if s.anchor["scope"] not in adder.done]
-        if missing:
-            raise LookupError(f"method {missing[0].anchor['scope']} not found in the parsed file")
-        return rewritten
 
+        def decorate(node: cst.FunctionDef) -> cst.FunctionDef:
+            return node.with_changes(decorators=[*node.decorators, cst.Decorator(decorator=inference_mode_call(torch))])
 
-class _DecoratorAdder(ScopeTracker):
-    def __init__(self, wanted: dict[str, Site], torch: str):
-        super().__init__()
-        self.wanted = wanted
-        self.torch = torch
-        self.done: set[str] = set()
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef) -> cst.CSTNode:
-        path = self.path
-        result = super().leave_FunctionDef(original_node, updated_node)
-        if path in self.wanted and path not in self.done:
-            self.done.add(path)
-            decorator = cst.Decorator(decorator=inference_mode_call(self.torch))
-            return updated_node.with_changes(decorators=[*updated_node.decorators, decorator])
-        return result
+        for site in sites:
+            module = edit_definition(module, site.anchor["scope"], decorate)
+        return module
 
 
 def _new_site(transform_id: str, fn: FunctionInfo) -> Site:

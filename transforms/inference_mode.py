@@ -60,8 +60,6 @@ import ast
 from typing import Sequence
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from codemod.gradflow import FlowAnalyzer, Region
@@ -250,6 +248,10 @@ class _Replacer(cst.CSTTransformer):
 
 
 def _drop_unused_no_grad_imports(module: cst.Module) -> cst.Module:
+    # Imported here: libcst.codemod costs a fifth of a second, and most files never need it.
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import RemoveImportsVisitor
+
     context = CodemodContext()
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
