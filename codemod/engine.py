@@ -278,8 +278,8 @@ def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Site]]]]) -> tuple[
         data = module.bytes
     except RecursionError:
         return source.path, None, "nested too deeply for LibCST to rewrite; not written", None
-    except LookupError as exc:
-        return source.path, None, f"internal error while rewriting: {exc}", None
+    except Exception as exc:  # a transform's bug costs this file, never the run
+        return source.path, None, f"internal error while rewriting ({type(exc).__name__}: {exc}); not written", None
     try:
         ast.parse(data.decode(module.encoding))
     except SyntaxError as exc:

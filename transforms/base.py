@@ -142,8 +142,8 @@ def _import_position(body: list[cst.BaseStatement]) -> int:
         smalls = statement.body if isinstance(statement, cst.SimpleStatementLine) else []
         is_docstring = position == 0 and len(smalls) == 1 and isinstance(smalls[0], cst.Expr) and isinstance(
             smalls[0].value, (cst.SimpleString, cst.ConcatenatedString))
-        is_future = any(isinstance(s, cst.ImportFrom) and _dotted_name(s.module or cst.Name("")) == "__future__"
-                        for s in smalls)
+        is_future = any(isinstance(s, cst.ImportFrom) and s.module is not None and not s.relative
+                        and _dotted_name(s.module) == "__future__" for s in smalls)
         if is_docstring or is_future:
             after_header = position + 1
             continue
