@@ -223,7 +223,8 @@ class EffectScanner:
 
     def scan(self, region: Region) -> list[Hazard]:
         hazards: list[Hazard] = []
-        nodes = [n for stmt in region.statements() for n in [stmt, *own_nodes(stmt)]]
+        nodes = region.fn.nodes if region.block is None else [
+            n for stmt in region.statements() for n in [stmt, *own_nodes(stmt)]]
         hazards.extend(self._lexical(region.fn, nodes, direct=True))
         seen: set[int] = set()
         for site in region.fn.calls:

@@ -382,7 +382,7 @@ class ProjectIndex:
         self._has_params: dict[int, bool] = {}
         self._is_module: dict[int, bool] = {}
         self._param_attrs: dict[int, frozenset] = {}
-        self._loads: dict[str, list] | None = None
+        self.load_table: dict[str, list[tuple[FunctionInfo, ast.AST]]] = {}  # filled while collecting
 
     # -- construction ------------------------------------------------------
 
@@ -797,23 +797,21 @@ class ProjectIndex:
         return isinstance(t, Instance) and t.cls.lookup(method) is not None
 
     def parameter_attrs(self, cls: ClassInfo) -> frozenset:
-        """Names of `self.x = nn.Parameter(...)` attributes of a class and its bases."""
+        """Names of `self.x = nn.Parameter(...)` (or `register_parameter("x", ...)`) of a class and its bases."""
         key = id(cls)
         if key not in self._param_attrs:
             names = set()
             for owner in cls.mro():
-                for node in ast.walk(owner.node):
-                    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-                        callee = self.qualify(owner.module, node.value.func)
-                        if callee in PARAMETER_CLASSES:
-                            for target in node.targets:
-                                if isinstance(target, ast.Attribute):
-                                    names.add(target.attr)
-                    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                        if node.func.attr == "register_parameter" and node.args:
-                            literal = node.args[0]
-                            if isinstance(literal, ast.Constant) and isinstance(literal.value, str):
-                                names.add(literal.value)
+                for attr, sources in _attribute_table(owner).items():
+                    if any(isinstance(value, ast.Call) and self.qualify(owner.module, value.func) in PARAMETER_CLASSES
+                           for _, value, _ in sources):
+                        names.add(attr)
+                for method in owner.methods.values():
+                    for site in method.calls:
+                        func, args = site.node.func, site.node.args
+                        if isinstance(func, ast.Attribute) and func.attr == "register_parameter" and args and \
+                                isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+                            names.add(args[0].value)
             self._param_attrs[key] = frozenset(names)
         return self._param_attrs[key]
 
@@ -931,18 +929,7 @@ class ProjectIndex:
 
     def loads(self, name: str) -> list[tuple[FunctionInfo, ast.AST]]:
         """Every read of `<anything>.name` or of the bare `name`, with the function it is in."""
-        if self._loads is None:
-            table: dict[str, list] = {}
-            attribute_type, name_type, load_type = ast.Attribute, ast.Name, ast.Load
-            for fn in self.functions.values():
-                for node in fn.nodes:
-                    kind = type(node)
-                    if kind is attribute_type and type(node.ctx) is load_type:
-                        table.setdefault(node.attr, []).append((fn, node))
-                    elif kind is name_type and type(node.ctx) is load_type:
-                        table.setdefault(node.id, []).append((fn, node))
-            self._loads = table
-        return self._loads.get(name, [])
+        return self.load_table.get(name, [])
 
     def function_at(self, path: Path, line: int) -> FunctionInfo | None:
         """The innermost function whose body contains `line` of the file at `path`."""
@@ -1059,6 +1046,7 @@ class _Collector:
         around it (their grad modes are resolved in `finish`). Iterative, so deep nesting cannot overflow."""
         nodes: list[ast.AST] = []
         calls = fn.calls
+        loads = self.index.load_table
         stack: list[tuple[ast.AST, tuple[ast.expr, ...]]] = [(stmt, ()) for stmt in reversed(fn.node.body)]
         while stack:
             node, items = stack.pop()
@@ -1074,8 +1062,14 @@ class _Collector:
                     stack.append((item.context_expr, items))
                     nodes.append(item)
                 continue
-            if isinstance(node, ast.Call):
+            kind = type(node)
+            if kind is ast.Call:
                 calls.append(CallSite(caller=fn, node=node, items=items))
+            elif kind is ast.Attribute and type(node.ctx) is ast.Load:
+                loads.setdefault(node.attr, []).append((fn, node))
+            elif kind is ast.Name and type(node.ctx) is ast.Load:
+                loads.setdefault(node.id, []).append((fn, node))
+                continue  # a Name's only child is its context
             children = []
             for name in node._fields:
                 value = getattr(node, name, None)

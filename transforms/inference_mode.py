@@ -80,6 +80,11 @@ class InferenceMode(Transform):
     rewrite_order = 0
     iterate = True
 
+    def __init__(self) -> None:
+        # Verdicts that more inference regions cannot change (applied, never fixable), kept across
+        # the engine's analysis rounds so only the fixable unsafe sites are judged again.
+        self._settled: dict[tuple, tuple[str, str, bool]] = {}
+
     def analyze(self, context: AnalysisContext) -> list[Site]:
         states = context.grad_states()
         flow = FlowAnalyzer(context.index, states, context.where)
@@ -110,7 +115,7 @@ class InferenceMode(Transform):
             elif blocked:
                 site.status, site.reason = NOT_APPLICABLE, blocked
             else:
-                self._judge(site, flow.analyze(Region(fn)), f"`@{spelled}` on {fn.short}")
+                self._judge(site, flow, Region(fn), f"`@{spelled}` on {fn.short}")
                 site.makes_inference = fn
             sites.append(site)
         for node in fn.nodes:
@@ -144,12 +149,21 @@ class InferenceMode(Transform):
         elif isinstance(node, ast.AsyncWith) or blocked:
             site.status, site.reason = NOT_APPLICABLE, blocked or ASYNC_REASON
         else:
-            self._judge(site, flow.analyze(Region(fn, node, position)), f"`with {spelled}` in {fn.short}")
+            self._judge(site, flow, Region(fn, node, position), f"`with {spelled}` in {fn.short}")
             site.makes_inference = expr
         return [site]
 
+    def _judge(self, site: Site, flow: FlowAnalyzer, region: Region, what: str) -> None:
+        key = (site.path, site.line, site.anchor.get("item"))
+        if key in self._settled:
+            site.status, site.reason, site.fixable = self._settled[key]
+            return
+        self._verdict(site, flow.analyze(region), what)
+        if site.status == APPLIED or not site.fixable:
+            self._settled[key] = (site.status, site.reason, site.fixable)
+
     @staticmethod
-    def _judge(site: Site, report, what: str) -> None:
+    def _verdict(site: Site, report, what: str) -> None:
         notes = f" Note: {'; '.join(report.notes)}." if report.notes else ""
         if report.safe:
             site.reason = (f"{what}: no tensor made in the region reaches an autograd-recording operation or an "
@@ -168,6 +182,11 @@ class InferenceMode(Transform):
     def _value_uses(self, context: AnalysisContext, module: ModuleInfo) -> list[Site]:
         """`no_grad` referenced other than as a decorator or `with` item: reported, never rewritten."""
         index = context.index
+        names = {"no_grad"} | {name for name, target in module.imports.items() if index.canonical(target) in NO_GRAD}
+        references = [(fn, node) for name in names for fn, node in index.loads(name) if fn.module is module
+                      and (isinstance(node, ast.Attribute) or node.id in names)]
+        if not references:
+            return []
         handled: set[int] = set()
         for fn in index.functions_of(module):
             for node in fn.node.decorator_list:
@@ -178,19 +197,12 @@ class InferenceMode(Transform):
                     for item in node.items:
                         if index.grad_mode_of(module, item.context_expr, fn):
                             handled.update(id(n) for n in ast.walk(item.context_expr))
-        aliases = {name for name, target in module.imports.items() if index.canonical(target) in NO_GRAD}
         sites = []
-        for node in ast.walk(module.tree):
-            if id(node) in handled or not (
-                    (isinstance(node, ast.Attribute) and node.attr == "no_grad" and isinstance(node.ctx, ast.Load))
-                    or (isinstance(node, ast.Name) and node.id in aliases)):
+        for fn, node in sorted(references, key=lambda pair: (pair[1].lineno, pair[1].col_offset)):
+            if id(node) in handled or index.qualify(module, node, fn) not in NO_GRAD:
                 continue
-            fn = index.function_at(module.path, node.lineno)
-            if index.qualify(module, node, fn) not in NO_GRAD:
-                continue
-            handled.update(id(n) for n in ast.walk(node))
             sites.append(Site(
-                transform=self.id, path=module.path, line=node.lineno, symbol=fn.short if fn else module.name,
+                transform=self.id, path=module.path, line=node.lineno, symbol=fn.short,
                 status=NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
                 reason=f"`{ast.unparse(node)}` is used as a value here, not as a decorator or `with` item; the "
                        "tool does not follow where it is entered, so it is left alone",
