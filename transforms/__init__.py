@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from .base import Transform
+from .channels_last import ChannelsLast
+from .entry_points import EntryPoints
 from .inference_mode import InferenceMode
 
-TRANSFORMS: list[type[Transform]] = [InferenceMode]
+TRANSFORMS: list[type[Transform]] = [EntryPoints, InferenceMode, ChannelsLast]
 
 
 def by_id(transform_id: str) -> type[Transform]:
