@@ -640,7 +640,8 @@ class ProjectIndex:
             elems: set = set()
             for arg in call.args:
                 inner = self.infer(arg.value if isinstance(arg, ast.Starred) else arg, fn, module)
-                if isinstance(arg, ast.Starred) or isinstance(arg, (ast.List, ast.ListComp, ast.Dict, ast.Tuple)):
+                if isinstance(arg, ast.Starred) or isinstance(arg, (ast.List, ast.Tuple, ast.Dict, ast.ListComp,
+                                                                    ast.GeneratorExp, ast.SetComp, ast.DictComp)):
                     for item in inner:
                         elems |= item.elems if isinstance(item, Container) else {item}
                 else:
@@ -700,10 +701,16 @@ class ProjectIndex:
         key = id(fn)
         if key not in self._local_sources:
             sources: dict[str, list] = {}
-            for arg in fn.params():
+            for arg, default in _params_with_defaults(fn.node.args):
                 sources[arg.arg] = [("param", arg)]
+                if default is not None:
+                    sources[arg.arg].append(("expr", default))
             for node in fn.nodes:
-                if isinstance(node, ast.Assign):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and \
+                        isinstance(node.func.value, ast.Name) and node.func.attr in ("append", "extend", "insert"):
+                    how = "expr" if node.func.attr == "extend" else "append"
+                    sources.setdefault(node.func.value.id, []).append((how, node.args[-1]))
+                elif isinstance(node, ast.Assign):
                     for target in node.targets:
                         _bind(target, node.value, sources)
                 elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
@@ -739,9 +746,11 @@ class ProjectIndex:
                 for item in self.infer(node, fn):
                     if isinstance(item, Container):
                         out |= item.elems
+            elif kind == "append":
+                out.add(Container(self.infer(node, fn)))
             else:
                 out |= self.infer(node, fn)
-        self._local_types[key] = frozenset(out)
+        self._local_types[key] = frozenset(_merge_containers(out))
         return self._local_types[key]
 
     def attr_types(self, cls: ClassInfo, attr: str) -> frozenset:
@@ -1082,6 +1091,15 @@ class _Collector:
 
 
 _BUILTINS = frozenset(dir(__builtins__) if isinstance(__builtins__, dict) else dir(__import__("builtins")))
+def _params_with_defaults(args: ast.arguments) -> list[tuple[ast.arg, ast.expr | None]]:
+    positional = [*args.posonlyargs, *args.args]
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    pairs = list(zip(positional, defaults))
+    pairs += list(zip(args.kwonlyargs, args.kw_defaults))
+    pairs += [(extra, None) for extra in (args.vararg, args.kwarg) if extra is not None]
+    return pairs
+
+
 def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:
     if not node.level:
         return node.module or ""
