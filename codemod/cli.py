@@ -162,9 +162,11 @@ def _print_summary(report: Report, mode: str) -> None:
     verb = {WRITE: "rewritten", OUTPUT: "rewritten in the copy", DIFF: "would be rewritten",
             CHECK: "would be rewritten"}[mode]
     errors = len(report.errors)
+    # In write modes count what was written: a rewrite refused at write time is an error, not a change.
+    changed = len([f for f in report.changed if f.written]) if mode in (WRITE, OUTPUT) else len(report.changed)
     click.echo(
         f"chatterbox-codemod: {report.scanned} file{'s' * (report.scanned != 1)} scanned, "
-        f"{len(report.changed)} {verb}, {errors} error{'s' * (errors != 1)}",
+        f"{changed} {verb}, {errors} error{'s' * (errors != 1)}",
         err=True,
     )
     for transform, row in report.counts().items():
@@ -174,6 +176,7 @@ def _print_summary(report: Report, mode: str) -> None:
 
 
 from benchmarks.cli import bench
+
 main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

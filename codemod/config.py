@@ -16,14 +16,9 @@ Command-line flags override these. An unknown key is an error that names it.
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SECTION = "chatterbox-codemod"
 TOP_KEYS = {"select", "ignore", "exclude", "unsafe-fixes", "entry-points"}

@@ -25,10 +25,10 @@ import ast
 import multiprocessing
 import os
 import shutil
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import libcst as cst
 

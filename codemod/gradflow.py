@@ -26,9 +26,8 @@ be called with autograd on.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable
 
 from .index import (
     CallSite,
@@ -117,7 +116,7 @@ class GradStates:
 
     def at_site(self, site: CallSite, entry: State | None = None) -> State:
         state = self.entry(site.caller) if entry is None else entry
-        for item, mode in zip(site.items, site.modes):
+        for item, mode in zip(site.items, site.modes, strict=True):
             state = transfer(state, "inference" if id(item) in self.overlay_items else mode)
         return state
 
@@ -313,9 +312,10 @@ def _is_persistent_receiver(expr: ast.expr, fn: FunctionInfo) -> bool:
         for node in fn.nodes:
             if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, (ast.Name, ast.Tuple)):
                 names = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
-                if expr.id in names and isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Attribute):
-                    if node.iter.func.attr in ("parameters", "named_parameters", "buffers", "named_buffers"):
-                        return True
+                iterated = node.iter.func.attr if isinstance(node.iter, ast.Call) and isinstance(
+                    node.iter.func, ast.Attribute) else None
+                if expr.id in names and iterated in ("parameters", "named_parameters", "buffers", "named_buffers"):
+                    return True
     return False
 
 
@@ -362,7 +362,6 @@ VIEW_METHODS = frozenset({
     "int", "bool", "bfloat16", "short", "byte", "char", "cpu", "cuda", "contiguous", "as_strided", "diagonal",
     "split_with_sizes", "hsplit", "vsplit", "dsplit", "type_as", "get", "values", "items", "keys", "pop", "copy",
 })
-VIEW_ATTRS = frozenset({"T", "mT", "H", "mH", "real", "imag", "data"})
 NON_TENSOR_ATTRS = frozenset({"shape", "device", "dtype", "ndim", "is_cuda", "requires_grad", "grad_fn", "layout",
                               "is_leaf", "names"})
 NON_TENSOR_METHODS = frozenset({"size", "dim", "numel", "item", "tolist", "numpy", "stride", "data_ptr",
@@ -407,24 +406,24 @@ class Taint:
     container: bool = False
     parts: tuple | None = None  # per-position taint of a literal tuple (None entries are clean)
 
-    def part(self, i: int) -> "Taint | None":
+    def part(self, i: int) -> Taint | None:
         if self.parts is None:
             return self
         return self.parts[i] if i < len(self.parts) else None
 
-    def whole(self) -> "Taint":
+    def whole(self) -> Taint:
         """The taint of the value as one object (a tuple's parts folded together)."""
         if self.parts is None:
             return self
         parts = [p for p in self.parts if p is not None]
         return Taint(inference=any(p.inference for p in parts), graph=any(p.graph for p in parts), container=True)
 
-    def as_element(self) -> "Taint":
+    def as_element(self) -> Taint:
         """What reading one element out of this value gives."""
         whole = self.whole()
         return Taint(inference=whole.inference, graph=whole.graph)
 
-    def held(self) -> "Taint":
+    def held(self) -> Taint:
         """A container that holds this value."""
         whole = self.whole()
         return Taint(inference=whole.inference, graph=whole.graph, container=True)
@@ -436,7 +435,7 @@ def _merge(a: Taint | None, b: Taint | None) -> Taint | None:
     if b is None:
         return a
     if a.parts is not None and b.parts is not None and len(a.parts) == len(b.parts):
-        return Taint(parts=tuple(_merge(x, y) for x, y in zip(a.parts, b.parts)),
+        return Taint(parts=tuple(_merge(x, y) for x, y in zip(a.parts, b.parts, strict=True)),
                      inference=a.inference or b.inference, graph=a.graph or b.graph)
     a, b = a.whole(), b.whole()
     return Taint(inference=a.inference or b.inference, graph=a.graph or b.graph,
@@ -1046,8 +1045,9 @@ class _Walker:
         for t in self.index.infer(expr.value, self.fn):
             if isinstance(t, Instance) and expr.attr in self.index.parameter_attrs(t.cls):
                 return True
-            if expr.attr in ("weight", "bias") and (
-                    (isinstance(t, External) and t.instance) or (isinstance(t, Instance) and self.index.is_module(t.cls))):
+            is_module = (isinstance(t, External) and t.instance) or (
+                isinstance(t, Instance) and self.index.is_module(t.cls))
+            if expr.attr in ("weight", "bias") and is_module:
                 return True
         return False
 
@@ -1100,7 +1100,7 @@ def _map_arguments(callee: FunctionInfo, call: ast.Call, args: list, kwargs: dic
             params[positional[0]] = receiver
         positional = positional[1:]
     starred = False
-    for position, (expr, taint) in enumerate(zip(call.args, args)):
+    for position, (expr, taint) in enumerate(zip(call.args, args, strict=True)):
         if isinstance(expr, ast.Starred):
             starred = True
             if taint is not None:
@@ -1131,12 +1131,3 @@ def _map_arguments(callee: FunctionInfo, call: ast.Call, args: list, kwargs: dic
         elif node.kwarg:
             params[node.kwarg.arg] = taint.held()
     return params
-
-
-def make_where(display: Callable[[Path], str]) -> Callable[[FunctionInfo, int], str]:
-    """A `file:line` formatter for reasons, with paths as the report shows them."""
-
-    def where(fn: FunctionInfo, line: int) -> str:
-        return f"{display(fn.module.path)}:{line}"
-
-    return where

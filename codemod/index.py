@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Union
 
 # ---------------------------------------------------------------------------
 # Knowledge about torch names
@@ -88,28 +88,28 @@ def is_parameterless_external(name: str) -> bool:
 class Instance:
     """An instance of a project class."""
 
-    cls: "ClassInfo"
+    cls: ClassInfo
 
 
 @dataclass(frozen=True)
 class ClassRef:
     """A project class object (calling it constructs an Instance)."""
 
-    cls: "ClassInfo"
+    cls: ClassInfo
 
 
 @dataclass(frozen=True)
 class FuncRef:
     """A project function, or a method bound to its receiver."""
 
-    fn: "FunctionInfo"
+    fn: FunctionInfo
 
 
 @dataclass(frozen=True)
 class ModuleRef:
     """A project module object (`from . import utils`)."""
 
-    module: "ModuleInfo"
+    module: ModuleInfo
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,10 @@ class Container:
 class Super:
     """`super()` inside a method of `cls`."""
 
-    cls: "ClassInfo"
+    cls: ClassInfo
 
 
-Type = Union[Instance, ClassRef, FuncRef, ModuleRef, External, Container, Super]
+Type = Instance | ClassRef | FuncRef | ModuleRef | External | Container | Super
 NOTHING: frozenset = frozenset()
 
 
@@ -150,11 +150,11 @@ class ModuleInfo:
     tree: ast.Module
     source: str
     imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
-    defs: dict[str, "ClassInfo | FunctionInfo"] = field(default_factory=dict)
+    defs: dict[str, ClassInfo | FunctionInfo] = field(default_factory=dict)
     assigns: dict[str, list[ast.expr]] = field(default_factory=dict)  # module-level NAME = expr
     skip_file: bool = False
     skip_lines: frozenset = frozenset()
-    functions: list["FunctionInfo"] = field(default_factory=list)  # defined in this module, nested ones too
+    functions: list[FunctionInfo] = field(default_factory=list)  # defined in this module, nested ones too
 
     @property
     def package(self) -> str:
@@ -167,10 +167,10 @@ class ClassInfo:
     name: str
     module: ModuleInfo
     node: ast.ClassDef
-    methods: dict[str, "FunctionInfo"] = field(default_factory=dict)
-    bases: list["ClassInfo"] = field(default_factory=list)
+    methods: dict[str, FunctionInfo] = field(default_factory=dict)
+    bases: list[ClassInfo] = field(default_factory=list)
     external_bases: list[str] = field(default_factory=list)
-    subclasses: list["ClassInfo"] = field(default_factory=list)
+    subclasses: list[ClassInfo] = field(default_factory=list)
     _attributes: dict | None = field(default=None, repr=False)
     _mro: list | None = field(default=None, repr=False)
 
@@ -181,7 +181,7 @@ class ClassInfo:
     def short(self) -> str:
         return self.name
 
-    def mro(self) -> list["ClassInfo"]:
+    def mro(self) -> list[ClassInfo]:
         """The class and its project bases, nearest first (computed once, after bases are linked)."""
         if self._mro is None:
             order: list[ClassInfo] = []
@@ -196,13 +196,13 @@ class ClassInfo:
             self._mro = order
         return self._mro
 
-    def lookup(self, name: str) -> "FunctionInfo | None":
+    def lookup(self, name: str) -> FunctionInfo | None:
         for cls in self.mro():
             if name in cls.methods:
                 return cls.methods[name]
         return None
 
-    def all_subclasses(self) -> Iterator["ClassInfo"]:
+    def all_subclasses(self) -> Iterator[ClassInfo]:
         stack = list(self.subclasses)
         seen: set[int] = set()
         while stack:
@@ -217,14 +217,14 @@ class ClassInfo:
 class CallSite:
     """One call expression inside a function, resolved as far as the index can."""
 
-    caller: "FunctionInfo"
+    caller: FunctionInfo
     node: ast.Call
     items: tuple[ast.expr, ...]  # the grad-mode `with` items around the call, outermost first
     modes: tuple[str, ...] = ()  # their modes (see ProjectIndex.grad_mode_of)
-    callees: tuple["FunctionInfo", ...] = ()
+    callees: tuple[FunctionInfo, ...] = ()
     module_types: tuple = ()  # receiver types when this calls an nn.Module instance
     external: str | None = None  # qualified name of an external callee
-    constructs: tuple["ClassInfo", ...] = ()  # project classes this call instantiates
+    constructs: tuple[ClassInfo, ...] = ()  # project classes this call instantiates
     unresolved: bool = False
 
     @property
@@ -242,11 +242,11 @@ class FunctionInfo:
     module: ModuleInfo
     node: ast.FunctionDef | ast.AsyncFunctionDef
     cls: ClassInfo | None = None
-    parent: "FunctionInfo | None" = None  # enclosing function for nested defs
+    parent: FunctionInfo | None = None  # enclosing function for nested defs
     decorators: list[str | None] = field(default_factory=list)  # qualified names
     grad_decorator: str | None = None  # "no_grad" / "inference" / "enable_grad"
     calls: list[CallSite] = field(default_factory=list)
-    local_defs: dict[str, "FunctionInfo"] = field(default_factory=dict)
+    local_defs: dict[str, FunctionInfo] = field(default_factory=dict)
     _nodes: list | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
@@ -472,7 +472,7 @@ class ProjectIndex:
             return full if full == name else self.canonical(full, depth + 1)
         return name
 
-    def resolve_expr_name(self, module: ModuleInfo, expr: ast.expr) -> "ClassInfo | FunctionInfo | str | None":
+    def resolve_expr_name(self, module: ModuleInfo, expr: ast.expr) -> ClassInfo | FunctionInfo | str | None:
         name = self.qualify(module, expr)
         if name is None:
             return None
@@ -640,8 +640,8 @@ class ProjectIndex:
             elems: set = set()
             for arg in call.args:
                 inner = self.infer(arg.value if isinstance(arg, ast.Starred) else arg, fn, module)
-                if isinstance(arg, ast.Starred) or isinstance(arg, (ast.List, ast.Tuple, ast.Dict, ast.ListComp,
-                                                                    ast.GeneratorExp, ast.SetComp, ast.DictComp)):
+                if isinstance(arg, (ast.Starred, ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.GeneratorExp,
+                                    ast.SetComp, ast.DictComp)):
                     for item in inner:
                         elems |= item.elems if isinstance(item, Container) else {item}
                 else:
@@ -923,10 +923,10 @@ class ProjectIndex:
         owner = cls or method.cls
         if owner is None or method.parent is not None:
             return []
-        if cls is None:
-            if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
-                    and caller is not None and func.value.id == caller.receiver):
-                return []
+        called_on_self = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and (
+            caller is not None and func.value.id == caller.receiver)
+        if cls is None and not called_on_self:
+            return []
         found = []
         for sub in owner.all_subclasses():
             if method.name in sub.methods and sub.methods[method.name] is not method:
@@ -939,18 +939,6 @@ class ProjectIndex:
     def loads(self, name: str) -> list[tuple[FunctionInfo, ast.AST]]:
         """Every read of `<anything>.name` or of the bare `name`, with the function it is in."""
         return self.load_table.get(name, [])
-
-    def function_at(self, path: Path, line: int) -> FunctionInfo | None:
-        """The innermost function whose body contains `line` of the file at `path`."""
-        module = self.by_path.get(path)
-        if module is None:
-            return None
-        best = None
-        for fn in self.functions_of(module):
-            if fn.node.lineno <= line <= (fn.node.end_lineno or fn.node.lineno):
-                if best is None or fn.node.lineno >= best.node.lineno:
-                    best = fn
-        return best
 
     def functions_of(self, module: ModuleInfo) -> list[FunctionInfo]:
         return module.functions
@@ -1094,8 +1082,8 @@ _BUILTINS = frozenset(dir(__builtins__) if isinstance(__builtins__, dict) else d
 def _params_with_defaults(args: ast.arguments) -> list[tuple[ast.arg, ast.expr | None]]:
     positional = [*args.posonlyargs, *args.args]
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
-    pairs = list(zip(positional, defaults))
-    pairs += list(zip(args.kwonlyargs, args.kw_defaults))
+    pairs = list(zip(positional, defaults, strict=True))
+    pairs += list(zip(args.kwonlyargs, args.kw_defaults, strict=True))
     pairs += [(extra, None) for extra in (args.vararg, args.kwarg) if extra is not None]
     return pairs
 
@@ -1191,7 +1179,7 @@ def _bind(target: ast.expr, value: ast.expr, out: dict, element: bool = False) -
         out.setdefault(target.id, []).append(("elem" if element else "expr", value))
     elif isinstance(target, (ast.Tuple, ast.List)) and not element:
         if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
-            for sub, val in zip(target.elts, value.elts):
+            for sub, val in zip(target.elts, value.elts, strict=True):
                 _bind(sub, val, out)
         else:
             for sub in target.elts:
@@ -1227,13 +1215,13 @@ def _attribute_table(cls: ClassInfo) -> dict[str, list[tuple[FunctionInfo | None
                     if _is_self_attr(target, receiver):
                         table.setdefault(target.attr, []).append((method, node.value, "expr"))
                     elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                        for sub, val in zip(target.elts, node.value.elts):
+                        for sub, val in zip(target.elts, node.value.elts, strict=False):
                             if _is_self_attr(sub, receiver):
                                 table.setdefault(sub.attr, []).append((method, val, "expr"))
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-                if node.func.attr in ("append", "extend", "insert") and _is_self_attr(node.func.value, receiver):
-                    how = "expr" if node.func.attr == "extend" else "append"
-                    table.setdefault(node.func.value.attr, []).append((method, node.args[-1], how))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and (
+                    node.func.attr in ("append", "extend", "insert") and _is_self_attr(node.func.value, receiver)):
+                how = "expr" if node.func.attr == "extend" else "append"
+                table.setdefault(node.func.value.attr, []).append((method, node.args[-1], how))
     cls._attributes = table
     return table
 

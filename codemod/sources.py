@@ -8,15 +8,16 @@ original mode, then renamed over the original.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import io
 import os
 import stat
 import tempfile
 import tokenize
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 # Folders that are never part of a project's own source.
 SKIPPED_DIRS = frozenset(
@@ -226,9 +227,7 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 

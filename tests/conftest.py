@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codemod.engine import CHECK, DIFF, Options, run
+from codemod.engine import DIFF, Options, run
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

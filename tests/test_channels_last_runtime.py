@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import cli, installed_chatterbox
 
 torch = pytest.importorskip("torch")

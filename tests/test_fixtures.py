@@ -19,9 +19,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, run_engine
 
 from codemod.config import load_config
-from conftest import FIXTURES, run_engine
 
 UPDATE = os.environ.get("UPDATE_FIXTURES") == "1"
 
@@ -61,8 +61,8 @@ def test_fixture(transform, source, tmp_path):
 
     pyproject = source.with_name(f"{name}.pyproject.toml")
     report, rewritten = _run(transform, tmp_path, name, text, options, pyproject)
-    sites = [site.to_json(report.rel(site.path)) for site in sorted(report.sites, key=lambda s: (s.line,
-                                                                                                 s.anchor.get("item", 0)))]
+    ordered = sorted(report.sites, key=lambda s: (s.line, s.anchor.get("item", 0)))
+    sites = [site.to_json(report.rel(site.path)) for site in ordered]
     if UPDATE:
         if rewritten != text:
             expected_path.write_bytes(rewritten)

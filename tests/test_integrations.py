@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, cli
 from test_cli import SAFE, SAFE_REWRITTEN, UNSAFE, make_project
 

@@ -6,7 +6,6 @@ import py_compile
 import subprocess
 
 import pytest
-
 from conftest import cli, download_wheel, load_json, report_sites, unpack_wheel
 
 HIFIGAN = "models/s3gen/hifigan.py"
@@ -92,7 +91,7 @@ def test_default_transforms_on_chatterbox_tts(chatterbox_tree, tmp_path):
     assert proc.returncode == 1  # rewrites pending
     entry = {(s["path"], s["symbol"]): s for s in report["sites"] if s["transform"] == "entry-points"}
     applied = {key for key, s in entry.items() if s["status"] == "applied"}
-    assert ENTRY_POINTS_APPLIED <= applied
+    assert applied >= ENTRY_POINTS_APPLIED
     campplus = entry[("models/s3gen/xvector.py", "CAMPPlus.inference")]
     assert campplus["status"] == "applied" or campplus["reason"].startswith("covered:")
     decorated = {symbol for (_, symbol), s in entry.items() if s["rewritten"]}

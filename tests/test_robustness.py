@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import cli, download_wheel, unpack_wheel
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import cli, installed_chatterbox
 
 torch = pytest.importorskip("torch")

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 import libcst as cst
 

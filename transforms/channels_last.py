@@ -86,8 +86,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
@@ -177,7 +177,7 @@ class _Reach:
     convs: set[tuple[str, int]] = field(default_factory=set)
     nested: dict[str, ClassInfo] = field(default_factory=dict)  # qualname -> class
 
-    def merge(self, other: "_Reach") -> None:
+    def merge(self, other: _Reach) -> None:
         self.convs |= other.convs
         self.nested.update(other.nested)
 
@@ -1130,9 +1130,7 @@ def _bindings(node: ast.AST) -> Iterator[tuple[list[ast.expr], ast.expr | None]]
     """(targets, value) of an assignment-like node."""
     if isinstance(node, ast.Assign):
         yield node.targets, node.value
-    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-        yield [node.target], node.value
-    elif isinstance(node, ast.NamedExpr):
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)):
         yield [node.target], node.value
     elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
         yield [node.target], node.iter

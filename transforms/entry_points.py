@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
-from typing import Sequence
+from collections.abc import Sequence
 
 import libcst as cst
 
@@ -116,7 +116,7 @@ class EntryPoints(Transform):
             self._judge(site, fn, states, flow, reach, training, trained_from)
         return list(sites.values())
 
-    def _judge(self, site: Site, fn: FunctionInfo, states: GradStates, flow: FlowAnalyzer, reach: "_WorkFinder",
+    def _judge(self, site: Site, fn: FunctionInfo, states: GradStates, flow: FlowAnalyzer, reach: _WorkFinder,
                training: dict[int, str], trained_from: dict[int, list[str]]) -> None:
         work = reach.work_of(fn)
         what = (f"{fn.short} runs modules with autograd on ({work})" if work else

@@ -57,7 +57,7 @@ because each names a code path that raises once converted.
 from __future__ import annotations
 
 import ast
-from typing import Sequence
+from collections.abc import Sequence
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -122,14 +122,14 @@ class InferenceMode(Transform):
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 for position, item in enumerate(node.items):
                     sites.extend(self._with_site(context, flow, fn, node, position, item, blocked))
-            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-                if index.qualify(fn.module, node.value.func, fn) in SET_GRAD_ENABLED:
-                    sites.append(Site(
-                        transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short,
-                        status=NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
-                        reason=f"`{ast.unparse(node.value)}` switches grad for the rest of the thread, not for a "
-                               "region; only decorators and `with` blocks are rewritten",
-                    ))
+            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                    index.qualify(fn.module, node.value.func, fn) in SET_GRAD_ENABLED:
+                sites.append(Site(
+                    transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short,
+                    status=NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
+                    reason=f"`{ast.unparse(node.value)}` switches grad for the rest of the thread, not for a "
+                           "region; only decorators and `with` blocks are rewritten",
+                ))
         return sites
 
     def _with_site(self, context, flow, fn, node, position, item, blocked) -> list[Site]:

@@ -7,7 +7,6 @@ Writes {"outputs": {name: tensor}, "graph": {name: bool}, "checksum": float} or 
 import sys
 
 import torch
-
 from chatterbox.models.s3gen import S3Gen
 
 
