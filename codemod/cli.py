@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from benchmarks.cli import bench
+
 from . import __version__
 from .config import ConfigError, load_config
 from .diffing import unified_diff
@@ -91,6 +93,9 @@ def apply(paths, diff, check, output, report_path, select, ignore, unsafe_fixes,
     if report_path is not None:
         report.write_json(report_path)
     sys.exit(exit_code(report, mode))
+
+
+main.add_command(bench)
 
 
 @main.command("list-transforms")
@@ -174,10 +179,6 @@ def _print_summary(report: Report, mode: str) -> None:
         click.echo(f"  {transform}: {counts}; {row['rewritten']} site{'s' * (row['rewritten'] != 1)} {verb}",
                    err=True)
 
-
-from benchmarks.cli import bench
-
-main.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,106 @@
+"""`chatterbox-codemod bench`: verify a rewritten chatterbox against the original, side by side.
+
+Exit codes: 0 every component gives the same outputs (and is not slower than
+--fail-below); 1 a component diverged, raised, or fell below --fail-below;
+2 usage or setup error (no chatterbox installed, a tree without a `chatterbox`
+package, an original package that cannot run).
+
+Only click and plain data are imported here: `codemod.cli` imports this module
+on every run, and torch loads only when `bench` itself runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .workload import CHECKPOINT_FILES, COMPONENT_NAMES, SIZES, component
+
+
+@click.command()
+@click.option("--original", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="A folder holding the original `chatterbox` package (with --rewritten).")
+@click.option("--rewritten", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="A folder holding the rewritten `chatterbox` package (with --original).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto: cuda when torch sees a GPU, else cpu.")
+@click.option("--size", type=click.Choice(list(SIZES)), default="smoke", show_default=True,
+              help="smoke: a few minutes on 2 CPU cores; full: a 10 s reference and 20 s of output audio.")
+@click.option("--components", metavar="A,B,...",
+              help=f"Components to run (default: all of {', '.join(COMPONENT_NAMES)}).")
+@click.option("--rounds", type=click.IntRange(min=1),
+              help="Timed rounds per component (default: " +
+                   ", ".join(f"{s.rounds} for {s.name}" for s in SIZES.values()) + ").")
+@click.option("--ckpt-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Real chatterbox weights (s3gen.safetensors, ve.safetensors) instead of seeded random ones.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write everything in the table, and the raw per-round times, to FILE.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG of the speed ratios to FILE.")
+@click.option("--fail-below", type=click.FloatRange(min=0, min_open=True), metavar="RATIO",
+              help="Fail when a component's median speed ratio (original/rewritten) is below RATIO.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights, inputs and every call.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes for the codemod's rewrite (0: one per CPU).")
+def bench(original, rewritten, device, size, components, rounds, ckpt_dir, json_path, plot_path, fail_below, seed,
+          jobs) -> None:
+    """Verify the rewritten chatterbox: same outputs, and how much faster.
+
+    Without --original/--rewritten, a copy of the installed chatterbox is
+    rewritten with the codemod's default transforms and checked against an
+    untouched copy. Progress goes to stderr, the table to stdout.
+    """
+    if (original is None) != (rewritten is None):
+        raise click.UsageError("--original and --rewritten go together")
+    selected = _components(components)
+    if ckpt_dir is not None:
+        _check_checkpoints(ckpt_dir, selected)
+    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise click.UsageError("--plot needs matplotlib: pip install 'chatterbox-codemod[bench]'")
+
+    from .report import format_report, to_json, write_plot
+    from .verify import BenchOptions, SetupError, run_bench
+
+    chosen_size = SIZES[size]
+    options = BenchOptions(size=chosen_size, components=selected, rounds=rounds or chosen_size.rounds,
+                           device=device, original=original, rewritten=rewritten, ckpt_dir=ckpt_dir,
+                           fail_below=fail_below, seed=seed, jobs=jobs)
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        click.echo(f"[{time.perf_counter() - started:6.1f} s] {message}", err=True)
+
+    try:
+        result = run_bench(options, progress)
+    except SetupError as exc:
+        click.echo(f"chatterbox-codemod bench: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(format_report(result), nl=False)
+    if json_path is not None:
+        json_path.write_text(json.dumps(to_json(result), indent=2) + "\n", encoding="utf-8")
+    if plot_path is not None:
+        write_plot(result, plot_path)
+    sys.exit(0 if result.passed else 1)
+
+
+def _components(value: str | None) -> list[str]:
+    if not value:
+        return list(COMPONENT_NAMES)
+    asked = {part.strip() for part in value.split(",") if part.strip()}
+    unknown = sorted(asked - set(COMPONENT_NAMES))
+    if unknown or not asked:
+        raise click.UsageError(f"--components: unknown {', '.join(unknown) or '(none given)'} "
+                               f"(known: {', '.join(COMPONENT_NAMES)})")
+    return [name for name in COMPONENT_NAMES if name in asked]
+
+
+def _check_checkpoints(ckpt_dir: Path, components: list[str]) -> None:
+    needed = {CHECKPOINT_FILES[model] for name in components for model in component(name).models}
+    missing = sorted(name for name in needed if not (ckpt_dir / name).is_file())
+    if missing:
+        raise click.UsageError(f"--ckpt-dir {ckpt_dir}: missing {', '.join(missing)}")

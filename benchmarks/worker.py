@@ -1,0 +1,279 @@
+"""One side of the benchmark: a process that imports `chatterbox` from one tree and runs components on request.
+
+    python -m benchmarks.worker --tree TREE --workdir DIR --device cpu
+
+Requests arrive as one JSON object per line on stdin, answers leave the same
+way on the process's original stdout; tensors (weights, inputs, outputs) travel
+as files in the shared DIR. Everything the models print goes to stderr, which
+the orchestrator sends to a log file, so it cannot corrupt the answers.
+
+Requests, in the order the orchestrator sends them:
+  {"op": "build", "models": [...], "seed": S}            construct the models (random init, seeded)
+  {"op": "share", "ckpt_dir": D|null, "size": {...},
+   "components": [...], "seed": S}                      the maker only: write weights and inputs to DIR
+  {"op": "load"}                                        load the shared weights and inputs
+  {"op": "call", "component": C, "seed": S,
+   "outputs": FILE|null, "memory": null|"tensors"|"resident"}
+                                                        one call, timed, with the RNG re-seeded
+  {"op": "exit"}
+Every answer has "ok"; a failed request answers {"ok": false, "error": ..., "traceback": ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks import workload
+from benchmarks.memory import RESIDENT, TENSORS, resident_peak, tensor_peak
+from benchmarks.workload import CHECKPOINT_FILES, S3GEN_SR, SPEECH_SR
+
+WEIGHTS_FILE = "weights-{model}.pt"
+INPUTS_FILE = "inputs.pt"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", type=Path, required=True, help="folder holding the `chatterbox` package to import")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--device", required=True, choices=["cpu", "cuda"])
+    args = parser.parse_args(argv)
+
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    sys.path.insert(0, str(args.tree.resolve()))
+    worker = Worker(args.tree.resolve(), args.workdir, torch.device(args.device))
+    for line in iter(sys.stdin.readline, ""):
+        request = json.loads(line)
+        if request["op"] == "exit":
+            break
+        try:
+            answer = {"ok": True, **worker.handle(request)}
+        except Exception as exc:  # noqa: BLE001 - a failure of the code under test is a result to report
+            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        answers.write(json.dumps(answer) + "\n")
+
+
+class Worker:
+    def __init__(self, tree: Path, workdir: Path, device: torch.device) -> None:
+        self.tree = tree
+        self.workdir = workdir
+        self.device = device
+        self.models: dict[str, torch.nn.Module] = {}
+        self.inputs: dict[str, Any] = {}
+        # Real fp32: TF32 convolutions would put both packages ~1e-3 apart, far outside the tolerance.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+    def handle(self, request: dict) -> dict:
+        handler = {"build": self.build, "share": self.share, "load": self.load, "call": self.call}[request["op"]]
+        return handler(**{k: v for k, v in request.items() if k != "op"})
+
+    def build(self, models: list[str], seed: int) -> dict:
+        started = time.perf_counter()
+        import chatterbox
+
+        location = Path(chatterbox.__file__).resolve()
+        if self.tree not in location.parents:
+            raise RuntimeError(f"imported chatterbox from {location}, not from {self.tree}")
+        from chatterbox.models.s3gen import S3Gen
+        from chatterbox.models.voice_encoder import VoiceEncoder
+
+        constructors = {"s3gen": S3Gen, "voice_encoder": VoiceEncoder}
+        torch.manual_seed(seed)
+        for name in models:
+            self.models[name] = constructors[name]().to(self.device).eval()
+        seconds = time.perf_counter() - started
+        return {"chatterbox": str(location.parent), "seconds": seconds, **environment(self.device)}
+
+    def share(self, ckpt_dir: str | None, size: dict, components: list[str], seed: int) -> dict:
+        """Write the weights both workers load, and the inputs every call gets; answers the weight files."""
+        weights = []
+        for name, model in self.models.items():
+            if ckpt_dir is not None:
+                load_checkpoint(name, model, Path(ckpt_dir))
+            # The full state_dict, not the checkpoint file: it also carries whatever the
+            # checkpoint leaves at its (seeded) initial value.
+            weights.append(self.workdir / WEIGHTS_FILE.format(model=name))
+            torch.save(model.state_dict(), weights[-1])
+        torch.save(self.make_inputs(size, components, seed), self.workdir / INPUTS_FILE)
+        return {"weights": [str(path) for path in weights]}
+
+    def make_inputs(self, size: dict, components: list[str], seed: int) -> dict[str, Any]:
+        generator = torch.Generator().manual_seed(seed)
+        inputs: dict[str, Any] = {
+            "speech_16k": synthetic_speech(round(size["speech_seconds"] * SPEECH_SR), SPEECH_SR, generator),
+            "ref_24k": synthetic_speech(size["ref_samples"], S3GEN_SR, generator),
+        }
+        if "s3gen" in self.models:
+            s3gen = self.models["s3gen"]
+            mel_clip = synthetic_speech(round(size["mel_seconds"] * S3GEN_SR), S3GEN_SR, generator)
+            inputs["mel"] = s3gen.mel_extractor(mel_clip[None].to(self.device)).cpu()
+            from chatterbox.models.s3tokenizer import SPEECH_VOCAB_SIZE
+
+            token_shape = (1, size["speech_tokens"])
+            inputs["speech_tokens"] = torch.randint(0, SPEECH_VOCAB_SIZE, token_shape, generator=generator)
+            if {"flow", "s3gen"} & set(components):
+                ref_dict = s3gen.embed_ref(inputs["ref_24k"].to(self.device), S3GEN_SR)
+                inputs["ref_dict"] = {k: v.detach().cpu().clone() if torch.is_tensor(v) else v
+                                      for k, v in ref_dict.items()}
+        return inputs
+
+    def load(self) -> dict:
+        for name, model in self.models.items():
+            state = torch.load(self.workdir / WEIGHTS_FILE.format(model=name), map_location="cpu", mmap=True,
+                               weights_only=True)
+            model.load_state_dict(state)
+        self.inputs = to_device(torch.load(self.workdir / INPUTS_FILE, weights_only=True), self.device)
+        return {}
+
+    def call(self, component: str, seed: int, outputs: str | None = None, memory: str | None = None) -> dict:
+        """One call with the RNG re-seeded, timed; with `memory`, measured by that measure (`benchmarks.memory`)."""
+        run = self.prepare_call(component)
+        measured: dict = {}
+        with self.memory_window(memory, measured):
+            reseed(seed)
+            self.synchronize()
+            started = time.perf_counter()
+            result = run()
+            self.synchronize()
+            seconds = time.perf_counter() - started
+        tensors = flatten_outputs(result)
+        answer = {"seconds": seconds,
+                  "graph": {name: {"requires_grad": t.requires_grad, "inference": t.is_inference()}
+                            for name, t in tensors.items()}}
+        if memory is not None:
+            answer["memory"] = measured
+        if workload.component(component).produces_audio:
+            answer["audio_seconds"] = next(iter(tensors.values())).shape[-1] / S3GEN_SR
+        if outputs is not None:
+            torch.save({name: t.detach().cpu().clone() for name, t in tensors.items()}, outputs)
+        return answer
+
+    def memory_window(self, memory: str | None, measured: dict) -> contextlib.AbstractContextManager:
+        if memory == TENSORS:
+            return tensor_peak(self.device, measured)
+        if memory == RESIDENT:
+            return resident_peak(measured)
+        return contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def prepare_call(self, name: str) -> Callable[[], Any]:
+        """The call to time, everything it needs made beforehand."""
+        inputs = self.inputs
+        s3gen = self.models.get("s3gen")
+        # A fresh dict per call: S3Gen casts the ref_dict's entries in place.
+        ref_dict = dict(inputs.get("ref_dict", {}))
+        # embeds_from_wavs takes numpy clips on the host and moves them to the model's device itself.
+        speech_clip = inputs["speech_16k"].cpu().numpy()
+        calls: dict[str, Callable[[], Any]] = {
+            "campplus": lambda: s3gen.speaker_encoder.inference([inputs["speech_16k"]]),
+            "embed_ref": lambda: s3gen.embed_ref(inputs["ref_24k"], S3GEN_SR),
+            "hift": lambda: s3gen.hift_inference(inputs["mel"]),
+            "flow": lambda: s3gen.flow_inference(inputs["speech_tokens"], ref_dict=ref_dict, finalize=True),
+            "s3gen": lambda: s3gen.inference(inputs["speech_tokens"], ref_dict=ref_dict),
+            "voice_encoder": lambda: self.models["voice_encoder"].embeds_from_wavs([speech_clip],
+                                                                                    sample_rate=SPEECH_SR),
+        }
+        return calls[name]
+
+
+def load_checkpoint(name: str, model: torch.nn.Module, ckpt_dir: Path) -> None:
+    """Real chatterbox weights, loaded the way `ChatterboxTTS.from_local` loads them."""
+    from safetensors.torch import load_file
+
+    state = load_file(ckpt_dir / CHECKPOINT_FILES[name])
+    # from_local loads s3gen non-strictly: the checkpoint lacks buffers S3Gen computes itself.
+    model.load_state_dict(state, strict=name != "s3gen")
+
+
+def synthetic_speech(samples: int, sample_rate: int, generator: torch.Generator) -> torch.Tensor:
+    """A voiced, syllable-paced signal with a wandering pitch: deterministic and speech-like enough
+    for the tokenizer, the speaker encoders and the trimming in the voice encoder."""
+    t = torch.arange(samples, dtype=torch.float64) / sample_rate
+    drift = torch.cumsum(torch.randn(samples, generator=generator, dtype=torch.float64), 0) / sample_rate ** 0.5
+    f0 = 140 + 30 * torch.sin(2 * torch.pi * 0.7 * t) + 5 * drift
+    phase = 2 * torch.pi * torch.cumsum(f0, 0) / sample_rate
+    voiced = sum(torch.sin(k * phase) / k for k in range(1, 11))
+    syllables = (0.55 + 0.45 * torch.sin(2 * torch.pi * 4 * t)) ** 2
+    noise = 0.02 * torch.randn(samples, generator=generator, dtype=torch.float64)
+    signal = syllables * voiced + noise
+    return (0.5 * signal / signal.abs().max()).float()
+
+
+def flatten_outputs(result: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor in a call's result, named by where it sits (`0`, `embedding`, ...)."""
+    if isinstance(result, np.ndarray):
+        result = torch.from_numpy(result)
+    if torch.is_tensor(result):
+        return {prefix or "output": result}
+    if isinstance(result, dict):
+        items = result.items()
+    elif isinstance(result, (tuple, list)):
+        items = enumerate(result)
+    elif result is None:
+        return {}
+    else:
+        raise TypeError(f"cannot compare an output of type {type(result).__name__}")
+    flat: dict[str, torch.Tensor] = {}
+    for key, value in items:
+        flat.update(flatten_outputs(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    if torch.is_tensor(value):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    return value
+
+
+def reseed(seed: int) -> None:
+    """Same seed before every call: the vocoder's noise and the flow's initial noise then match."""
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def environment(device: torch.device) -> dict:
+    """What the numbers were measured on."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = _cpu_model()
+    return {"device_name": name, "device": device.type, "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def _cpu_model() -> str:
+    try:
+        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    except OSError:
+        match = None
+    if match:
+        return match.group(1).strip()
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    main()
