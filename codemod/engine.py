@@ -22,6 +22,8 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import gc
 import multiprocessing
 import os
 import shutil
@@ -74,6 +76,28 @@ class Parsed:
 
 
 def run(options: Options) -> Report:
+    with _cyclic_gc_paused():
+        return _run(options)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """Pause CPython's cyclic garbage collector for one run.
+
+    A run builds millions of long-lived AST and index objects and frees almost none of them before it
+    ends, so each collection only re-traverses them: on torch's tree that was 40% of the run, with the
+    same peak memory (1.65 GB) either way. Reference counting still frees everything else.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(options: Options) -> Report:
     report = Report()
     targets, errors = _targets(options.paths)
     report.errors.extend(errors)

@@ -610,8 +610,7 @@ class FlowAnalyzer:
                 continue
             self._attr_taint[key] = taint.whole()
             related = {id(c) for c in [cls, *cls.all_subclasses()]}
-            readers = [fn for fn, node in self.index.loads(attr) if isinstance(node, ast.Attribute) and any(
-                isinstance(t, Instance) and id(t.cls) in related for t in self.index.infer(node.value, fn))]
+            readers = [fn for fn, classes in self.index.attribute_readers(attr) if not related.isdisjoint(classes)]
             self._schedule_readers(frame, f"stored on `{cls.name}.{attr}` ({self.where(frame.fn, line)})", readers)
 
     def store_global(self, module: ModuleInfo, name: str, taint: Taint, frame: _Frame, line: int) -> None:

@@ -382,6 +382,7 @@ class ProjectIndex:
         self._has_params: dict[int, bool] = {}
         self._is_module: dict[int, bool] = {}
         self._param_attrs: dict[int, frozenset] = {}
+        self._attribute_readers: dict[str, list[tuple[FunctionInfo, frozenset[int]]]] = {}
         self.load_table: dict[str, list[tuple[FunctionInfo, ast.AST]]] = {}  # filled while collecting
 
     # -- construction ------------------------------------------------------
@@ -939,6 +940,15 @@ class ProjectIndex:
     def loads(self, name: str) -> list[tuple[FunctionInfo, ast.AST]]:
         """Every read of `<anything>.name` or of the bare `name`, with the function it is in."""
         return self.load_table.get(name, [])
+
+    def attribute_readers(self, attr: str) -> list[tuple[FunctionInfo, frozenset[int]]]:
+        """Each read of `<object>.attr`: the function it is in and the ids of the classes `<object>` may be."""
+        found = self._attribute_readers.get(attr)
+        if found is None:
+            found = [(fn, frozenset(id(t.cls) for t in self.infer(node.value, fn) if isinstance(t, Instance)))
+                     for fn, node in self.loads(attr) if isinstance(node, ast.Attribute)]
+            self._attribute_readers[attr] = found
+        return found
 
     def functions_of(self, module: ModuleInfo) -> list[FunctionInfo]:
         return module.functions

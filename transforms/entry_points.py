@@ -245,14 +245,16 @@ class _WorkFinder:
 def _training_functions(index: ProjectIndex) -> dict[int, str]:
     """Functions that are training code, with what shows it."""
     found: dict[int, str] = {}
+    # A loss is recognised by a name that says so; a file whose text never says it holds none.
+    mention_loss = {id(module) for module in index.modules.values() if "loss" in module.source.lower()}
     for fn in index.functions.values():
-        why = _training_evidence(index, fn)
+        why = _training_evidence(index, fn, id(fn.module) in mention_loss)
         if why:
             found[id(fn)] = why
     return found
 
 
-def _training_evidence(index: ProjectIndex, fn: FunctionInfo) -> str | None:
+def _training_evidence(index: ProjectIndex, fn: FunctionInfo, may_mention_loss: bool) -> str | None:
     for site in fn.calls:
         func = site.node.func
         if isinstance(func, ast.Attribute):
@@ -262,7 +264,7 @@ def _training_evidence(index: ProjectIndex, fn: FunctionInfo) -> str | None:
                 return f"calls `{ast.unparse(func)}()` at line {site.line}"
         if site.external in ("torch.autograd.grad", "torch.autograd.backward"):
             return f"calls `{site.external}` at line {site.line}"
-    returns_loss = any(
+    returns_loss = may_mention_loss and any(
         isinstance(node, ast.Return) and node.value is not None and _mentions_loss(node.value)
         for node in fn.nodes
     )

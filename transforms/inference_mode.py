@@ -60,7 +60,6 @@ import ast
 from collections.abc import Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from codemod.gradflow import FlowAnalyzer, Region
 from codemod.index import NO_GRAD, SET_GRAD_ENABLED, FunctionInfo, ModuleInfo
@@ -84,6 +83,7 @@ class InferenceMode(Transform):
         # Verdicts that more inference regions cannot change (applied, never fixable), kept across
         # the engine's analysis rounds so only the fixable unsafe sites are judged again.
         self._settled: dict[tuple, tuple[str, str, bool]] = {}
+        self._ordinals: dict[int, dict[tuple[str, int, int], int]] = {}
 
     def analyze(self, context: AnalysisContext) -> list[Site]:
         states = context.grad_states()
@@ -107,7 +107,7 @@ class InferenceMode(Transform):
                 continue
             site = Site(
                 transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short, status=APPLIED,
-                reason="", anchor={"line": node.lineno, "kind": "decorator"},
+                reason="", anchor=self._anchor(fn.module, "decorator", node, node),
                 suppress_lines=(node.lineno, fn.node.lineno),
             )
             if mode != "no_grad":
@@ -141,7 +141,7 @@ class InferenceMode(Transform):
         spelled = ast.unparse(expr)
         site = Site(
             transform=self.id, path=fn.module.path, line=expr.lineno, symbol=fn.short, status=APPLIED, reason="",
-            anchor={"line": node.lineno, "item": position, "kind": "with"},
+            anchor={**self._anchor(fn.module, "with", node, expr), "item": position},
             suppress_lines=tuple(sorted({node.lineno, expr.lineno})),
         )
         if mode != "no_grad":
@@ -152,6 +152,28 @@ class InferenceMode(Transform):
             self._judge(site, flow, Region(fn, node, position), f"`with {spelled}` in {fn.short}")
             site.makes_inference = expr
         return [site]
+
+    def _anchor(self, module: ModuleInfo, kind: str, node: ast.AST, expr: ast.expr) -> dict:
+        """Where the rewrite finds the site: its rank among the file's decorators or `with` statements.
+
+        Both ASTs list those in the order of the source, so the rank locates the LibCST node without
+        computing positions for the whole file; `expr` lets the rewrite check it found the right one.
+        """
+        if id(module) not in self._ordinals:
+            found = []
+            for n in ast.walk(module.tree):
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    found.extend(("decorator", d.lineno, d.col_offset) for d in n.decorator_list)
+                elif isinstance(n, (ast.With, ast.AsyncWith)):
+                    found.append(("with", n.lineno, n.col_offset))
+            ranks: dict[tuple[str, int, int], int] = {}
+            counts = {"decorator": 0, "with": 0}
+            for key in sorted(found, key=lambda k: (k[1], k[2])):
+                ranks[key] = counts[key[0]]
+                counts[key[0]] += 1
+            self._ordinals[id(module)] = ranks
+        rank = self._ordinals[id(module)][(kind, node.lineno, node.col_offset)]
+        return {"line": node.lineno, "kind": kind, "rank": rank, "expr": ast.dump(expr)}
 
     def _judge(self, site: Site, flow: FlowAnalyzer, region: Region, what: str) -> None:
         key = (site.path, site.line, site.anchor.get("item"))
@@ -213,58 +235,86 @@ class InferenceMode(Transform):
 
     def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
         torch = torch_name(module) or "torch"
-        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-        decorators = {s.anchor["line"]: s for s in sites if s.anchor["kind"] == "decorator"}
-        withs = {(s.anchor["line"], s.anchor["item"]): s for s in sites if s.anchor["kind"] == "with"}
-        targets: dict[int, tuple[cst.CSTNode, set[int]]] = {}
-        found: set[int] = set()
-        for node, position in positions.items():
-            if isinstance(node, cst.Decorator):
-                line = positions[node.decorator].start.line
-                if line in decorators:
-                    targets[id(node)] = (node, set())
-                    found.add(id(decorators[line]))
-            elif isinstance(node, cst.With):
-                items = {i for i in range(len(node.items)) if (position.start.line, i) in withs}
-                if items:
-                    targets[id(node)] = (node, items)
-                    found.update(id(withs[(position.start.line, i)]) for i in items)
-        missing = [s for s in sites if id(s) not in found]
-        if missing:
-            raise LookupError(f"site at line {missing[0].line} not found in the parsed file")
-        rewritten = module.visit(_Replacer(targets, torch))
+        replacer = _Replacer(sites, torch)
+        rewritten = module.visit(replacer)
+        if replacer.pending:
+            missing = min(replacer.pending.values(), key=lambda site: site.line)
+            raise LookupError(f"site at line {missing.line} not found in the parsed file")
         rewritten, _ = ensure_torch(rewritten)
         return _drop_unused_no_grad_imports(rewritten)
 
 
 class _Replacer(cst.CSTTransformer):
-    """Puts `<torch>.inference_mode()` in place of the chosen decorators and `with` items."""
+    """Puts `<torch>.inference_mode()` in place of the planned decorators and `with` items.
 
-    def __init__(self, targets: dict[int, tuple[cst.CSTNode, set[int]]], torch: str):
+    Finds each site by its rank among the file's decorators or `with` statements (counted in source
+    order, outer before inner), and leaves it pending when the expression there is not the one the
+    analysis saw.
+    """
+
+    def __init__(self, sites: Sequence[Site], torch: str):
         super().__init__()
-        self.targets = targets
+        self.pending = {(s.anchor["kind"], s.anchor["rank"], s.anchor.get("item")): s for s in sites}
         self.torch = torch
+        self.counts = {"decorator": 0, "with": 0}
+        self.ranks: dict[int, int] = {}
+
+    def _count(self, kind: str, node: cst.CSTNode) -> None:
+        self.ranks[id(node)] = self.counts[kind]
+        self.counts[kind] += 1
+
+    def _take(self, kind: str, node: cst.CSTNode, item: int | None, expr: cst.BaseExpression) -> bool:
+        key = (kind, self.ranks[id(node)], item)
+        site = self.pending.get(key)
+        if site is None or _dump(expr) != site.anchor["expr"]:
+            return False
+        del self.pending[key]
+        return True
+
+    def visit_Decorator(self, node: cst.Decorator) -> None:
+        self._count("decorator", node)
+
+    def visit_With(self, node: cst.With) -> None:
+        self._count("with", node)
 
     def leave_Decorator(self, original_node: cst.Decorator, updated_node: cst.Decorator) -> cst.Decorator:
-        if id(original_node) not in self.targets:
-            return updated_node
-        return updated_node.with_changes(decorator=inference_mode_call(self.torch))
+        if self._take("decorator", original_node, None, original_node.decorator):
+            return updated_node.with_changes(decorator=inference_mode_call(self.torch))
+        return updated_node
 
     def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
-        if id(original_node) not in self.targets:
-            return updated_node
-        chosen = self.targets[id(original_node)][1]
-        items = [item.with_changes(item=inference_mode_call(self.torch)) if i in chosen else item
-                 for i, item in enumerate(updated_node.items)]
+        items = [
+            new.with_changes(item=inference_mode_call(self.torch))
+            if self._take("with", original_node, position, old.item) else new
+            for position, (old, new) in enumerate(zip(original_node.items, updated_node.items, strict=True))
+        ]
         return updated_node.with_changes(items=items)
 
 
+def _dump(expr: cst.BaseExpression) -> str | None:
+    """The expression as `ast.dump` shows it, to compare with what the analysis saw."""
+    try:
+        return ast.dump(ast.parse(cst.Module([]).code_for_node(expr).strip(), mode="eval").body)
+    except SyntaxError:
+        return None
+
+
 def _drop_unused_no_grad_imports(module: cst.Module) -> cst.Module:
-    # Imported here: libcst.codemod costs a fifth of a second, and most files never need it.
+    imported = list(_grad_switch_imports(module))
+    if not imported:
+        return module
+    # Imported only here: libcst.codemod costs a fifth of a second, and most files never need it.
     from libcst.codemod import CodemodContext
     from libcst.codemod.visitors import RemoveImportsVisitor
 
     context = CodemodContext()
+    for source, name, asname in imported:
+        RemoveImportsVisitor.remove_unused_import(context, source, name, asname)
+    return RemoveImportsVisitor(context).transform_module(module)
+
+
+def _grad_switch_imports(module: cst.Module):
+    """`(module, name, asname)` of each top-level `from torch[.autograd[.grad_mode]] import no_grad`-like import."""
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
             continue
@@ -278,10 +328,7 @@ def _drop_unused_no_grad_imports(module: cst.Module) -> cst.Module:
                 if isinstance(alias.name, cst.Name) and alias.name.value in ("no_grad", "set_grad_enabled"):
                     asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name,
                                                                                     cst.Name) else None
-                    RemoveImportsVisitor.remove_unused_import(context, source, alias.name.value, asname)
-    if not context.scratch:
-        return module
-    return RemoveImportsVisitor(context).transform_module(module)
+                    yield source, alias.name.value, asname
 
 
 def _dotted(node: cst.BaseExpression) -> str:
