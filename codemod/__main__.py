@@ -1,3 +1,3 @@
-from .cli import main
+from .cli import console_main
 
-main(prog_name="chatterbox-codemod")
+console_main()

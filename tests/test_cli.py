@@ -6,6 +6,7 @@ import codecs
 import json
 import os
 import stat
+import subprocess
 
 from conftest import cli
 
@@ -71,6 +72,19 @@ def test_diff_is_git_style_relative_to_the_current_directory(tmp_path):
         " def predict(model, x):\n     return model(x).argmax().item()\n"
     )
     assert (root / "src/infer.py").read_text() == SAFE
+
+
+def test_diff_of_a_target_outside_the_current_directory_applies_from_the_root(tmp_path):
+    root = make_project(tmp_path, {"src/infer.py": SAFE})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = cli("apply", "--diff", root / "src", cwd=elsewhere, check_rc=1)
+    shown = (root / "src/infer.py").as_posix().lstrip("/")
+    assert proc.stdout.startswith(f"diff --git a/{shown} b/{shown}\n--- a/{shown}\n+++ b/{shown}\n@@ -1,6 +1,6 @@\n")
+    patch = tmp_path / "change.patch"
+    patch.write_text(proc.stdout)
+    subprocess.run(["git", "apply", str(patch)], cwd="/", check=True)
+    assert (root / "src/infer.py").read_text() == SAFE_REWRITTEN
 
 
 def test_output_writes_a_complete_copy_and_leaves_the_source_alone(tmp_path):
