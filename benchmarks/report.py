@@ -44,6 +44,12 @@ def format_report(result: BenchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _allocator_line(settings: dict[str, str]) -> str:
+    if not settings:
+        return "defaults"
+    return ", ".join(f"{key}={value}" for key, value in sorted(settings.items()))
+
+
 def _header(result: BenchResult) -> list[str]:
     options, env, size = result.options, result.environment, result.options.size
     device = env.get("device_name", "?")
@@ -54,6 +60,7 @@ def _header(result: BenchResult) -> list[str]:
         f"chatterbox-codemod {__version__} bench, {result.started}, {result.wall_seconds:.0f} s in all",
         f"device: {device}",
         f"torch {env.get('torch', '?')}, float32 (TF32 off), weights: {weights}",
+        f"C allocator in both workers: {_allocator_line(env.get('allocator') or {})}",
         (f"size {size.name}: speech clip {size.speech_seconds:g} s, reference {size.ref_samples} samples "
          f"({size.ref_samples / S3GEN_SR:.2f} s), mel of {size.mel_seconds:g} s, {size.speech_tokens} speech tokens "
          f"({size.output_seconds:g} s of audio); {options.rounds} timed round{'s' * (options.rounds != 1)} "

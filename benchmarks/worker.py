@@ -259,8 +259,10 @@ def environment(device: torch.device) -> dict:
         name = torch.cuda.get_device_name(device)
     else:
         name = _cpu_model()
+    allocator = {key: os.environ[key] for key in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+                 if key in os.environ}
     return {"device_name": name, "device": device.type, "torch": torch.__version__,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "allocator": allocator}
 
 
 def _cpu_model() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 
 import pytest
@@ -11,7 +12,7 @@ from conftest import cli, installed_chatterbox, load_json
 
 from benchmarks.equivalence import compare_tensor
 from benchmarks.stats import speed_ratio
-from benchmarks.verify import rewrite_copy
+from benchmarks.verify import ALLOCATOR_ENV, rewrite_copy
 from benchmarks.workload import COMPONENT_NAMES
 
 
@@ -53,6 +54,10 @@ def test_smoke_bench_passes_on_the_installed_chatterbox(tmp_path):
             assert component["graph"][label]
     assert report["transforms"] is not None and "inference-mode" in report["transforms"]
     assert report["environment"]["torch"] == torch.__version__
+    allocator = {key: os.environ.get(key, value) for key, value in ALLOCATOR_ENV.items()}
+    assert report["environment"]["allocator"] == allocator
+    settings = ", ".join(f"{key}={value}" for key, value in sorted(allocator.items()))
+    assert f"C allocator in both workers: {settings}\n" in proc.stdout
     assert "PASS" in proc.stdout and "verdict" in proc.stdout
     assert plot_path.read_bytes().startswith(b"\x89PNG")
 
