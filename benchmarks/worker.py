@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from benchmarks import workload
-from benchmarks.memory import RESIDENT, TENSORS, resident_peak, tensor_peak
+from benchmarks.memory import ALLOCATOR_ENV, RESIDENT, TENSORS, resident_peak, tensor_peak
 from benchmarks.workload import CHECKPOINT_FILES, S3GEN_SR, SPEECH_SR
 
 WEIGHTS_FILE = "weights-{model}.pt"
@@ -259,8 +259,7 @@ def environment(device: torch.device) -> dict:
         name = torch.cuda.get_device_name(device)
     else:
         name = _cpu_model()
-    allocator = {key: os.environ[key] for key in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-                 if key in os.environ}
+    allocator = {key: os.environ[key] for key in ALLOCATOR_ENV if key in os.environ}
     return {"device_name": name, "device": device.type, "torch": torch.__version__,
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "allocator": allocator}
 

@@ -11,8 +11,9 @@ import torch
 from conftest import cli, installed_chatterbox, load_json
 
 from benchmarks.equivalence import compare_tensor
+from benchmarks.memory import ALLOCATOR_ENV
 from benchmarks.stats import speed_ratio
-from benchmarks.verify import ALLOCATOR_ENV, rewrite_copy
+from benchmarks.verify import rewrite_copy
 from benchmarks.workload import COMPONENT_NAMES
 
 

@@ -57,7 +57,7 @@ because each names a code path that raises once converted.
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
@@ -173,7 +173,7 @@ class InferenceMode(Transform):
                 counts[key[0]] += 1
             self._ordinals[id(module)] = ranks
         rank = self._ordinals[id(module)][(kind, node.lineno, node.col_offset)]
-        return {"line": node.lineno, "kind": kind, "rank": rank, "expr": ast.dump(expr)}
+        return {"kind": kind, "rank": rank, "expr": ast.dump(expr)}
 
     def _judge(self, site: Site, flow: FlowAnalyzer, region: Region, what: str) -> None:
         key = (site.path, site.line, site.anchor.get("item"))
@@ -313,7 +313,7 @@ def _drop_unused_no_grad_imports(module: cst.Module) -> cst.Module:
     return RemoveImportsVisitor(context).transform_module(module)
 
 
-def _grad_switch_imports(module: cst.Module):
+def _grad_switch_imports(module: cst.Module) -> Iterator[tuple[str, str, str | None]]:
     """`(module, name, asname)` of each top-level `from torch[.autograd[.grad_mode]] import no_grad`-like import."""
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
