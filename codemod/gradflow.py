@@ -29,7 +29,9 @@ import ast
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .gradfacts import GradFacts, argument_for
 from .index import (
+    BUILTIN_NAMES,
     CallSite,
     ClassInfo,
     Container,
@@ -40,10 +42,29 @@ from .index import (
     ProjectIndex,
     own_nodes,
 )
-
-ERR_SAVED = "Inference tensors cannot be saved for backward"
-ERR_INPLACE = "Inplace update to inference tensor outside InferenceMode is not allowed"
-ERR_REQUIRES_GRAD = "Setting requires_grad=True on inference tensor outside InferenceMode is not allowed"
+from .torchapi import (
+    CONTAINER_BUILDERS,
+    CONTAINER_STORE_METHODS,
+    ERR_INPLACE,
+    ERR_REQUIRES_GRAD,
+    ERR_SAVED,
+    GRAD_FREE_FACTORIES,
+    GRAD_ON_CALLS,
+    KNOWN_HARMLESS_METHODS,
+    LOADERS,
+    MODULE_MOVES,
+    NON_AUTOGRAD_PREFIXES,
+    NON_SAVING_BINOPS,
+    NON_SAVING_FUNCTIONS,
+    NON_TENSOR_ATTRS,
+    NON_TENSOR_BUILTINS,
+    NON_TENSOR_METHODS,
+    PARAM_INPLACE_METHODS,
+    STATE_METHODS,
+    TORCH_PREFIXES,
+    VIEW_FUNCTIONS,
+    VIEW_METHODS,
+)
 
 State = tuple[bool, bool]  # (may run with autograd on, may run outside inference mode)
 GRAD_OFF: State = (False, False)
@@ -70,11 +91,13 @@ class GradStates:
     def __init__(self, index: ProjectIndex, inference_regions: Iterable[FunctionInfo | ast.expr] = ()):
         """`inference_regions`: functions and `with` items that will run under inference mode once rewritten."""
         self.index = index
+        self.facts = GradFacts(index)
         regions = list(inference_regions)
         self.overlay = {id(r) for r in regions if isinstance(r, FunctionInfo)}
         self.overlay_items = {id(r) for r in regions if isinstance(r, ast.expr)}
         self._incoming: dict[int, list[bool]] = {}
         self._why: dict[tuple[int, int], CallSite | None] = {}
+        self._outside_why: dict[int, str] = {}  # why a function counts as entered from outside the project
         self._compute()
 
     def decorator_mode(self, fn: FunctionInfo) -> str | None:
@@ -82,23 +105,20 @@ class GradStates:
 
     def _compute(self) -> None:
         index = self.index
-        work: list[FunctionInfo] = []
         for fn in index.functions.values():
-            incoming = [False, False]
-            if not index.callers_of(fn):
-                incoming = [True, True]
-                self._why[(id(fn), 0)] = None
-                self._why[(id(fn), 1)] = None
-                work.append(fn)
-            self._incoming[id(fn)] = incoming
+            self._incoming[id(fn)] = [False, False]
+        work = list(self._entered_from_outside())
+        for fn in work:
+            self._incoming[id(fn)] = [True, True]
+            self._why[(id(fn), 0)] = self._why[(id(fn), 1)] = None
         while work:
             fn = work.pop()
             entry = self.entry(fn)
             for site in fn.calls:
-                if not site.callees:
+                if not site.targets:
                     continue
                 state = self.at_site(site, entry)
-                for callee in site.callees:
+                for callee in site.targets:
                     incoming = self._incoming[id(callee)]
                     changed = False
                     for slot in (0, 1):
@@ -108,6 +128,33 @@ class GradStates:
                             changed = True
                     if changed:
                         work.append(callee)
+
+    def _entered_from_outside(self) -> list[FunctionInfo]:
+        """Functions that code the index cannot see may call, with autograd on, outside inference mode.
+
+        A function with no caller in the project; every function of a call cycle that nothing outside
+        the cycle calls (its recursion has to start somewhere); a function referenced as a value.
+        """
+        index = self.index
+        functions = list(index.functions.values())
+        entered: dict[int, FunctionInfo] = {}
+        for component in _call_cycles(functions):
+            members = {id(fn) for fn in component}
+            if all(id(site.caller) in members for fn in component for site in index.callers_of(fn)):
+                for fn in component:
+                    entered[id(fn)] = fn
+                    self._outside_why[id(fn)] = (
+                        "has no caller in the project" if not index.callers_of(fn) else
+                        "is called only from its own call cycle")
+        for fn in functions:
+            escape = index.escape_of(fn)
+            if escape is not None:
+                where, node = escape
+                entered[id(fn)] = fn
+                self._outside_why[id(fn)] = (f"is referenced as a value (`{ast.unparse(node)}`, "
+                                             f"{where.module.path.name}:{node.lineno}), so its callers cannot be "
+                                             "followed")
+        return list(entered.values())
 
     def entry(self, fn: FunctionInfo) -> State:
         """The state a function's body starts in (callers' states, then its own decorator)."""
@@ -141,8 +188,54 @@ class GradStates:
             chain.append(current)
         return list(reversed(chain))
 
-    def is_root(self, fn: FunctionInfo) -> bool:
-        return not self.index.callers_of(fn)
+    def outside_entry(self, fn: FunctionInfo) -> str | None:
+        """Why code the index cannot see may enter `fn` ("has no caller in the project", ...), or None."""
+        return self._outside_why.get(id(fn))
+
+
+def _call_cycles(functions: list[FunctionInfo]) -> list[list[FunctionInfo]]:
+    """Strongly connected components of the call graph (Tarjan's algorithm, iterative), each a list."""
+    order: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[FunctionInfo] = []
+    components: list[list[FunctionInfo]] = []
+    for root in functions:
+        if id(root) in order:
+            continue
+        work = [(root, iter([t for site in root.calls for t in site.targets]))]
+        order[id(root)] = low[id(root)] = len(order)
+        stack.append(root)
+        on_stack.add(id(root))
+        while work:
+            fn, successors = work[-1]
+            advanced = False
+            for callee in successors:
+                if id(callee) not in order:
+                    order[id(callee)] = low[id(callee)] = len(order)
+                    stack.append(callee)
+                    on_stack.add(id(callee))
+                    work.append((callee, iter([t for site in callee.calls for t in site.targets])))
+                    advanced = True
+                    break
+                if id(callee) in on_stack:
+                    low[id(fn)] = min(low[id(fn)], order[id(callee)])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[id(parent)] = min(low[id(parent)], low[id(fn)])
+            if low[id(fn)] == order[id(fn)]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(id(member))
+                    component.append(member)
+                    if member is fn:
+                        break
+                components.append(component)
+    return components
 
 
 # ---------------------------------------------------------------------------
@@ -201,16 +294,6 @@ class Region:
 
 # ---------------------------------------------------------------------------
 # Persistent effects of a region (hazards 1 and 2): never fixable
-
-STATE_METHODS = frozenset({"load_state_dict", "register_buffer", "register_parameter", "register_module",
-                           "add_module", "set_"})
-PARAM_INPLACE_METHODS = frozenset({"copy_", "fill_", "zero_", "normal_", "uniform_", "data_ptr_"})
-MODULE_MOVES = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "to_empty", "type"})
-GRAD_ON_CALLS = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad",
-                           "torch.autograd.backward", "torch.autograd.grad_mode.enable_grad"})
-LOADERS = frozenset({"torch.load", "torch.hub.load", "torch.hub.load_state_dict_from_url",
-                     "safetensors.torch.load_file", "safetensors.torch.load_model"})
-
 
 class EffectScanner:
     """Finds writes to persistent state and autograd switches in a region and in what it calls."""
@@ -353,45 +436,6 @@ def _is_module_value(index: ProjectIndex, fn: FunctionInfo, node: ast.AST) -> bo
 # ---------------------------------------------------------------------------
 # Value flow (hazards 3 and 4)
 
-# Tensor methods whose result may share storage with (or be) the receiver:
-# the result of such a call on an inference tensor is still one.
-VIEW_METHODS = frozenset({
-    "view", "view_as", "reshape", "reshape_as", "transpose", "permute", "squeeze", "unsqueeze", "t", "expand",
-    "expand_as", "narrow", "select", "unfold", "split", "chunk", "unbind", "tensor_split", "movedim", "moveaxis",
-    "swapaxes", "swapdims", "flatten", "unflatten", "detach", "to", "type", "float", "double", "half", "long",
-    "int", "bool", "bfloat16", "short", "byte", "char", "cpu", "cuda", "contiguous", "as_strided", "diagonal",
-    "split_with_sizes", "hsplit", "vsplit", "dsplit", "type_as", "get", "values", "items", "keys", "pop", "copy",
-})
-NON_TENSOR_ATTRS = frozenset({"shape", "device", "dtype", "ndim", "is_cuda", "requires_grad", "grad_fn", "layout",
-                              "is_leaf", "names"})
-NON_TENSOR_METHODS = frozenset({"size", "dim", "numel", "item", "tolist", "numpy", "stride", "data_ptr",
-                                "is_contiguous", "element_size", "nelement", "storage_offset", "is_inference",
-                                "get_device", "__len__", "dim_order"})
-VIEW_FUNCTIONS = frozenset(
-    f"torch.{n}" for n in (
-        "atleast_1d", "atleast_2d", "atleast_3d", "squeeze", "unsqueeze", "transpose", "permute", "reshape",
-        "flatten", "narrow", "select", "chunk", "split", "unbind", "movedim", "moveaxis", "swapaxes", "swapdims",
-        "t", "view_as_real", "view_as_complex", "detach", "as_strided", "diagonal", "broadcast_to",
-        "tensor_split", "hsplit", "vsplit", "dsplit", "broadcast_tensors", "unflatten",
-    )
-)
-# Ops that keep an input for backward when the other operand requires grad.
-SAVING_BINOPS = (ast.Mult, ast.Div, ast.MatMult, ast.Pow, ast.FloorDiv, ast.Mod)
-PARAMETER_FUNCTIONS = frozenset({
-    "torch.nn.functional.linear", "torch.nn.functional.conv1d", "torch.nn.functional.conv2d",
-    "torch.nn.functional.conv3d", "torch.nn.functional.conv_transpose1d", "torch.nn.functional.conv_transpose2d",
-    "torch.nn.functional.conv_transpose3d", "torch.nn.functional.embedding", "torch.nn.functional.layer_norm",
-    "torch.nn.functional.group_norm", "torch.nn.functional.batch_norm", "torch.matmul", "torch.mm", "torch.bmm",
-    "torch.einsum", "torch.mul", "torch.addmm", "torch.baddbmm", "torch.nn.functional.bilinear",
-})
-CONTAINER_STORE_METHODS = frozenset({"append", "extend", "insert", "add", "update", "setdefault", "appendleft"})
-CONTAINER_BUILDERS = frozenset({"dict", "list", "tuple", "set", "zip", "enumerate", "reversed", "sorted", "iter",
-                                "next", "map", "filter"})
-NON_TENSOR_BUILTINS = frozenset({"len", "isinstance", "print", "int", "float", "str", "bool", "repr", "hash", "id",
-                                 "type", "hasattr", "getattr", "callable", "format", "issubclass", "range", "round",
-                                 "abs", "min", "max", "sum", "any", "all", "setattr", "delattr", "vars", "dir"})
-
-
 @dataclass(frozen=True)
 class Taint:
     """A value that carries something of the region.
@@ -468,6 +512,8 @@ class _Frame:
     region: Region | None = None  # set for the function holding the region
     inside: bool = False  # called from inside the region: all of it runs under inference mode
     entered_by_call: bool = False  # its return value goes back to the one call that entered it
+    # Parameters whose argument at the entering call cannot require grad (an inference tensor, a constant).
+    grad_free_params: frozenset = frozenset()
     path: tuple[str, ...] = ()  # how the region's values got here, for reasons
 
 
@@ -486,6 +532,7 @@ class FlowAnalyzer:
                  follow_graph: bool = False):
         self.index = index
         self.states = states
+        self.facts = states.facts
         self.where = where
         self.follow_graph = follow_graph
 
@@ -526,7 +573,7 @@ class FlowAnalyzer:
             key: tuple = (id(frame.fn), "inside")
         else:
             key = (id(frame.fn), frame.state, tuple(sorted((k, v) for k, v in frame.params.items())),
-                   tuple(sorted(frame.calls.items())), frame.region is not None)
+                   tuple(sorted(frame.calls.items())), frame.region is not None, frame.grad_free_params)
         if key in self._memo:
             return self._memo[key]
         self._memo[key] = None
@@ -540,21 +587,28 @@ class FlowAnalyzer:
         return result
 
     def call_into(self, frame: _Frame, callee: FunctionInfo, params: dict[str, Taint], state: State,
-                  line: int, inside: bool) -> Taint | None:
+                  line: int, inside: bool, grad_free: frozenset = frozenset()) -> Taint | None:
         state = transfer(state, self.states.decorator_mode(callee))
         step = f"passed to {callee.short} ({self.where(frame.fn, line)})"
         return self.run(_Frame(fn=callee, state=state, params=params, inside=inside, entered_by_call=True,
-                               path=(*frame.path, step)))
+                               grad_free_params=grad_free, path=(*frame.path, step)))
 
     def _return_to_callers(self, fn: FunctionInfo, taint: Taint, path: tuple[str, ...]) -> None:
         if id(fn) in self._returned:
             return
         self._returned.add(id(fn))
-        callers = self.index.callers_of(fn)
-        if not callers:
+        escape = self.index.escape_of(fn)
+        if escape is not None:
+            where, node = escape
+            self._report.add(Hazard(
+                "unresolved", True,
+                f"cannot resolve the callers of {fn.short}: it is referenced as a value (`{ast.unparse(node)}` at "
+                f"{self.where(where, node.lineno)}) and returns {self._flow(_Frame(fn=fn, state=PUBLIC, path=path))}"
+                "; check where it is called by hand"))
+            raise _Found()
+        if self.states.outside_entry(fn) is not None:
             self._external_return(fn, taint, path)
-            return
-        for site in callers:
+        for site in self.index.callers_of(fn):
             if site.caller is self._region.fn and self._region.block is None:
                 continue  # recursion into the region itself
             step = f"returned by {fn.short} to {site.caller.short} ({self.where(site.caller, site.line)})"
@@ -562,7 +616,7 @@ class FlowAnalyzer:
                                         calls={id(site.node): taint}, path=(*path, step)))
 
     def _external_return(self, fn: FunctionInfo, taint: Taint, path: tuple[str, ...]) -> None:
-        """What a function with no caller in the project returns: noted, and a hazard from a `forward`."""
+        """What a function entered from outside the project returns: noted, and a hazard from a `forward`."""
         taint = taint.whole()
         if fn.name not in ("forward", "__call__"):
             if taint.inference:
@@ -648,9 +702,9 @@ class FlowAnalyzer:
         fn = frame.fn
         self._report.add(Hazard(
             "unresolved", True,
-            f"{self._flow(frame)} are passed to `{ast.unparse(node.func)}(...)` at {self.where(fn, node.lineno)} "
-            f"in {fn.short}, a call the analysis cannot resolve, which runs with autograd on "
-            f"{self._via(fn, 0)}; check that call by hand",
+            f"cannot resolve `{ast.unparse(node.func)}(...)` at {self.where(fn, node.lineno)} in {fn.short}; "
+            f"{self._flow(frame)} reach it, and it runs with autograd on {self._via(fn, 0)}; check that call by "
+            "hand",
         ))
         raise _Found()
 
@@ -663,10 +717,10 @@ class FlowAnalyzer:
         """`when called through A -> B (A has no caller in the project, ...)`."""
         chain = self.states.path_to(fn, slot)
         text = f"when called through {' -> '.join(f.short for f in chain)}" if len(chain) > 1 else ""
-        if self.states.is_root(chain[0]):
+        outside = self.states.outside_entry(chain[0])
+        if outside is not None:
             assumed = "run with autograd on" if slot == 0 else "run outside inference mode"
-            text += f"{' (' if text else '('}{chain[0].short} has no caller in the project, so it is assumed to " \
-                    f"{assumed})"
+            text += f"{' (' if text else '('}{chain[0].short} {outside}, so it is assumed to {assumed})"
         return text
 
 
@@ -679,6 +733,8 @@ class _Walker:
         self.frame = frame
         self.fn = frame.fn
         self.names: dict[str, Taint] = dict(frame.params)
+        # Local names that may hold a tensor requiring grad (a may-fact, joined over every assignment).
+        self.grad: dict[str, bool] = {}
         self.returned: Taint | None = None
         self.sites = {id(site.node): site for site in self.fn.calls}
         self.globals = _global_names(self.fn)
@@ -704,9 +760,11 @@ class _Walker:
         elif isinstance(stmt, ast.Assign):
             value = self._value(stmt.value, state, in_region)
             for target in stmt.targets:
+                self._note_grad(target, stmt.value, in_region)
                 self._store(target, value, state, in_region, stmt)
         elif isinstance(stmt, ast.AnnAssign):
             if stmt.value is not None:
+                self._note_grad(stmt.target, stmt.value, in_region)
                 self._store(stmt.target, self._value(stmt.value, state, in_region), state, in_region, stmt)
         elif isinstance(stmt, ast.AugAssign):
             self._aug_assign(stmt, state, in_region)
@@ -718,6 +776,7 @@ class _Walker:
             if isinstance(stmt.value, (ast.Yield, ast.YieldFrom)):
                 self.returned = _merge(self.returned, self.a.region_value() if in_region else value)
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+            self._note_grad(stmt.target, stmt.iter, in_region)
             iterated = self._expr(stmt.iter, state, in_region)
             element = self.a.region_value() if in_region else (iterated.as_element() if iterated else None)
             self._store(stmt.target, element, state, in_region, stmt)
@@ -752,8 +811,10 @@ class _Walker:
             if region is not None and region.block is stmt and position == region.item:
                 opens_region, mode = True, "inference"
             inner = transfer(inner, mode)
-            if item.optional_vars is not None and in_region:
-                self._store(item.optional_vars, self.a.region_value(), inner, in_region, stmt)
+            if item.optional_vars is not None:
+                self._note_grad(item.optional_vars, item.context_expr, in_region)
+                if in_region:
+                    self._store(item.optional_vars, self.a.region_value(), inner, in_region, stmt)
         self._block(stmt.body, inner, in_region or opens_region)
 
     def _aug_assign(self, stmt: ast.AugAssign, state: State, in_region: bool) -> None:
@@ -765,9 +826,11 @@ class _Walker:
             return
         if target is not None and target.inference and not target.container and state[1]:
             self.a.hazard("inplace", self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
-        if value is not None and value.inference and state[0] and isinstance(stmt.op, SAVING_BINOPS) and \
-                self._is_parameter(stmt.target):
-            self.a.hazard("record", self.frame, stmt, f"`{_short(stmt)}` with a parameter", 0, ERR_SAVED)
+        if state[0] and not isinstance(stmt.op, NON_SAVING_BINOPS) and _is_inference(value, target) and (
+                self._may_grad(stmt.target) or self._may_grad(stmt.value)):
+            self.a.hazard("record", self.frame, stmt, f"`{_short(stmt)}`, where an operand may require grad", 0,
+                          ERR_SAVED)
+        self._note_grad(stmt.target, stmt.value, in_region)
         derived = self._computed([target, value], state)
         if derived is not None:
             self._store(stmt.target, derived, state, in_region, stmt)
@@ -868,7 +931,11 @@ class _Walker:
             return self._attribute(expr, state, in_region)
         if isinstance(expr, ast.Subscript):
             base = self._expr(expr.value, state, in_region)
-            self._expr(expr.slice, state, in_region)
+            index = self._expr(expr.slice, state, in_region)
+            if not in_region and state[0] and _is_inference(index) and not (base is not None and base.container) \
+                    and self._may_grad(expr.value):
+                self.a.hazard("record", self.frame, expr, f"the indexing `{_short(expr)}` of a value that may "
+                                                          "require grad", 0, ERR_SAVED)
             if base is None:
                 return None
             if base.parts is not None and isinstance(expr.slice, ast.Constant) and isinstance(expr.slice.value, int):
@@ -891,11 +958,10 @@ class _Walker:
         if isinstance(expr, ast.BinOp):
             left = self._expr(expr.left, state, in_region)
             right = self._expr(expr.right, state, in_region)
-            if not in_region and state[0] and isinstance(expr.op, SAVING_BINOPS) and (
-                    (left is not None and left.inference and not left.container and self._is_parameter(expr.right))
-                    or (right is not None and right.inference and not right.container
-                        and self._is_parameter(expr.left))):
-                self.a.hazard("record", self.frame, expr, f"`{_short(expr)}` with a parameter", 0, ERR_SAVED)
+            if not in_region and state[0] and not isinstance(expr.op, NON_SAVING_BINOPS) and \
+                    _is_inference(left, right) and (self._may_grad(expr.left) or self._may_grad(expr.right)):
+                self.a.hazard("record", self.frame, expr, f"`{_short(expr)}`, where an operand may require grad", 0,
+                              ERR_SAVED)
             return self._computed([left, right], state)
         if isinstance(expr, ast.UnaryOp):
             return self._computed([self._expr(expr.operand, state, in_region)], state)
@@ -957,6 +1023,10 @@ class _Walker:
         passed = [*args, *kwargs.values()]
         tainted = _any(passed)
         resolved = site is not None and (site.callees or site.constructs)
+        if isinstance(func, ast.Name) and func.id in self.names:  # a function value made in the region
+            receiver = self.names[func.id]
+        if site is not None and not in_region and state[0]:
+            self._check_unresolved(call, site, _any([tainted, receiver]))
 
         if method in CONTAINER_STORE_METHODS and not resolved:
             if tainted is not None:
@@ -982,7 +1052,8 @@ class _Walker:
                 if not params and not inside:
                     continue
                 result = _merge(result, self.a.call_into(self.frame, callee, params, state, call.lineno,
-                                                         inside=inside))
+                                                         inside=inside,
+                                                         grad_free=self._grad_free_params(callee, site)))
                 if in_region and callee.is_cached:
                     self.a.schedule_callers_of_cached(callee, self.frame)
         if site.constructs and (tainted is not None or receiver is not None):
@@ -1002,8 +1073,6 @@ class _Walker:
             return None
         if site.module_types and not site.callees:
             return _merge(result, self._computed(passed, state))
-        if site.unresolved and tainted is not None and state[0] and (tainted.inference or tainted.graph):
-            self.a.note_unresolved(self.frame, call)
         return result
 
     def _tensor_method(self, call: ast.Call, method: str | None, receiver: Taint, tainted: Taint | None,
@@ -1025,6 +1094,46 @@ class _Walker:
             return receiver
         return self._computed([receiver, tainted], state)
 
+    def _check_unresolved(self, call: ast.Call, site: CallSite, carried: Taint | None) -> None:
+        """A call the index could not resolve, reached by the region's values on a grad-on path.
+
+        Torch functions are judged by what they keep for backward, libraries that cannot record autograd
+        pass, and a method of a value of unknown type passes only when it is a view or a non-saving tensor
+        method, or when neither its receiver nor an argument may require grad. Everything else may record
+        autograd, so it is a hazard that names the call.
+        """
+        if carried is None or not (carried.inference or carried.graph):
+            return
+        if site.callees or site.constructs or site.module_types:
+            return  # followed into, or judged as a module call
+        func = call.func
+        operands = [*call.args, *(kw.value for kw in call.keywords)]
+        name = site.external
+        if name is not None:
+            if name.startswith(NON_AUTOGRAD_PREFIXES) or name in NON_SAVING_FUNCTIONS or name in VIEW_FUNCTIONS \
+                    or name in GRAD_FREE_FACTORIES:
+                return
+            if name.startswith(TORCH_PREFIXES):
+                if carried.inference and any(self._may_grad(o) for o in operands):
+                    self.a.hazard("record", self.frame, call, f"`{_short(call)}`, where an operand may require grad",
+                                  0, ERR_SAVED)
+                return
+            self.a.note_unresolved(self.frame, call)
+        if isinstance(func, ast.Name) and func.id in BUILTIN_NAMES and func.id not in self.names:
+            return
+        if isinstance(func, ast.Attribute) and all(isinstance(t, Container) for t in self.index.infer(func.value,
+                                                                                                   self.fn)):
+            # The receiver may be a tensor (or a container): judge it as a tensor method. An object of a
+            # known class without that method is calling an attribute of unknown type instead.
+            if func.attr in KNOWN_HARMLESS_METHODS:
+                return
+            receiver_grad = self._may_grad(func.value)
+            if not receiver_grad and not any(self._may_grad(o) for o in operands):
+                return  # a tensor method on values none of which requires grad records nothing
+            if not carried.inference and not receiver_grad:
+                return  # only the graph is carried, into a method of something that holds no graph
+        self.a.note_unresolved(self.frame, call)
+
     def _check_recording(self, call: ast.Call, site: CallSite, passed: list) -> None:
         """A module with parameters, or an op with a parameter operand, on a grad-on path."""
         recording = [t for t in site.module_types if self.index.has_parameters(t) and not (
@@ -1033,22 +1142,65 @@ class _Walker:
             what = _describe_module(recording[0])
             self.a.hazard("record", self.frame, call, f"`{_short(call)}` ({what}, a module with parameters)", 0,
                           ERR_SAVED)
-        elif site.external in PARAMETER_FUNCTIONS and any(
-                self._is_parameter(a) for a in [*call.args, *(kw.value for kw in call.keywords)]):
-            self.a.hazard("record", self.frame, call, f"`{_short(call)}` with a parameter operand", 0, ERR_SAVED)
 
-    def _is_parameter(self, expr: ast.expr) -> bool:
-        """`self.w` where `w` is an `nn.Parameter` of the class, or `<module>.weight`/`.bias`."""
-        if not isinstance(expr, ast.Attribute):
+    # -- may a value require grad? ------------------------------------------------
+
+    def _note_grad(self, target: ast.expr, value: ast.expr, in_region: bool) -> None:
+        """Record whether the names an assignment binds may require grad afterwards."""
+        names = [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+        if not names:
+            return
+        grad = self._made_in_region_grad(value) if in_region else self._may_grad(value)
+        for name in names:
+            self.grad[name] = self.grad.get(name, False) or grad
+
+    def _made_in_region_grad(self, expr: ast.expr) -> bool:
+        """Under a grad-off mode a computed tensor never requires grad; an alias or a view of one may."""
+        if isinstance(expr, (ast.Tuple, ast.List)):
+            return any(self._made_in_region_grad(e.value if isinstance(e, ast.Starred) else e) for e in expr.elts)
+        if isinstance(expr, ast.IfExp):
+            return self._made_in_region_grad(expr.body) or self._made_in_region_grad(expr.orelse)
+        if isinstance(expr, ast.Call):
+            site = self.sites.get(id(expr))
+            func = expr.func
+            if site is not None and site.external is not None and site.external.startswith("torch."):
+                return site.external in VIEW_FUNCTIONS and any(self._may_grad(a) for a in expr.args)
+            if isinstance(func, ast.Attribute) and site is not None and not (site.callees or site.module_types):
+                return func.attr in VIEW_METHODS and self._may_grad(func.value)
+        if isinstance(expr, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.Constant)):
             return False
-        for t in self.index.infer(expr.value, self.fn):
-            if isinstance(t, Instance) and expr.attr in self.index.parameter_attrs(t.cls):
-                return True
-            is_module = (isinstance(t, External) and t.instance) or (
-                isinstance(t, Instance) and self.index.is_module(t.cls))
-            if expr.attr in ("weight", "bias") and is_module:
-                return True
-        return False
+        return self._may_grad(expr)
+
+    def _may_grad(self, expr: ast.expr | None) -> bool:
+        """Whether `expr` may be a tensor that requires grad at this point of this frame."""
+        return self.a.facts.may_grad(expr, self.fn, self._grad_lookup)
+
+    def _grad_lookup(self, name: str) -> bool | None:
+        if name in self.grad:
+            return self.grad[name]
+        if name in self.frame.grad_free_params:
+            return False
+        sources = self.index.local_names(self.fn).get(name)
+        if sources and all(kind != "param" for kind, _ in sources):
+            return False  # bound later in the body: the second pass sees that binding
+        return None
+
+    def _grad_free_params(self, callee: FunctionInfo, site: CallSite) -> frozenset:
+        """The callee's parameters that this call passes values that cannot require grad."""
+        call = site.node
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords):
+            return frozenset()
+        free = set()
+        for name in (a.arg for a in callee.params()):
+            expr = argument_for(callee, site, name)
+            if expr is not None and not self._may_grad(expr):
+                free.add(name)
+        return frozenset(free)
+
+
+def _is_inference(*values: Taint | None) -> bool:
+    """Whether one of the values is (or views) an inference tensor, not a container of them."""
+    return any(v is not None and v.inference and not v.container for v in values)
 
 
 def _global_names(fn: FunctionInfo) -> set[str]:

@@ -24,60 +24,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# ---------------------------------------------------------------------------
-# Knowledge about torch names
+from .torchapi import (
+    CACHE_DECORATORS,
+    CONTAINER_MODULES,
+    ENABLE_GRAD,
+    INFERENCE_MODE,
+    JIT_DECORATORS,
+    MODULE_BASE,
+    MODULE_SELF_METHODS,
+    MODULE_WRAPPERS,
+    NO_GRAD,
+    PARAMETER_CLASSES,
+    SET_GRAD_ENABLED,
+    is_parameterless_external,
+)
 
-NO_GRAD = frozenset(
-    {"torch.no_grad", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad"}
-)
-INFERENCE_MODE = frozenset({"torch.inference_mode", "torch.autograd.grad_mode.inference_mode"})
-SET_GRAD_ENABLED = frozenset(
-    {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"}
-)
-ENABLE_GRAD = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
-JIT_DECORATORS = frozenset(
-    {"torch.jit.script", "torch.jit.export", "torch.jit.script_method", "torch.jit.script_if_tracing"}
-)
-CACHE_DECORATORS = frozenset({"functools.lru_cache", "functools.cache"})
-MODULE_BASE = "torch.nn.Module"
-CONTAINER_MODULES = frozenset(
-    {"torch.nn.ModuleList", "torch.nn.Sequential", "torch.nn.ModuleDict", "torch.nn.ParameterList"}
-)
-# Functions that return the module they are given (weight reparametrizations).
-MODULE_WRAPPERS = frozenset(
-    {
-        "torch.nn.utils.weight_norm",
-        "torch.nn.utils.spectral_norm",
-        "torch.nn.utils.parametrizations.weight_norm",
-        "torch.nn.utils.parametrizations.spectral_norm",
-        "torch.nn.utils.parametrizations.orthogonal",
-        "torch.nn.utils.remove_weight_norm",
-        "torch.nn.utils.remove_spectral_norm",
-    }
-)
-PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
-# nn.Module methods that return the module itself.
-MODULE_SELF_METHODS = frozenset(
-    {"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "eval", "train", "requires_grad_",
-     "to_empty", "share_memory", "type", "apply"}
-)
-_PARAMETERLESS_NN = re.compile(
-    r"^torch\.nn\.(modules\.\w+\.)?("
-    r"ReLU6?|LeakyReLU|ELU|CELU|SELU|GELU|SiLU|Mish|Sigmoid|Tanh|Softmax2?d?|LogSoftmax|Softmin|Softplus|"
-    r"Softsign|Softshrink|Hardshrink|Tanhshrink|Hardtanh|Hardswish|Hardsigmoid|LogSigmoid|Threshold|GLU|"
-    r"Identity|Dropout\d?d?|AlphaDropout|FeatureAlphaDropout|Upsample|UpsamplingNearest2d|UpsamplingBilinear2d|"
-    r"(Adaptive)?(Max|Avg|LP)Pool\dd|MaxUnpool\dd|FractionalMaxPool\dd|"
-    r"(Reflection|Replication|Zero|Constant|Circular)Pad\dd|Flatten|Unflatten|PixelShuffle|PixelUnshuffle|"
-    r"ChannelShuffle|Fold|Unfold|CosineSimilarity|PairwiseDistance|\w*Loss)$"
-)
 MODULE_CODE = "<module>"  # name of the pseudo-function holding a module's top-level statements
-_PARAMETERLESS_PREFIXES = ("torchaudio.transforms.", "torchaudio.functional.")
-_GRAD_OFF_MODES = ("no_grad", "inference")
-
-
-def is_parameterless_external(name: str) -> bool:
-    """True for external module classes known to hold no parameters (activations, pads, ...)."""
-    return bool(_PARAMETERLESS_NN.match(name)) or name.startswith(_PARAMETERLESS_PREFIXES)
 
 
 # ---------------------------------------------------------------------------
@@ -226,6 +188,12 @@ class CallSite:
     external: str | None = None  # qualified name of an external callee
     constructs: tuple[ClassInfo, ...] = ()  # project classes this call instantiates
     unresolved: bool = False
+    maybe_callees: tuple[FunctionInfo, ...] = ()  # for `x.m()` on an unknown type: every project method `m`
+
+    @property
+    def targets(self) -> tuple[FunctionInfo, ...]:
+        """Every project function this call may run: the resolved callees and the possible ones."""
+        return self.callees + self.maybe_callees
 
     @property
     def line(self) -> int:
@@ -383,6 +351,7 @@ class ProjectIndex:
         self._is_module: dict[int, bool] = {}
         self._param_attrs: dict[int, frozenset] = {}
         self._attribute_readers: dict[str, list[tuple[FunctionInfo, frozenset[int]]]] = {}
+        self._escapes: dict[int, tuple[FunctionInfo, ast.AST]] | None = None
         self.load_table: dict[str, list[tuple[FunctionInfo, ast.AST]]] = {}  # filled while collecting
 
     # -- construction ------------------------------------------------------
@@ -419,6 +388,17 @@ class ProjectIndex:
                 self._resolve_call(site)
                 for callee in site.callees:
                     self.callers.setdefault(id(callee), []).append(site)
+        # `x.m()` on a value of unknown type may reach any project method named `m`: a possible caller.
+        methods_by_name: dict[str, list[FunctionInfo]] = {}
+        for fn in self.functions.values():
+            if fn.is_method:
+                methods_by_name.setdefault(fn.name, []).append(fn)
+        for fn in self.functions.values():
+            for site in fn.calls:
+                if site.unresolved and isinstance(site.node.func, ast.Attribute):
+                    site.maybe_callees = tuple(methods_by_name.get(site.node.func.attr, ()))
+                    for method in site.maybe_callees:
+                        self.callers.setdefault(id(method), []).append(site)
 
     def _decorator_mode(self, fn: FunctionInfo) -> str | None:
         mode = None
@@ -898,6 +878,16 @@ class ProjectIndex:
         site.callees = tuple(dict.fromkeys(callees))
         site.module_types = tuple(dict.fromkeys(module_types))
         site.constructs = tuple(dict.fromkeys(constructs))
+        if not site.callees and not site.module_types and not site.constructs and site.external is None and \
+                isinstance(func, ast.Attribute):
+            owners = self.infer(func.value, fn)
+            if owners and all(isinstance(t, External) and t.instance for t in owners):
+                # A method of a library object (`self.tfmr.forward(...)` on a transformers model).
+                if func.attr in ("forward", "__call__"):
+                    site.module_types = tuple(owners)
+                else:
+                    site.external = f"{sorted(t.name for t in owners)[0]}.{func.attr}"
+                return
         if not site.callees and not site.module_types and not site.constructs and site.external is None:
             name = self.qualify(fn.module, func, fn)
             if name is not None and not name.startswith(tuple(f"{m}." for m in self._project_roots())):
@@ -905,7 +895,7 @@ class ProjectIndex:
             elif isinstance(func, ast.Attribute):
                 # `x.m()` on an object of unknown type can only reach project code through a method named `m`.
                 site.unresolved = func.attr in self._method_names()
-            elif not (isinstance(func, ast.Name) and func.id in _BUILTINS):
+            elif not (isinstance(func, ast.Name) and func.id in BUILTIN_NAMES):
                 site.unresolved = True
 
     def _method_names(self) -> set[str]:
@@ -935,7 +925,46 @@ class ProjectIndex:
         return found
 
     def callers_of(self, fn: FunctionInfo) -> list[CallSite]:
+        """Every call that may reach `fn`: resolved calls, and `x.m()` on values of unknown type for a method `m`."""
         return self.callers.get(id(fn), [])
+
+    def escape_of(self, fn: FunctionInfo) -> tuple[FunctionInfo, ast.AST] | None:
+        """Where `fn` is first referenced as a value (`obj.forward = obj.other`, a callback, `setattr`), if anywhere.
+
+        Such a function may be called from places the index cannot follow, with any grad state.
+        """
+        if self._escapes is None:
+            self._escapes = {}
+            tracked = {id(site.node.func) for f in self.functions.values() for site in f.calls}
+            tracked |= self._tracked_references()
+            for name in sorted({f.name for f in self.functions.values()}):
+                for where, node in self.loads(name):
+                    if id(node) in tracked:
+                        continue
+                    for t in self.infer(node, where):
+                        if isinstance(t, FuncRef) and not _is_property(t.fn):
+                            self._escapes.setdefault(id(t.fn), (where, node))
+        return self._escapes.get(id(fn))
+
+    def _tracked_references(self) -> set[int]:
+        """Function references the index keeps following: `name = f` and `self.attr = f` (when `attr` is no
+        method of the class), whose later calls it resolves to `f`; every other load of such a name or
+        attribute that is not a call is itself a reference and is checked on its own."""
+        found: set[int] = set()
+        for fn in self.functions.values():
+            for node in fn.nodes:
+                if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+                    continue
+                target = node.targets[0]
+                local = isinstance(target, ast.Name) and fn.name != MODULE_CODE
+                attribute = fn.cls is not None and _is_self_attr(target, fn.receiver or "") and \
+                    fn.cls.lookup(target.attr) is None
+                if local or attribute:
+                    found.add(id(node.value))
+        return found
+
+    def is_escaped(self, fn: FunctionInfo) -> bool:
+        return self.escape_of(fn) is not None
 
     def loads(self, name: str) -> list[tuple[FunctionInfo, ast.AST]]:
         """Every read of `<anything>.name` or of the bare `name`, with the function it is in."""
@@ -1088,7 +1117,14 @@ class _Collector:
         fn._nodes = nodes
 
 
-_BUILTINS = frozenset(dir(__builtins__) if isinstance(__builtins__, dict) else dir(__import__("builtins")))
+BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
+
+
+def _is_property(fn: FunctionInfo) -> bool:
+    return any(d in ("property", "functools.cached_property") or (d or "").endswith((".setter", ".getter"))
+               for d in fn.decorators)
+
+
 def _params_with_defaults(args: ast.arguments) -> list[tuple[ast.arg, ast.expr | None]]:
     positional = [*args.posonlyargs, *args.args]
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)

@@ -1,0 +1,266 @@
+"""Which values may be tensors that require grad.
+
+An inference tensor raises `Inference tensors cannot be saved for backward`
+only when it meets, in an operation that keeps its inputs for backward, a
+value that requires grad. Parameters are not the only such values: every
+activation computed from them with autograd on is one too, and so is every
+input a caller passes that is one. This module answers "may `expr` require
+grad here?" for any expression of the project, as a may-fact: whatever it
+cannot resolve may.
+
+- Constants, comparisons, fresh factory outputs (`torch.zeros`, `arange`, ...),
+  `.detach()`, `.data`, and torch computations whose inputs cannot, cannot.
+- Project calls and module calls may (they can return parameters or
+  activations).
+- A parameter may when an argument passed to it at some call site in the
+  project may (types from call sites), or when the function is referenced as
+  a value (its callers are unknown). A function with no caller in the project
+  is entered from outside: its arguments are taken as inputs that do not
+  require grad. That is the one boundary assumption, documented with the
+  transforms; the tensors such a function hands back are noted in reasons.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+
+from .index import MODULE_CODE, CallSite, FunctionInfo, ModuleInfo, ProjectIndex
+from .torchapi import (
+    GRAD_FREE_BUILTINS,
+    GRAD_FREE_FACTORIES,
+    GRAD_FREE_METHODS,
+    NON_AUTOGRAD_PREFIXES,
+    NON_TENSOR_ATTRS,
+    NON_TENSOR_METHODS,
+    TORCH_PREFIXES,
+)
+
+MAX_DEPTH = 16
+# How a walker overrides what the facts know of a local name (None: ask the facts).
+NameLookup = Callable[[str], bool | None]
+
+
+class GradFacts:
+    """May-require-grad facts over one project index (memoized per function and name)."""
+
+    def __init__(self, index: ProjectIndex):
+        self.index = index
+        self._params: dict[tuple[int, str], bool] = {}
+        self._locals: dict[tuple[int, str], bool] = {}
+        self._returns: dict[int, bool] = {}
+        self._globals: dict[tuple[int, str], bool] = {}
+        self._sites: dict[int, dict[int, CallSite]] = {}
+
+    def may_grad(self, expr: ast.expr | None, fn: FunctionInfo, lookup: NameLookup | None = None,
+                 depth: int = 0) -> bool:
+        """Whether `expr`, evaluated in `fn`, may be a tensor that requires grad."""
+        if expr is None:
+            return False
+        if depth > MAX_DEPTH:
+            return True
+        again = depth + 1
+
+        def recurse(sub: ast.expr | None) -> bool:
+            return self.may_grad(sub, fn, lookup, again)
+
+        if isinstance(expr, (ast.Constant, ast.JoinedStr, ast.Compare, ast.Lambda)):
+            return False
+        if isinstance(expr, ast.Name):
+            found = lookup(expr.id) if lookup is not None else None
+            return found if found is not None else self.name_may_grad(fn, expr.id)
+        if isinstance(expr, ast.Attribute):
+            if expr.attr in NON_TENSOR_ATTRS or expr.attr == "data":
+                return False
+            if expr.attr in ("grad", "T", "mT", "H", "mH", "real", "imag"):
+                return recurse(expr.value)
+            return True
+        if isinstance(expr, (ast.Subscript, ast.Starred, ast.NamedExpr)):
+            return recurse(expr.value)
+        if isinstance(expr, (ast.Tuple, ast.List, ast.Set)):
+            return any(recurse(e) for e in expr.elts)
+        if isinstance(expr, ast.Dict):
+            return any(recurse(v) for v in expr.values)
+        if isinstance(expr, ast.BinOp):
+            return recurse(expr.left) or recurse(expr.right)
+        if isinstance(expr, ast.UnaryOp):
+            return not isinstance(expr.op, ast.Not) and recurse(expr.operand)
+        if isinstance(expr, ast.BoolOp):
+            return any(recurse(v) for v in expr.values)
+        if isinstance(expr, ast.IfExp):
+            return recurse(expr.body) or recurse(expr.orelse)
+        if isinstance(expr, ast.Call):
+            return self._call_may_grad(expr, fn, recurse)
+        return True
+
+    def _call_may_grad(self, call: ast.Call, fn: FunctionInfo, recurse: Callable[[ast.expr], bool]) -> bool:
+        for kw in call.keywords:
+            if kw.arg == "requires_grad" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
+                return True
+        site = self.site_of(fn, call)
+        func = call.func
+        operands = [*call.args, *(kw.value for kw in call.keywords)]
+        if site is None:
+            return True
+        if site.module_types:  # a module call records grad through its parameters, or through its inputs
+            return any(self.index.has_parameters(t) for t in site.module_types) or any(recurse(o) for o in operands) \
+                or any(self.returns_grad(callee) for callee in site.callees)
+        if site.constructs or site.callees:
+            return any(self.returns_grad(callee) for callee in site.callees if callee.name != "__init__") or \
+                site.unresolved or bool(site.maybe_callees)
+        name = site.external
+        if name is not None:
+            if name in GRAD_FREE_FACTORIES or name.startswith(NON_AUTOGRAD_PREFIXES):
+                return False
+            if name.startswith(TORCH_PREFIXES) and "Parameter" not in name:
+                return any(recurse(o) for o in operands)
+            return True
+        if isinstance(func, ast.Name):
+            return func.id not in GRAD_FREE_BUILTINS
+        if isinstance(func, ast.Attribute):
+            if func.attr in GRAD_FREE_METHODS or func.attr in NON_TENSOR_METHODS:
+                return False
+            if func.attr == "requires_grad_":
+                return True
+            return recurse(func.value) or any(recurse(o) for o in operands)
+        return True
+
+    def site_of(self, fn: FunctionInfo, call: ast.Call) -> CallSite | None:
+        table = self._sites.get(id(fn))
+        if table is None:
+            table = self._sites[id(fn)] = {id(site.node): site for site in fn.calls}
+        return table.get(id(call))
+
+    def returns_grad(self, fn: FunctionInfo) -> bool:
+        """Whether `fn` may return a tensor that requires grad (a parameter, an activation, an input)."""
+        key = id(fn)
+        if key not in self._returns:
+            self._returns[key] = False  # the least fixed point: returning its own result adds nothing
+            if fn.is_async or any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in fn.nodes):
+                found = True
+            else:
+                found = any(isinstance(n, ast.Return) and n.value is not None and self.may_grad(n.value, fn)
+                            for n in fn.nodes)
+            self._returns[key] = found
+        return self._returns[key]
+
+    # -- names -----------------------------------------------------------------
+
+    def name_may_grad(self, fn: FunctionInfo, name: str) -> bool:
+        """A name as `fn` reads it: a local (every binding), a parameter (every call site), or a global."""
+        sources = self.index.local_names(fn).get(name)
+        if sources is not None:
+            key = (id(fn), name)
+            if key not in self._locals:
+                self._locals[key] = False  # the least fixed point: a binding from itself adds nothing
+                self._locals[key] = any(self._source_may_grad(fn, name, kind, node) for kind, node in sources)
+            return self._locals[key]
+        scope = fn.parent
+        while scope is not None:  # a closure's free variable
+            if name in self.index.local_names(scope):
+                return self.name_may_grad(scope, name)
+            scope = scope.parent
+        if name in fn.module.assigns:
+            return self.global_may_grad(fn.module, name)
+        return False  # imports, classes, functions, builtins
+
+    def global_may_grad(self, module: ModuleInfo, name: str) -> bool:
+        """A module-level name: its assignments, and what functions of the module store into it
+        (`name[k] = v`, `name.append(v)`, `global name; name = v`)."""
+        key = (id(module), name)
+        if key not in self._globals:
+            self._globals[key] = False
+            module_code = next((f for f in module.functions if f.name == MODULE_CODE), None)
+            found = False
+            for value in module.assigns.get(name, ()):
+                found = found or (self.may_grad(value, module_code) if module_code is not None else
+                                  not isinstance(value, (ast.Constant, ast.Lambda)))
+            for fn in module.functions:
+                for node in fn.nodes:
+                    if found:
+                        break
+                    for stored in _stored_into(node, name, fn):
+                        if self.may_grad(stored, fn):
+                            found = True
+            self._globals[key] = found
+        return self._globals[key]
+
+    def _source_may_grad(self, fn: FunctionInfo, name: str, kind: str, node) -> bool:
+        if kind == "param":
+            return self.param_may_grad(fn, name)
+        if kind == "ann":
+            return False  # an annotation binds nothing; the assignment with it is its own source
+        return self.may_grad(node, fn)
+
+    def param_may_grad(self, fn: FunctionInfo, name: str) -> bool:
+        """Whether some caller in the project may pass a tensor that requires grad as parameter `name`."""
+        if name == fn.receiver:
+            return False
+        key = (id(fn), name)
+        if key in self._params:
+            return self._params[key]
+        self._params[key] = False
+        result = self._param_from_callers(fn, name)
+        self._params[key] = result
+        return result
+
+    def _param_from_callers(self, fn: FunctionInfo, name: str) -> bool:
+        index = self.index
+        if index.is_escaped(fn):
+            return True  # called from places the index cannot see
+        callers = index.callers_of(fn)
+        if not callers:
+            return False  # entered from outside the project: an input (the boundary assumption)
+        args = fn.node.args
+        positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+        defaults = dict(zip(reversed(positional), reversed(args.defaults), strict=False))
+        defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None})
+        for site in callers:
+            call = site.node
+            if any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords):
+                return True  # `f(*args)` / `f(**kwargs)`: any parameter may receive anything
+            expr = argument_for(fn, site, name)
+            if expr is None:
+                expr = defaults.get(name)
+            if expr is not None and self.may_grad(expr, site.caller):
+                return True
+        return False
+
+
+def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None:
+    """The argument expression a call passes as parameter `name` (a tuple of them for `*args`/`**kwargs`)."""
+    call = site.node
+    args = fn.node.args
+    positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+    variadic = name in {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    bound = fn.receiver is not None and (
+        isinstance(call.func, ast.Attribute) or bool(site.module_types) or bool(site.constructs)
+        or fn.name in ("forward", "__call__"))
+    params = positional[1:] if bound and positional else positional
+    if variadic:
+        extra = [*call.args[len(params):], *(kw.value for kw in call.keywords if kw.arg not in params)]
+        return ast.Tuple(elts=extra, ctx=ast.Load()) if extra else None
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    if name in params and params.index(name) < len(call.args):
+        return call.args[params.index(name)]
+    return None
+
+
+def _stored_into(node: ast.AST, name: str, fn: FunctionInfo) -> list[ast.expr]:
+    """The values `node` stores into the module-level `name`, if it does."""
+    if isinstance(node, ast.Assign):
+        found = []
+        for target in node.targets:
+            base = target
+            while isinstance(base, (ast.Subscript, ast.Attribute)):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id == name and (
+                    base is not target or any(isinstance(n, ast.Global) and name in n.names for n in fn.nodes)):
+                found.append(node.value)
+        return found
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
+            and node.func.value.id == name:
+        return [*node.args, *(kw.value for kw in node.keywords)]
+    return []

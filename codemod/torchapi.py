@@ -1,0 +1,159 @@
+"""What the analysis knows about torch, in one place.
+
+Names of grad-mode switches and module classes (for the index), what each
+tensor operation does under autograd (for the value flow), and the exact
+error texts torch raises (for reasons). Every entry here was checked against
+torch 2.6 on the CPU; the tests in tests/test_torchapi.py run the claims that
+decide verdicts.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+# -- names the index resolves ----------------------------------------------------
+
+NO_GRAD = frozenset(
+    {"torch.no_grad", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad"}
+)
+INFERENCE_MODE = frozenset({"torch.inference_mode", "torch.autograd.grad_mode.inference_mode"})
+SET_GRAD_ENABLED = frozenset(
+    {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"}
+)
+ENABLE_GRAD = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
+JIT_DECORATORS = frozenset(
+    {"torch.jit.script", "torch.jit.export", "torch.jit.script_method", "torch.jit.script_if_tracing"}
+)
+CACHE_DECORATORS = frozenset({"functools.lru_cache", "functools.cache"})
+MODULE_BASE = "torch.nn.Module"
+CONTAINER_MODULES = frozenset(
+    {"torch.nn.ModuleList", "torch.nn.Sequential", "torch.nn.ModuleDict", "torch.nn.ParameterList"}
+)
+# Functions that return the module they are given (weight reparametrizations).
+MODULE_WRAPPERS = frozenset(
+    {
+        "torch.nn.utils.weight_norm",
+        "torch.nn.utils.spectral_norm",
+        "torch.nn.utils.parametrizations.weight_norm",
+        "torch.nn.utils.parametrizations.spectral_norm",
+        "torch.nn.utils.parametrizations.orthogonal",
+        "torch.nn.utils.remove_weight_norm",
+        "torch.nn.utils.remove_spectral_norm",
+    }
+)
+PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
+# nn.Module methods that return the module itself.
+MODULE_SELF_METHODS = frozenset(
+    {"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "eval", "train", "requires_grad_",
+     "to_empty", "share_memory", "type", "apply"}
+)
+PARAMETERLESS_NN = re.compile(
+    r"^torch\.nn\.(modules\.\w+\.)?("
+    r"ReLU6?|LeakyReLU|ELU|CELU|SELU|GELU|SiLU|Mish|Sigmoid|Tanh|Softmax2?d?|LogSoftmax|Softmin|Softplus|"
+    r"Softsign|Softshrink|Hardshrink|Tanhshrink|Hardtanh|Hardswish|Hardsigmoid|LogSigmoid|Threshold|GLU|"
+    r"Identity|Dropout\d?d?|AlphaDropout|FeatureAlphaDropout|Upsample|UpsamplingNearest2d|UpsamplingBilinear2d|"
+    r"(Adaptive)?(Max|Avg|LP)Pool\dd|MaxUnpool\dd|FractionalMaxPool\dd|"
+    r"(Reflection|Replication|Zero|Constant|Circular)Pad\dd|Flatten|Unflatten|PixelShuffle|PixelUnshuffle|"
+    r"ChannelShuffle|Fold|Unfold|CosineSimilarity|PairwiseDistance|\w*Loss)$"
+)
+PARAMETERLESS_PREFIXES = ("torchaudio.transforms.", "torchaudio.functional.")
+
+
+
+def is_parameterless_external(name: str) -> bool:
+    """True for external module classes known to hold no parameters (activations, pads, ...)."""
+    return bool(PARAMETERLESS_NN.match(name)) or name.startswith(PARAMETERLESS_PREFIXES)
+
+
+# -- persistent effects of a region --------------------------------------------------
+
+STATE_METHODS = frozenset({"load_state_dict", "register_buffer", "register_parameter", "register_module",
+                           "add_module", "set_"})
+PARAM_INPLACE_METHODS = frozenset({"copy_", "fill_", "zero_", "normal_", "uniform_"})
+MODULE_MOVES = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "to_empty", "type"})
+GRAD_ON_CALLS = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad",
+                           "torch.autograd.backward", "torch.autograd.grad_mode.enable_grad"})
+LOADERS = frozenset({"torch.load", "torch.hub.load", "torch.hub.load_state_dict_from_url",
+                     "safetensors.torch.load_file", "safetensors.torch.load_model"})
+
+
+# -- what operations do with their inputs ------------------------------------------
+
+# Tensor methods whose result may share storage with (or be) the receiver:
+# the result of such a call on an inference tensor is still one.
+VIEW_METHODS = frozenset({
+    "view", "view_as", "reshape", "reshape_as", "transpose", "permute", "squeeze", "unsqueeze", "t", "expand",
+    "expand_as", "narrow", "select", "unfold", "split", "chunk", "unbind", "tensor_split", "movedim", "moveaxis",
+    "swapaxes", "swapdims", "flatten", "unflatten", "detach", "to", "type", "float", "double", "half", "long",
+    "int", "bool", "bfloat16", "short", "byte", "char", "cpu", "cuda", "contiguous", "as_strided", "diagonal",
+    "split_with_sizes", "hsplit", "vsplit", "dsplit", "type_as", "get", "values", "items", "keys", "pop", "copy",
+})
+NON_TENSOR_ATTRS = frozenset({"shape", "device", "dtype", "ndim", "is_cuda", "requires_grad", "grad_fn", "layout",
+                              "is_leaf", "names"})
+NON_TENSOR_METHODS = frozenset({"size", "dim", "numel", "item", "tolist", "numpy", "stride", "data_ptr",
+                                "is_contiguous", "element_size", "nelement", "storage_offset", "is_inference",
+                                "get_device", "__len__", "dim_order"})
+VIEW_FUNCTIONS = frozenset(
+    f"torch.{n}" for n in (
+        "atleast_1d", "atleast_2d", "atleast_3d", "squeeze", "unsqueeze", "transpose", "permute", "reshape",
+        "flatten", "narrow", "select", "chunk", "split", "unbind", "movedim", "moveaxis", "swapaxes", "swapdims",
+        "t", "view_as_real", "view_as_complex", "detach", "as_strided", "diagonal", "broadcast_to",
+        "tensor_split", "hsplit", "vsplit", "dsplit", "broadcast_tensors", "unflatten",
+    )
+)
+# Operations that never keep an input for backward (checked on torch 2.6: `t + w`, `torch.cat([t, w])`
+# pass where `t * w`, `w[t_idx]`, `w.masked_fill(t_mask, 0)` and `torch.where(t_mask, w, 0)` raise).
+# Every other operation on an inference tensor and a value that may require grad is a hazard.
+NON_SAVING_BINOPS = (ast.Add, ast.Sub, ast.BitOr, ast.BitAnd, ast.BitXor)
+NON_SAVING_FUNCTIONS = frozenset(f"torch.{n}" for n in (
+    "add", "sub", "subtract", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "neg",
+    "negative", "clone", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+    "randint_like", "is_tensor", "numel", "is_floating_point", "is_complex", "save", "equal", "allclose",
+))
+NON_SAVING_METHODS = frozenset({
+    "add", "sub", "subtract", "add_", "sub_", "neg", "negative", "clone", "new_zeros", "new_ones", "new_empty",
+    "new_full", "new_tensor", "zero_", "fill_", "copy_", "masked_fill_", "detach_",
+})
+# Factories whose result does not require grad (unless called with `requires_grad=True`).
+GRAD_FREE_FACTORIES = frozenset(f"torch.{n}" for n in (
+    "zeros", "ones", "empty", "full", "arange", "range", "linspace", "logspace", "eye", "rand", "randn",
+    "randint", "randperm", "tensor", "from_numpy", "zeros_like", "ones_like", "empty_like", "full_like",
+    "rand_like", "randn_like", "randint_like", "tril_indices", "triu_indices", "hann_window", "hamming_window",
+    "bartlett_window", "blackman_window", "kaiser_window", "multinomial", "bernoulli", "argmax", "argmin",
+    "argsort", "nonzero", "isnan", "isinf", "isfinite", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
+    "logical_or", "logical_not", "logical_xor", "bucketize", "searchsorted", "sign", "floor_divide",
+))
+# Methods whose result never requires grad.
+GRAD_FREE_METHODS = frozenset({
+    "detach", "argmax", "argmin", "argsort", "nonzero", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf",
+    "isfinite", "logical_and", "logical_or", "logical_not", "bool", "long", "int", "short", "byte", "char",
+    "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "multinomial", "bernoulli", "sign",
+})
+# Libraries whose functions are tensor operations: judged by what they keep for backward.
+TORCH_PREFIXES = ("torch.", "torchaudio.")
+# Libraries that cannot record autograd on a torch tensor (they compute on copies, or on metadata).
+NON_AUTOGRAD_PREFIXES = (
+    "numpy.", "math.", "logging.", "warnings.", "os.", "sys.", "json.", "re.", "regex.", "time.", "random.",
+    "itertools.", "collections.", "typing.", "copy.", "pathlib.", "dataclasses.", "inspect.", "string.",
+    "unicodedata.", "scipy.", "librosa.", "soundfile.", "pyloudnorm.", "soxr.", "resampy.", "tokenizers.",
+    "pykakasi.", "jieba.", "pypinyin.", "unidecode.", "inflect.", "num2words.",
+)
+CONTAINER_STORE_METHODS = frozenset({"append", "extend", "insert", "add", "update", "setdefault", "appendleft"})
+CONTAINER_BUILDERS = frozenset({"dict", "list", "tuple", "set", "zip", "enumerate", "reversed", "sorted", "iter",
+                                "next", "map", "filter"})
+NON_TENSOR_BUILTINS = frozenset({"len", "isinstance", "print", "int", "float", "str", "bool", "repr", "hash", "id",
+                                 "type", "hasattr", "getattr", "callable", "format", "issubclass", "range", "round",
+                                 "abs", "min", "max", "sum", "any", "all", "setattr", "delattr", "vars", "dir"})
+# Builtins whose result is never a tensor that requires grad (`sum`, `min`, `max`, `abs` can return one).
+GRAD_FREE_BUILTINS = NON_TENSOR_BUILTINS - {"min", "max", "sum", "abs", "getattr", "vars"}
+# Methods that, called on a value of unknown type, cannot record autograd on the region's tensors.
+KNOWN_HARMLESS_METHODS = VIEW_METHODS | NON_TENSOR_METHODS | NON_SAVING_METHODS | GRAD_FREE_METHODS | \
+    CONTAINER_STORE_METHODS
+
+
+# -- what torch raises ---------------------------------------------------------------
+
+ERR_SAVED = "Inference tensors cannot be saved for backward"
+ERR_INPLACE = "Inplace update to inference tensor outside InferenceMode is not allowed"
+ERR_REQUIRES_GRAD = "Setting requires_grad=True on inference tensor outside InferenceMode is not allowed"
