@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from .index import MODULE_CODE, CallSite, FunctionInfo, ModuleInfo, ProjectIndex
+from .index import MODULE_CODE, CallSite, FunctionInfo, ModuleInfo, ProjectIndex, argument_for
 from .torchapi import (
     GRAD_FREE_BUILTINS,
     GRAD_FREE_FACTORIES,
@@ -225,27 +225,6 @@ class GradFacts:
             if expr is not None and self.may_grad(expr, site.caller):
                 return True
         return False
-
-
-def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None:
-    """The argument expression a call passes as parameter `name` (a tuple of them for `*args`/`**kwargs`)."""
-    call = site.node
-    args = fn.node.args
-    positional = [a.arg for a in [*args.posonlyargs, *args.args]]
-    variadic = name in {a.arg for a in (args.vararg, args.kwarg) if a is not None}
-    bound = fn.receiver is not None and (
-        isinstance(call.func, ast.Attribute) or bool(site.module_types) or bool(site.constructs)
-        or fn.name in ("forward", "__call__"))
-    params = positional[1:] if bound and positional else positional
-    if variadic:
-        extra = [*call.args[len(params):], *(kw.value for kw in call.keywords if kw.arg not in params)]
-        return ast.Tuple(elts=extra, ctx=ast.Load()) if extra else None
-    for kw in call.keywords:
-        if kw.arg == name:
-            return kw.value
-    if name in params and params.index(name) < len(call.args):
-        return call.args[params.index(name)]
-    return None
 
 
 def _stored_into(node: ast.AST, name: str, fn: FunctionInfo) -> list[ast.expr]:

@@ -29,7 +29,7 @@ import ast
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .gradfacts import GradFacts, argument_for
+from .gradfacts import GradFacts
 from .index import (
     BUILTIN_NAMES,
     CallSite,
@@ -40,7 +40,8 @@ from .index import (
     Instance,
     ModuleInfo,
     ProjectIndex,
-    own_nodes,
+    argument_for,
+    literal_arg,
 )
 from .torchapi import (
     CONTAINER_BUILDERS,
@@ -60,6 +61,7 @@ from .torchapi import (
     NON_TENSOR_BUILTINS,
     NON_TENSOR_METHODS,
     PARAM_INPLACE_METHODS,
+    SET_GRAD_ENABLED,
     STATE_METHODS,
     TORCH_PREFIXES,
     VIEW_FUNCTIONS,
@@ -305,8 +307,9 @@ class EffectScanner:
 
     def scan(self, region: Region) -> list[Hazard]:
         hazards: list[Hazard] = []
+        # The function's nodes include lambda bodies, so a `with` region and a decorated body see the same.
         nodes = region.fn.nodes if region.block is None else [
-            n for stmt in region.statements() for n in [stmt, *own_nodes(stmt)]]
+            n for n in region.fn.nodes if hasattr(n, "lineno") and region.contains(n)]
         hazards.extend(self._lexical(region.fn, nodes, direct=True))
         seen: set[int] = set()
         for site in region.fn.calls:
@@ -362,7 +365,7 @@ class EffectScanner:
             func = node.func
             name = site.external if site else None
             method = func.attr if isinstance(func, ast.Attribute) else None
-            if name in GRAD_ON_CALLS or (name and name.endswith("set_grad_enabled") and not _is_false(node)):
+            if name in GRAD_ON_CALLS or (name in SET_GRAD_ENABLED and literal_arg(node, 0, "mode") is not False):
                 add("grad", node, f"turns autograd back on (`{ast.unparse(func)}(...)`)")
             elif method in ("backward", "requires_grad_"):
                 add("grad", node, f"calls `{ast.unparse(func)}()`")
@@ -379,10 +382,6 @@ class EffectScanner:
             elif direct and site is not None and _constructs_module(index, site):
                 add("state", node, f"builds a module (`{ast.unparse(func)}(...)`)")
         return out
-
-
-def _is_false(call: ast.Call) -> bool:
-    return bool(call.args) and isinstance(call.args[0], ast.Constant) and call.args[0].value is False
 
 
 def _is_persistent_receiver(expr: ast.expr, fn: FunctionInfo) -> bool:
@@ -544,6 +543,8 @@ class FlowAnalyzer:
         self._region = region
         self._frames = 0
         self._memo: dict[tuple, Taint | None] = {}
+        self._open: set[tuple] = set()  # frames being walked
+        self._read_open: set[tuple] = set()  # ... whose result a recursive call read before it was known
         self._attr_taint: dict[tuple[int, str], Taint] = {}
         self._global_taint: dict[tuple[int, str], Taint] = {}
         self._returned: set[int] = set()
@@ -575,13 +576,22 @@ class FlowAnalyzer:
             key = (id(frame.fn), frame.state, tuple(sorted((k, v) for k, v in frame.params.items())),
                    tuple(sorted(frame.calls.items())), frame.region is not None, frame.grad_free_params)
         if key in self._memo:
+            if key in self._open:
+                self._read_open.add(key)
             return self._memo[key]
         self._memo[key] = None
-        self._frames += 1
-        if self._frames > self.MAX_FRAMES:
-            raise _Budget()
-        result = _Walker(self, frame).walk()
-        self._memo[key] = result
+        self._open.add(key)
+        while True:  # a recursive call read this frame's result before it was known: walk it again
+            self._frames += 1
+            if self._frames > self.MAX_FRAMES:
+                raise _Budget()
+            self._read_open.discard(key)
+            result = _Walker(self, frame).walk()
+            settled = key not in self._read_open or result == self._memo[key]
+            self._memo[key] = result
+            if settled:
+                break
+        self._open.discard(key)
         if result is not None and not frame.entered_by_call:
             self._return_to_callers(frame.fn, result, frame.path)
         return result

@@ -352,6 +352,8 @@ class ProjectIndex:
         self._param_attrs: dict[int, frozenset] = {}
         self._attribute_readers: dict[str, list[tuple[FunctionInfo, frozenset[int]]]] = {}
         self._escapes: dict[int, tuple[FunctionInfo, ast.AST]] | None = None
+        self._types_from_call_sites = False  # set once every call has been resolved a first time
+        self.redefined: set[str] = set()  # qualified names defined more than once (the later ones get `@line`)
         self.load_table: dict[str, list[tuple[FunctionInfo, ast.AST]]] = {}  # filled while collecting
 
     # -- construction ------------------------------------------------------
@@ -385,6 +387,20 @@ class ProjectIndex:
                 pairs = [(item, self.grad_mode_of(fn.module, item, fn)) for item in site.items]
                 site.items = tuple(item for item, mode in pairs if mode)
                 site.modes = tuple(mode for _, mode in pairs if mode)
+                self._resolve_call(site)
+                for callee in site.callees:
+                    self.callers.setdefault(id(callee), []).append(site)
+        # Second round: with the callers known, an unannotated parameter takes the types of the arguments
+        # passed to it (`adapt_step(S3Gen(), ...)` types `s3gen`), and constructor arguments type the
+        # attributes `__init__` stores them in; calls that stayed unresolved are resolved again.
+        self._types_from_call_sites = True
+        for cache in (self._local_types, self._attr_types, self._return_types, self._module_var_types):
+            cache.clear()
+        for fn in self.functions.values():
+            for site in fn.calls:
+                if site.callees or site.module_types or site.constructs or site.external is not None:
+                    continue
+                site.unresolved = False
                 self._resolve_call(site)
                 for callee in site.callees:
                     self.callers.setdefault(id(callee), []).append(site)
@@ -467,14 +483,14 @@ class ProjectIndex:
         if name in NO_GRAD:
             return "no_grad"
         if name in INFERENCE_MODE:
-            flag = _literal_arg(call, 0, "mode") if call else True
+            flag = literal_arg(call, 0, "mode") if call else True
             if flag is None and call is not None and not call.args and not call.keywords:
                 flag = True
             return "inference" if flag is True else ("maybe_grad" if flag is None else "exit_inference")
         if name in ENABLE_GRAD:
             return "enable_grad"
         if name in SET_GRAD_ENABLED and call is not None:
-            flag = _literal_arg(call, 0, "mode")
+            flag = literal_arg(call, 0, "mode")
             if flag is False:
                 return "no_grad"
             return "enable_grad" if flag is True else "maybe_grad"
@@ -721,6 +737,11 @@ class ProjectIndex:
                     out.add(ClassRef(owner) if fn.is_classmethod else Instance(owner))
                 elif node.annotation is not None:
                     out |= self._annotation_types(node.annotation, fn.module, fn)
+                elif self._types_from_call_sites:
+                    for site in self.callers_of(fn):
+                        argument = argument_for(fn, site, name)
+                        if argument is not None:
+                            out |= self.infer(argument, site.caller)
             elif kind == "ann":
                 out |= self._annotation_types(node, fn.module, fn)
             elif kind == "elem":
@@ -875,6 +896,9 @@ class ProjectIndex:
                     module_types.append(t)
                 else:
                     site.external = t.name
+        for callee in list(callees):
+            if callee.qualname in self.redefined:
+                callees.extend(f for f in self.functions.values() if f.qualname.partition("@")[0] == callee.qualname)
         site.callees = tuple(dict.fromkeys(callees))
         site.module_types = tuple(dict.fromkeys(module_types))
         site.constructs = tuple(dict.fromkeys(constructs))
@@ -1058,6 +1082,7 @@ class _Collector:
                 fn = FunctionInfo(qualname=qual, name=node.name, module=self.module, node=node,
                                   cls=cls if parent is None else (parent.cls), parent=parent)
                 if qual in self.index.functions:  # redefinition (e.g. under `if`): keep the first
+                    self.index.redefined.add(qual)
                     qual = f"{qual}@{node.lineno}"
                     fn.qualname = qual
                 self.index.functions[qual] = fn
@@ -1120,6 +1145,27 @@ class _Collector:
 BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 
 
+def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None:
+    """The argument expression a call passes as parameter `name` (a tuple of them for `*args`/`**kwargs`)."""
+    call = site.node
+    args = fn.node.args
+    positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+    variadic = name in {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    bound = fn.receiver is not None and (
+        isinstance(call.func, ast.Attribute) or bool(site.module_types) or bool(site.constructs)
+        or fn.name in ("forward", "__call__"))
+    params = positional[1:] if bound and positional else positional
+    if variadic:
+        extra = [*call.args[len(params):], *(kw.value for kw in call.keywords if kw.arg not in params)]
+        return ast.Tuple(elts=extra, ctx=ast.Load()) if extra else None
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    if name in params and params.index(name) < len(call.args):
+        return call.args[params.index(name)]
+    return None
+
+
 def _is_property(fn: FunctionInfo) -> bool:
     return any(d in ("property", "functools.cached_property") or (d or "").endswith((".setter", ".getter"))
                for d in fn.decorators)
@@ -1161,7 +1207,7 @@ def _decorator_target(node: ast.expr) -> ast.expr:
     return node.func if isinstance(node, ast.Call) else node
 
 
-def _literal_arg(call: ast.Call | None, position: int, keyword: str):
+def literal_arg(call: ast.Call | None, position: int, keyword: str):
     if call is None:
         return None
     value = None

@@ -64,11 +64,19 @@ import libcst as cst
 from codemod.gradflow import FlowAnalyzer, GradStates, Region
 from codemod.index import External, FunctionInfo, ProjectIndex
 from codemod.report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, Site
+from codemod.torchapi import TORCH_PREFIXES
 
 from .base import AnalysisContext, Transform, edit_definition, ensure_torch, inference_mode_call, local_qualname
 
 NEVER_CANDIDATES = frozenset({"forward", "__call__", "__init__"})
 OPTIMIZER_HINTS = ("optim", "scaler", "opt")
+FUNCTIONAL_LOSSES = frozenset({
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cosine_embedding_loss", "cross_entropy",
+    "ctc_loss", "gaussian_nll_loss", "hinge_embedding_loss", "huber_loss", "kl_div", "l1_loss", "margin_ranking_loss",
+    "mse_loss", "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss", "nll_loss",
+    "poisson_nll_loss", "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+})
 
 
 class EntryPoints(Transform):
@@ -121,6 +129,19 @@ class EntryPoints(Transform):
         work = reach.work_of(fn)
         what = (f"{fn.short} runs modules with autograd on ({work})" if work else
                 f"{fn.short} is listed under `include` in [tool.chatterbox-codemod.entry-points]")
+        escape = flow.index.escape_of(fn)
+        if fn.qualname.partition("@")[0] in flow.index.redefined:
+            site.status, site.fixable = UNSAFE, False
+            site.reason = (f"{what}, but {fn.short} is defined more than once in its module; which definition runs "
+                           "is decided at run time, so the tool does not decorate it.")
+            return
+        if escape is not None:
+            where, node = escape
+            site.status = UNSAFE
+            site.reason = (f"{what}, but cannot resolve its callers: it is referenced as a value "
+                           f"(`{ast.unparse(node)}` at {flow.where(where, node.lineno)}), so it may be called from "
+                           "training code the analysis cannot follow; check by hand.")
+            return
         if id(fn) in training:
             site.status, site.fixable = UNSAFE, False
             site.reason = (f"{what}, but it is training code ({training[id(fn)]}); inference mode would break its "
@@ -209,23 +230,30 @@ class _WorkFinder:
         self.index = index
         self.where = where
         self._memo: dict[int, list[str] | None] = {}
+        self._cycle_hits: set[int] = set()
 
     def work_of(self, fn: FunctionInfo) -> str | None:
         """The call chain to the first grad-on module call `fn` reaches (`A -> B -> self.conv(...)`), or None."""
-        chain = self._search(fn, set())
+        chain = self._search(fn, [])
         return " -> ".join(chain) if chain else None
 
-    def _search(self, fn: FunctionInfo, active: set[int]) -> list[str] | None:
+    def _search(self, fn: FunctionInfo, active: list[int]) -> list[str] | None:
+        """Depth-first; a "no work" answer is kept only when no open call cycle could still change it,
+        so the answer does not depend on which function was asked first."""
         if id(fn) in self._memo:
             return self._memo[id(fn)]
-        if id(fn) in active or fn.grad_decorator in ("no_grad", "inference"):
+        if id(fn) in active:
+            self._cycle_hits.add(id(fn))
             return None
-        active.add(id(fn))
+        if fn.grad_decorator in ("no_grad", "inference"):
+            return None
+        active.append(id(fn))
+        hits_before = set(self._cycle_hits)
         found = None
         for site in fn.calls:
             if any(mode in ("no_grad", "inference") for mode in site.modes):
                 continue
-            if any(self.index.has_parameters(t) for t in site.module_types):
+            if any(self._records(t) for t in site.module_types):
                 found = [f"`{site.describe()}(...)` ({self.where(fn, site.line)})"]
                 break
             for callee in site.callees:
@@ -237,24 +265,46 @@ class _WorkFinder:
                     break
             if found:
                 break
-        active.discard(id(fn))
-        self._memo[id(fn)] = found
+        active.pop()
+        open_cycle = any(key in active for key in self._cycle_hits - hits_before)
+        if found is not None or not open_cycle:
+            self._memo[id(fn)] = found
         return found
+
+    def _records(self, t) -> bool:
+        """A module known to hold parameters; an object of an unknown library class is no evidence of work."""
+        if isinstance(t, External):
+            return t.name.startswith(TORCH_PREFIXES) and self.index.has_parameters(t)
+        return self.index.has_parameters(t)
 
 
 def _training_functions(index: ProjectIndex) -> dict[int, str]:
-    """Functions that are training code, with what shows it."""
+    """Functions that are training code, recognised by what they do, with what shows it.
+
+    A function that runs a backward pass (`.backward()`, `torch.autograd.grad`), steps an optimizer or a
+    grad scaler, or calls a loss (a `torch.nn` loss module, a `torch.nn.functional` loss, or a callable
+    bound to a name that says `loss` or `criterion`); and a function that returns what such a function
+    returns (`return self.compute_loss(...)`), to a fixed point.
+    """
     found: dict[int, str] = {}
-    # A loss is recognised by a name that says so; a file whose text never says it holds none.
-    mention_loss = {id(module) for module in index.modules.values() if "loss" in module.source.lower()}
     for fn in index.functions.values():
-        why = _training_evidence(index, fn, id(fn.module) in mention_loss)
+        why = _training_evidence(index, fn)
         if why:
             found[id(fn)] = why
+    changed = True
+    while changed:
+        changed = False
+        for fn in index.functions.values():
+            if id(fn) in found:
+                continue
+            why = _returns_training_result(fn, found)
+            if why:
+                found[id(fn)] = why
+                changed = True
     return found
 
 
-def _training_evidence(index: ProjectIndex, fn: FunctionInfo, may_mention_loss: bool) -> str | None:
+def _training_evidence(index: ProjectIndex, fn: FunctionInfo) -> str | None:
     for site in fn.calls:
         func = site.node.func
         if isinstance(func, ast.Attribute):
@@ -264,12 +314,52 @@ def _training_evidence(index: ProjectIndex, fn: FunctionInfo, may_mention_loss: 
                 return f"calls `{ast.unparse(func)}()` at line {site.line}"
         if site.external in ("torch.autograd.grad", "torch.autograd.backward"):
             return f"calls `{site.external}` at line {site.line}"
-    returns_loss = may_mention_loss and any(
-        isinstance(node, ast.Return) and node.value is not None and _mentions_loss(node.value)
-        for node in fn.nodes
-    )
-    if returns_loss and ("loss" in fn.name.lower() or _computes_loss(fn)):
-        return "computes and returns a loss"
+        loss = _loss_called(site)
+        if loss:
+            return f"calls the loss `{loss}` at line {site.line}"
+    return None
+
+
+def _loss_called(site) -> str | None:
+    """The loss a call computes: a torch loss function or module, or a callable named like one."""
+    name = site.external or ""
+    last = name.rpartition(".")[2]
+    if name.startswith("torch.nn.functional.") and last in FUNCTIONAL_LOSSES:
+        return name
+    if any(isinstance(t, External) and t.name.startswith("torch.nn.") and t.name.endswith("Loss")
+           for t in site.module_types):
+        return ast.unparse(site.node.func)
+    called = site.node.func
+    spelled = called.attr if isinstance(called, ast.Attribute) else called.id if isinstance(called, ast.Name) else ""
+    if "loss" in spelled.lower() or "criterion" in spelled.lower():
+        return ast.unparse(called)
+    return None
+
+
+def _returns_training_result(fn: FunctionInfo, training: dict[int, str]) -> str | None:
+    """`return f(...)` (or a name bound to it) where `f` is training code: the caller returns a loss too."""
+    results: dict[str, str] = {}
+    for site in fn.calls:
+        trained = next((c for c in site.targets if id(c) in training), None)
+        if trained is None:
+            continue
+        for node in fn.nodes:
+            if isinstance(node, ast.Assign) and node.value is site.node:
+                for target in node.targets:
+                    for name in ast.walk(target):
+                        if isinstance(name, ast.Name):
+                            results[name.id] = trained.short
+    for node in fn.nodes:
+        if not isinstance(node, ast.Return) or node.value is None:
+            continue
+        for sub in ast.walk(node.value):
+            if isinstance(sub, ast.Call):
+                site = next((s for s in fn.calls if s.node is sub), None)
+                trained = next((c for c in site.targets if id(c) in training), None) if site else None
+                if trained is not None:
+                    return f"returns what {trained.short} returns, a loss"
+            if isinstance(sub, ast.Name) and sub.id in results:
+                return f"returns what {results[sub.id]} returns, a loss"
     return None
 
 
@@ -281,20 +371,6 @@ def _looks_like_optimizer(index: ProjectIndex, fn: FunctionInfo, receiver: ast.e
     return any(hint in text.rsplit(".", 1)[-1] for hint in OPTIMIZER_HINTS)
 
 
-def _mentions_loss(expr: ast.expr) -> bool:
-    return any(isinstance(n, ast.Name) and "loss" in n.id.lower() for n in ast.walk(expr)) or any(
-        isinstance(n, ast.Attribute) and "loss" in n.attr.lower() for n in ast.walk(expr))
-
-
-def _computes_loss(fn: FunctionInfo) -> bool:
-    for node in fn.nodes:
-        if isinstance(node, ast.Call):
-            name = ast.unparse(node.func).lower()
-            if "loss" in name or name.endswith(("cross_entropy", "mse", "l1", "nll")):
-                return True
-    return False
-
-
 def _reached_from(index: ProjectIndex, training: dict[int, str]) -> dict[int, list[str]]:
     """Functions reachable from training code, with one path each (training function first)."""
     paths: dict[int, list[str]] = {}
@@ -304,7 +380,7 @@ def _reached_from(index: ProjectIndex, training: dict[int, str]) -> dict[int, li
     while queue:
         fn = queue.pop(0)
         for site in fn.calls:
-            for callee in site.callees:
+            for callee in site.targets:
                 if id(callee) not in paths:
                     paths[id(callee)] = [*paths[id(fn)], callee.short]
                     queue.append(callee)

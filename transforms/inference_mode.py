@@ -112,6 +112,12 @@ class InferenceMode(Transform):
             )
             if mode != "no_grad":
                 site.status, site.reason = NOT_APPLICABLE, f"`@{spelled}`: the flag is not the literal False"
+            elif any(index.grad_mode_of(fn.module, other, fn) == "inference" for other in fn.node.decorator_list) or \
+                    any(index.grad_mode_of(fn.module, other, fn) == "no_grad"
+                        for other in fn.node.decorator_list[:fn.node.decorator_list.index(node)]):
+                site.status, site.reason = NOT_APPLICABLE, (
+                    f"`@{spelled}`: {fn.short} already has an `inference_mode` decorator (or a grad-off one that "
+                    "becomes it); converting this one would only repeat it")
             elif blocked:
                 site.status, site.reason = NOT_APPLICABLE, blocked
             else:
@@ -146,6 +152,12 @@ class InferenceMode(Transform):
         )
         if mode != "no_grad":
             site.status, site.reason = NOT_APPLICABLE, f"`with {spelled}`: the flag is not the literal False"
+        elif any(index.grad_mode_of(fn.module, other.context_expr, fn) == "inference" for other in node.items) or \
+                any(index.grad_mode_of(fn.module, other.context_expr, fn) == "no_grad"
+                    for other in node.items[:position]):
+            site.status, site.reason = NOT_APPLICABLE, (
+                f"`with {spelled}`: the same `with` already enters `inference_mode` (or a grad-off item that becomes "
+                "it); converting this item would only repeat it")
         elif isinstance(node, ast.AsyncWith) or blocked:
             site.status, site.reason = NOT_APPLICABLE, blocked or ASYNC_REASON
         else:
