@@ -60,7 +60,6 @@ from .torchapi import (
     NON_TENSOR_ATTRS,
     NON_TENSOR_BUILTINS,
     NON_TENSOR_METHODS,
-    PARAM_INPLACE_METHODS,
     SET_GRAD_ENABLED,
     STATE_METHODS,
     TORCH_PREFIXES,
@@ -354,7 +353,10 @@ class EffectScanner:
                     for sub in ast.walk(target):
                         if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store):
                             if sub.attr == "data":
-                                add("state", node, f"writes parameter data (`{ast.unparse(sub)} = ...`)")
+                                add("state", node, f"rebinds parameter data (`{ast.unparse(sub)} = ...`): under "
+                                                   "inference mode the parameter would hold an inference tensor "
+                                                   "and silently stop receiving gradients (`.grad` stays None "
+                                                   "after `backward()`)")
                             elif sub.attr == "requires_grad":
                                 add("grad", node, f"sets `{ast.unparse(sub)}`")
                             elif direct is False and _is_module_value(index, fn, node):
@@ -371,12 +373,8 @@ class EffectScanner:
                 add("grad", node, f"calls `{ast.unparse(func)}()`")
             elif name in LOADERS:
                 add("state", node, f"loads weights (`{name}`)")
-            elif method in STATE_METHODS:
+            elif method in STATE_METHODS or (method == "load_state_dict" and _assigns(node)):
                 add("state", node, f"writes module state (`{ast.unparse(func)}(...)`)")
-            elif method in PARAM_INPLACE_METHODS and _is_persistent_receiver(func.value, fn):
-                add("state", node, f"writes parameter or buffer data in place (`{ast.unparse(func)}(...)`)")
-            elif name and name.startswith("torch.nn.init."):
-                add("state", node, f"initialises parameters (`{name}`)")
             elif method in MODULE_MOVES and site is not None and _receiver_is_module(index, fn, func.value):
                 add("state", node, f"moves or casts a module (`{ast.unparse(func)}(...)`)")
             elif direct and site is not None and _constructs_module(index, site):
@@ -384,21 +382,10 @@ class EffectScanner:
         return out
 
 
-def _is_persistent_receiver(expr: ast.expr, fn: FunctionInfo) -> bool:
-    """`self.w`, `layer.weight`, `p` from `for p in m.parameters()`: data that outlives the call."""
-    if isinstance(expr, ast.Attribute):
-        return True
-    if isinstance(expr, ast.Subscript):
-        return _is_persistent_receiver(expr.value, fn)
-    if isinstance(expr, ast.Name):
-        for node in fn.nodes:
-            if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, (ast.Name, ast.Tuple)):
-                names = {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
-                iterated = node.iter.func.attr if isinstance(node.iter, ast.Call) and isinstance(
-                    node.iter.func, ast.Attribute) else None
-                if expr.id in names and iterated in ("parameters", "named_parameters", "buffers", "named_buffers"):
-                    return True
-    return False
+def _assigns(call: ast.Call) -> bool:
+    """`load_state_dict(..., assign=True)` rebinds parameters instead of copying into them."""
+    return any(kw.arg == "assign" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False)
+               for kw in call.keywords)
 
 
 def _receiver_is_module(index: ProjectIndex, fn: FunctionInfo, expr: ast.expr) -> bool:
@@ -838,7 +825,7 @@ class _Walker:
             self.a.hazard("inplace", self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
         if state[0] and not isinstance(stmt.op, NON_SAVING_BINOPS) and _is_inference(value, target) and (
                 self._may_grad(stmt.target) or self._may_grad(stmt.value)):
-            self.a.hazard("record", self.frame, stmt, f"`{_short(stmt)}`, where an operand may require grad", 0,
+            self.a.hazard("record", self.frame, stmt, f"`{_short(stmt)}` (an operand may require grad)", 0,
                           ERR_SAVED)
         self._note_grad(stmt.target, stmt.value, in_region)
         derived = self._computed([target, value], state)
@@ -970,7 +957,7 @@ class _Walker:
             right = self._expr(expr.right, state, in_region)
             if not in_region and state[0] and not isinstance(expr.op, NON_SAVING_BINOPS) and \
                     _is_inference(left, right) and (self._may_grad(expr.left) or self._may_grad(expr.right)):
-                self.a.hazard("record", self.frame, expr, f"`{_short(expr)}`, where an operand may require grad", 0,
+                self.a.hazard("record", self.frame, expr, f"`{_short(expr)}` (an operand may require grad)", 0,
                               ERR_SAVED)
             return self._computed([left, right], state)
         if isinstance(expr, ast.UnaryOp):
@@ -1125,7 +1112,7 @@ class _Walker:
                 return
             if name.startswith(TORCH_PREFIXES):
                 if carried.inference and any(self._may_grad(o) for o in operands):
-                    self.a.hazard("record", self.frame, call, f"`{_short(call)}`, where an operand may require grad",
+                    self.a.hazard("record", self.frame, call, f"`{_short(call)}` (an operand may require grad)",
                                   0, ERR_SAVED)
                 return
             self.a.note_unresolved(self.frame, call)

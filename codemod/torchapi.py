@@ -68,9 +68,11 @@ def is_parameterless_external(name: str) -> bool:
 
 # -- persistent effects of a region --------------------------------------------------
 
-STATE_METHODS = frozenset({"load_state_dict", "register_buffer", "register_parameter", "register_module",
-                           "add_module", "set_"})
-PARAM_INPLACE_METHODS = frozenset({"copy_", "fill_", "zero_", "normal_", "uniform_"})
+# Methods that put new tensors into a module: made under inference mode they are inference tensors
+# (a parameter made so never receives a gradient; a buffer made so raises on its next in-place update
+# outside the mode). Writes into existing storage (`copy_`, `fill_`, `torch.nn.init.*`, `load_state_dict`
+# without `assign=True`) leave parameters and buffers normal tensors and are not listed.
+STATE_METHODS = frozenset({"register_buffer", "register_parameter", "register_module", "add_module", "set_"})
 MODULE_MOVES = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "to_empty", "type"})
 GRAD_ON_CALLS = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad",
                            "torch.autograd.backward", "torch.autograd.grad_mode.enable_grad"})

@@ -53,7 +53,7 @@ def test_inference_mode_verdicts(chatterbox_tree, tmp_path, wheel):
     if "intmeanflow" in expected:
         site = sites[expected["intmeanflow"]]
         assert (site["status"], site["fixable"]) == ("unsafe", False)
-        assert "writes parameter data (`layer.weight.data = ...`)" in site["reason"]
+        assert "rebinds parameter data (`layer.weight.data = ...`)" in site["reason"]
     assert len(sites) == len([k for k in expected if k != "inplace_line"])
 
 

@@ -1,0 +1,366 @@
+"""The soundness contract on tiny projects built from strings: one test per class of defect that broke
+training on code nobody here wrote (issue 10), and the determinism of verdicts.
+
+Each test states the verdict a user would read: status, and the part of the reason that names the thing
+the analysis followed or could not resolve.
+"""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from pathlib import Path
+
+from codemod.engine import DIFF, Options, run
+from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE
+
+
+def analyse(tmp_path: Path, files: dict[str, str], select=None, target: str = "", jobs: int = 1):
+    root = tmp_path / "project"
+    root.mkdir(exist_ok=True)
+    (root / "pyproject.toml").write_text("")
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = HEADER if text.startswith(HEADER) else ""
+        path.write_text(header + textwrap.dedent(text[len(header):]).lstrip())
+    report = run(Options(paths=[str(root / target)], mode=DIFF, select=select, project_root=root, jobs=jobs))
+    assert not report.errors, [e.render(str(e.path)) for e in report.errors]
+    return report
+
+
+def site(report, symbol: str, transform: str = "inference-mode"):
+    found = [s for s in report.sites if s.symbol == symbol and s.transform == transform]
+    assert len(found) == 1, [(s.symbol, s.transform, s.status) for s in report.sites]
+    return found[0]
+
+
+HEADER = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
+
+
+def test_activation_meets_region_tensor(tmp_path):
+    """Class 8: not only parameters carry autograd; `h` is an activation computed from one."""
+    report = analyse(tmp_path, {"m.py": HEADER + """
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.enc = nn.Linear(4, 4)
+            def forward(self, x, scores):
+                h = self.enc(x)
+                with torch.no_grad():
+                    attn = scores.softmax(-1)
+                return h.transpose(0, 1) @ attn
+        """})
+    found = site(report, "M.forward")
+    assert (found.status, found.fixable) == (UNSAFE, True)
+    assert "reach `h.transpose(0, 1) @ attn` (an operand may require grad) at m.py:12" in found.reason
+
+
+def test_region_tensor_with_grad_free_operands_is_safe(tmp_path):
+    """The other side: a saving op whose other operand cannot require grad records nothing."""
+    report = analyse(tmp_path, {"m.py": HEADER + """
+        def score(x):
+            with torch.no_grad():
+                attn = x.softmax(-1)
+            window = torch.hann_window(4)
+            return (attn * window * 2).sum().item()
+        """})
+    assert site(report, "score").status == APPLIED
+
+
+def test_injected_module_of_unknown_type(tmp_path):
+    """Class 1: a module injected through the constructor without an annotation and no call site."""
+    report = analyse(tmp_path, {"gan.py": HEADER + """
+        class GAN(nn.Module):
+            def __init__(self, generator, discriminator):
+                super().__init__()
+                self.generator = generator
+                self.discriminator = discriminator
+            def forward_discriminator(self, x):
+                with torch.no_grad():
+                    fake = self.generator(x)
+                return self.discriminator(fake.detach())
+        """})
+    found = site(report, "GAN.forward_discriminator")
+    assert found.status == UNSAFE
+    assert "cannot resolve `self.discriminator(...)` at gan.py:12" in found.reason
+    assert "check that call by hand" in found.reason
+
+
+def test_constructor_call_sites_type_the_attributes(tmp_path):
+    """Precision from resolving more: `GAN(Gen(), Disc())` types `self.discriminator` as a `Disc`."""
+    report = analyse(tmp_path, {"gan.py": HEADER + """
+        class Gen(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def forward(self, x):
+                return self.lin(x)
+        class Disc(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv1d(4, 1, 1)
+            def forward(self, x):
+                return self.conv(x)
+        class GAN(nn.Module):
+            def __init__(self, generator, discriminator):
+                super().__init__()
+                self.generator = generator
+                self.discriminator = discriminator
+            def forward_discriminator(self, x):
+                with torch.no_grad():
+                    fake = self.generator(x)
+                return self.discriminator(fake.detach())
+        gan = GAN(Gen(), discriminator=Disc())
+        """})
+    found = site(report, "GAN.forward_discriminator")
+    assert found.status == UNSAFE
+    assert "`self.conv(...)` (torch.nn.Conv1d, a module with parameters)" in found.reason
+    assert "passed to Disc.forward" in found.reason
+
+
+def test_recursion_without_an_outside_caller_runs_with_autograd_on(tmp_path):
+    """Class 2: a cycle nothing else calls is entered from outside, with autograd on."""
+    report = analyse(tmp_path, {"r.py": HEADER + """
+        class R(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def walk(self, x, n):
+                if n == 0:
+                    return self.lin(x)
+                with torch.no_grad():
+                    y = x * 2
+                return self.walk(y, n - 1)
+        """})
+    found = site(report, "R.walk")
+    assert found.status == UNSAFE
+    assert "R.walk is called only from its own call cycle, so it is assumed to run with autograd on" in found.reason
+
+
+def test_loss_returning_method_swapped_in_is_never_decorated(tmp_path):
+    """Class 3: `forward_dpo` computes a loss and is swapped in for `forward` by the training script."""
+    report = analyse(tmp_path, {"lm.py": HEADER + """
+        class LM(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def forward(self, x):
+                return self.lin(x)
+            def forward_dpo(self, x, y):
+                out = self.lin(x)
+                return {"l": F.mse_loss(out, y)}
+            def train_step(self, x, y):
+                return self.forward_dpo(x, y)
+        """, "train.py": """
+        import torch
+        from lm import LM
+        model = LM()
+        model.forward = model.forward_dpo
+        model(torch.randn(2, 4), torch.randn(2, 4))["l"].backward()
+        """}, select=["entry-points"])
+    dpo = site(report, "LM.forward_dpo", "entry-points")
+    assert dpo.status == UNSAFE and not dpo.rewritten
+    assert "referenced as a value (`model.forward_dpo` at train.py:4)" in dpo.reason
+    step = site(report, "LM.train_step", "entry-points")
+    assert (step.status, step.fixable) == (UNSAFE, False)
+    assert "training code (returns what LM.forward_dpo returns, a loss)" in step.reason
+
+
+def test_set_grad_enabled_keyword_and_positional_in_one_file(tmp_path):
+    """Class 5: `mode=False` is read as grad off, so the file is stable and both sites convert."""
+    report = analyse(tmp_path, {"k.py": HEADER + """
+        def f(x):
+            with torch.set_grad_enabled(mode=False):
+                y = x * 2
+            return y.sum().item()
+        def g(x):
+            with torch.set_grad_enabled(False):
+                y = x * 3
+            return y.sum().item()
+        """})
+    assert site(report, "f").status == site(report, "g").status == APPLIED
+    assert len(report.changed) == 1
+
+
+def test_method_defined_twice_is_not_decorated(tmp_path):
+    """Class 7: two definitions under an `if` are both reported, and the file stays stable."""
+    report = analyse(tmp_path, {"t.py": HEADER + """
+        import sys
+        class T(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            if sys.version_info >= (3, 0):
+                def embed(self, x):
+                    return self.lin(x).sum().item()
+            else:
+                def embed(self, x):
+                    return self.lin(x).sum().item()
+        """}, select=["entry-points"])
+    found = [s for s in report.sites if s.symbol == "T.embed"]
+    assert [(s.status, s.rewritten) for s in found] == [(UNSAFE, False), (UNSAFE, False)]
+    assert "defined more than once" in found[0].reason
+
+
+def test_modules_reached_through_a_holder_of_unknown_type(tmp_path):
+    """Class 9: `model.decoder.F0Ntrain(...)` on a Munch-like holder reaches every method of that name."""
+    report = analyse(tmp_path, {"pkg/__init__.py": "", "pkg/model.py": HEADER + """
+        class Predictor(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def F0Ntrain(self, x):
+                return self.lin(x)
+        """, "train.py": """
+        import torch
+        from munch import Munch
+        from pkg.model import Predictor
+        model = Munch(decoder=Predictor())
+        model.decoder.F0Ntrain(torch.randn(2, 4)).sum().backward()
+        """}, select=["entry-points"], target="pkg")
+    found = site(report, "Predictor.F0Ntrain", "entry-points")
+    assert found.status == UNSAFE and not found.rewritten
+    assert "reached from training code" in found.reason
+
+
+def test_no_duplicate_inference_mode(tmp_path):
+    """Class 10: a second grad-off item or decorator next to one that becomes inference mode stays as it is."""
+    report = analyse(tmp_path, {"d.py": HEADER + """
+        def h(x):
+            with torch.no_grad(), torch.no_grad():
+                y = x * 2
+            return y.sum().item()
+        @torch.no_grad()
+        @torch.inference_mode()
+        def k(x):
+            return (x * 2).sum().item()
+        """}, select=["inference-mode"])
+    statuses = sorted((s.symbol, s.status) for s in report.sites)
+    assert statuses == [("h", APPLIED), ("h", NOT_APPLICABLE), ("k", NOT_APPLICABLE)]
+    text = report.changed[0].rewritten.decode()
+    assert "with torch.inference_mode(), torch.no_grad():" in text
+    assert text.count("inference_mode()") == 2
+
+
+def test_an_object_of_an_unknown_library_is_not_a_torch_module(tmp_path):
+    """Class 11: a text normaliser from another library is no evidence of autograd work."""
+    report = analyse(tmp_path, {"front.py": """
+        from somelib import Normalizer
+        class Front:
+            def __init__(self):
+                self.norm = Normalizer()
+            def phonemize(self, text):
+                return self.norm(text)
+        """}, select=["entry-points"])
+    assert report.sites == []
+
+
+def test_lambda_in_a_with_region_is_scanned_like_under_a_decorator(tmp_path):
+    """Class 4: the same lambda gives the same verdict in both spellings."""
+    body = """
+        class L(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            {decorator}
+            def run(self, x):
+                {opener}
+                    f = lambda: setattr(self.lin.weight, "data", x)
+                    self.lin.weight.data = x
+                return f
+        """
+    verdicts = []
+    for decorator, opener in (("@torch.no_grad()", "if True:"), ("", "with torch.no_grad():")):
+        report = analyse(tmp_path, {"l.py": HEADER + body.format(decorator=decorator, opener=opener)})
+        found = site(report, "L.run")
+        verdicts.append((found.status, found.fixable))
+        assert "rebinds parameter data (`self.lin.weight.data = ...`)" in found.reason
+    assert verdicts == [(UNSAFE, False), (UNSAFE, False)]
+
+
+def test_fine_tuning_script_next_to_the_package(tmp_path):
+    """The fork's `adapt_step(s3gen, adapter, ...)`: argument types from `__main__`'s call site."""
+    report = analyse(tmp_path, {"pkg/__init__.py": "", "pkg/model.py": HEADER + """
+        class S3(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.enc = nn.Linear(4, 4)
+            def embed_ref(self, wav):
+                return self.enc(wav)
+        """, "finetune.py": """
+        import torch
+        from pkg.model import S3
+        def adapt_step(s3gen, adapter, opt, wav):
+            emb = s3gen.embed_ref(wav)
+            loss = adapter(emb).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if __name__ == "__main__":
+            adapter = torch.nn.Linear(4, 1)
+            adapt_step(S3(), adapter, torch.optim.SGD(adapter.parameters(), 0.1), torch.randn(2, 4))
+        """}, select=["entry-points"], target="pkg")
+    found = site(report, "S3.embed_ref", "entry-points")
+    assert found.status == UNSAFE and not found.rewritten
+    assert "returned by S3.embed_ref to adapt_step (finetune.py:4)" in found.reason
+
+
+PERMUTED = {
+    "pkg/__init__.py": "",
+    "pkg/a.py": HEADER + """
+        from .b import helper, Enc
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.enc = Enc()
+            def embed(self, x):
+                return helper(self.enc(x))
+            def score(self, x):
+                with torch.no_grad():
+                    y = self.embed(x)
+                return self.enc(y)
+        """,
+    "pkg/b.py": HEADER + """
+        class Enc(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def forward(self, x):
+                return ping(self.lin(x), 2)
+        def ping(x, n):
+            return pong(x, n) if n else x
+        def pong(x, n):
+            return ping(x * 2, n - 1)
+        def helper(x):
+            return x.mean(0)
+        """,
+}
+
+
+def _top_level_defs_reversed(text: str) -> str:
+    """The same module with its top-level classes and functions in reverse order."""
+    import ast as python_ast
+
+    tree = python_ast.parse(text)
+    heads = [n for n in tree.body if not isinstance(n, (python_ast.ClassDef, python_ast.FunctionDef))]
+    defs = [n for n in tree.body if isinstance(n, (python_ast.ClassDef, python_ast.FunctionDef))]
+    return python_ast.unparse(python_ast.Module(body=heads + defs[::-1], type_ignores=[]))
+
+
+def test_verdicts_do_not_depend_on_file_order_definition_order_or_jobs(tmp_path):
+    """Class 6: the same project gives the same verdicts whatever the order it is read in."""
+    def verdicts(files, jobs, case):
+        report = analyse(tmp_path / case, files, jobs=jobs)
+        return sorted((s.transform, s.symbol, s.status, s.fixable) for s in report.sites)
+
+    (tmp_path / "base").mkdir()
+    baseline = verdicts(PERMUTED, 1, "base")
+    rng = random.Random(7)
+    for case in range(4):
+        names = list(PERMUTED)
+        rng.shuffle(names)
+        files = {name: PERMUTED[name] if case % 2 else _top_level_defs_reversed(
+            HEADER + textwrap.dedent(PERMUTED[name][len(HEADER):]) if PERMUTED[name] else "") for name in names}
+        (tmp_path / f"c{case}").mkdir()
+        assert verdicts(files, 1 + case % 2, f"c{case}") == baseline
