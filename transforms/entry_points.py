@@ -25,15 +25,22 @@ run (so a `no_grad` site whose tensors only flow into them can be converted).
 Refuses
 -------
 - `unsafe`, never fixable: the method writes persistent state (builds modules,
-  loads weights, writes parameters or buffers, moves modules) or switches
-  autograd back on; or it is training code (calls `.backward`,
-  `torch.autograd.grad`, an optimizer's or grad scaler's `step`, or computes and
-  returns a loss) or is reached from training code; the reason names the path.
-- `unsafe`, fixable: a tensor it returns or stores reaches an
-  autograd-recording operation or an in-place update outside inference mode; or
-  a value computed from its results with autograd on becomes the output of a
-  `forward` that callers may train (the rewrite would silently cut the graph
-  into the parameters the method uses); or a call the analysis cannot resolve.
+  loads weights, rebinds parameter data, registers buffers, moves modules) or
+  switches autograd back on; or it is training code, recognised by what it
+  does, not by its name: it runs a backward pass (`.backward()`,
+  `torch.autograd.grad`), steps an optimizer or grad scaler, calls a loss (a
+  `torch.nn` loss module, a `torch.nn.functional` loss, or a callable bound to a
+  name that says `loss` or `criterion`), or returns what such a function
+  returns; or it is reached from training code (the reason names the path); or
+  it is defined more than once (which definition runs is decided at run time).
+- `unsafe`, fixable: a tensor it returns or stores meets, with autograd on, a
+  value that may require grad in an operation that keeps it for backward, or an
+  in-place update outside inference mode; or a value computed from its results
+  with autograd on becomes the output of a `forward` that callers may train
+  (the rewrite would silently cut the graph into the parameters the method
+  uses); or something the analysis cannot resolve: a call it cannot follow, or
+  the method itself referenced as a value (`model.forward = model.forward_dpo`,
+  a callback), whose callers it cannot see.
 - `not-applicable`: covered (every caller in the project already runs it
   grad-off), or the method opens its own grad-off region (its author drew the
   boundary by hand; the tool judges the methods it calls on the grad-on side
@@ -45,9 +52,10 @@ Refuses
 
 Fix safety
 ----------
-`applied` methods are safe within the project: nothing they return or store
-meets autograd or an in-place update outside inference mode on any path the
-analysis can resolve, and no training code reaches them. Their return values
+`applied` methods keep the soundness contract (docs/soundness.md): nothing they
+return or store meets autograd or an in-place update outside inference mode on
+any path by which project code reaches them, no training code reaches them, and
+nothing they touch on a grad-on path was left unresolved. Their return values
 become inference tensors; when they go to callers outside the project the
 reason says so, because such a caller must not modify them in place or feed
 them to a backward pass.

@@ -21,37 +21,50 @@ becomes unused is removed. Nothing else in the file changes.
 
 Refuses
 -------
-- `unsafe`, never fixable: the region writes persistent state (assigns `.data`,
-  `copy_`/`fill_`/`load_state_dict`/`register_buffer` on parameters or buffers,
-  builds modules, `torch.load`, moves or casts a module) or switches autograd
-  back on (`torch.enable_grad`, `set_grad_enabled(True)`, `requires_grad_`,
-  `.backward`, `torch.autograd.grad`). Under inference mode those either fail
-  later (`load_state_dict` into a parameter whose data became an inference
-  tensor) or silently do nothing (`enable_grad`).
+- `unsafe`, never fixable: the region puts new tensors into a module or
+  switches autograd back on: rebinds `.data` (the parameter would hold an
+  inference tensor and silently stop receiving gradients), builds modules or
+  parameters, `register_buffer`/`register_parameter`, `load_state_dict(...,
+  assign=True)`, `torch.load`, moves or casts a module, `torch.enable_grad`,
+  `set_grad_enabled(True)`, `requires_grad_`, `.backward`,
+  `torch.autograd.grad`. Writes into existing storage (`p.copy_(...)`,
+  `p.data.copy_(...)`, `fill_`, `torch.nn.init.*`, `load_state_dict` without
+  `assign=True`) are not hazards: the parameter stays a normal tensor that
+  trains as before (checked at run time in tests/test_torchapi.py).
 - `unsafe`, fixable: a tensor made in the region escapes it (assigned and used
-  after the `with`, returned from the decorated function, stored on `self`, in
-  a module-level cache or in a container) and, on some call path where autograd
-  is on, reaches an operation that records autograd (a module with parameters,
-  an op with a parameter operand, the output of a `forward`); or it is modified
-  in place on a path outside inference mode; or it reaches a call the analysis
-  cannot resolve. The reason names the use, the file and line, and the caller
-  chain that runs with autograd on.
+  after the `with`, returned, stored on `self` or another object, in a
+  module-level cache or a container) and, on some call path where autograd is
+  on, meets a value that may require grad in an operation that keeps its
+  inputs for backward: a module with parameters, `*`, `/`, `@`, `matmul`,
+  `einsum`, indexing, `masked_fill`/`where` with the region's mask, ... The
+  value may be a parameter or any activation computed from one, or an argument
+  a caller in the project passes (`+`, `-` and `cat` keep nothing and pass).
+  Also: it is modified in place outside inference mode; or it reaches
+  something the analysis cannot resolve (a call through a value of unknown
+  type, a library function, a function referenced as a value), which is named
+  with "cannot resolve ...; check by hand". The reason names the use, the file
+  and line, and the caller chain that runs with autograd on.
 - `not-applicable`: `async def` bodies (neither mode reaches a coroutine's
   body), TorchScript (`torch.jit.script`, `@torch.jit.export`,
   `@torch.jit.script_method`: scripting rejects `inference_mode`),
   `set_grad_enabled` with a flag that is not the literal `False`, a bare
-  `torch.set_grad_enabled(False)` statement, and `no_grad` used as a value
-  (`ctx = torch.no_grad()`), which the tool does not follow.
+  `torch.set_grad_enabled(False)` statement, `no_grad` used as a value
+  (`ctx = torch.no_grad()`), which the tool does not follow, and a grad-off
+  item or decorator next to one that already is (or becomes) `inference_mode`,
+  which would only repeat it.
 
 Fix safety
 ----------
-`applied` sites are safe: the whole project (including scripts outside the
-target) was searched for a use of the region's tensors that inference mode
-forbids, and none was found; a function with no caller in the project is
-assumed to be called with autograd on. What the analysis cannot see (callers
-outside the project, dynamic dispatch it could not resolve) is named in the
-reason. `--unsafe-fixes` also rewrites fixable `unsafe` sites; review them,
-because each names a code path that raises once converted.
+`applied` sites keep the soundness contract (docs/soundness.md): on every path
+by which code in the project can reach the region, no tensor it makes reaches
+an operation that records autograd, an in-place update outside inference mode,
+a `requires_grad` change or a backward pass. Whatever the analysis cannot
+resolve makes the site `unsafe`, never `applied`. Two boundary assumptions
+about code outside the project are stated in the contract: a function with no
+caller in the project is called with autograd on, with arguments that do not
+require grad; tensors it returns to such callers are noted in the reason.
+`--unsafe-fixes` also rewrites fixable `unsafe` sites; review them, because
+each names a code path that raises once converted, or a call to check by hand.
 """
 
 from __future__ import annotations
