@@ -54,12 +54,14 @@ from .torchapi import (
     KNOWN_HARMLESS_METHODS,
     LOADERS,
     MODULE_MOVES,
+    MODULE_STORES,
     NON_AUTOGRAD_PREFIXES,
     NON_SAVING_BINOPS,
     NON_SAVING_FUNCTIONS,
     NON_TENSOR_ATTRS,
     NON_TENSOR_BUILTINS,
     NON_TENSOR_METHODS,
+    PARAMETER_CLASSES,
     SET_GRAD_ENABLED,
     STATE_METHODS,
     TORCH_PREFIXES,
@@ -823,8 +825,8 @@ class _Walker:
             return
         if target is not None and target.inference and not target.container and state[1]:
             self.a.hazard("inplace", self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
-        if state[0] and not isinstance(stmt.op, NON_SAVING_BINOPS) and _is_inference(value, target) and (
-                self._may_grad(stmt.target) or self._may_grad(stmt.value)):
+        if state[0] and not isinstance(stmt.op, NON_SAVING_BINOPS) and \
+                self._mixes([(stmt.target, target), (stmt.value, value)]):
             self.a.hazard("record", self.frame, stmt, f"`{_short(stmt)}` (an operand may require grad)", 0,
                           ERR_SAVED)
         self._note_grad(stmt.target, stmt.value, in_region)
@@ -956,7 +958,7 @@ class _Walker:
             left = self._expr(expr.left, state, in_region)
             right = self._expr(expr.right, state, in_region)
             if not in_region and state[0] and not isinstance(expr.op, NON_SAVING_BINOPS) and \
-                    _is_inference(left, right) and (self._may_grad(expr.left) or self._may_grad(expr.right)):
+                    self._mixes([(expr.left, left), (expr.right, right)]):
                 self.a.hazard("record", self.frame, expr, f"`{_short(expr)}` (an operand may require grad)", 0,
                               ERR_SAVED)
             return self._computed([left, right], state)
@@ -1023,8 +1025,16 @@ class _Walker:
         if isinstance(func, ast.Name) and func.id in self.names:  # a function value made in the region
             receiver = self.names[func.id]
         if site is not None and not in_region and state[0]:
-            self._check_unresolved(call, site, _any([tainted, receiver]))
+            operands = [(func.value if isinstance(func, ast.Attribute) else func, receiver)]
+            operands += [(a.value if isinstance(a, ast.Starred) else a, t)
+                         for a, t in zip(call.args, args, strict=True)]
+            operands += [(kw.value, kwargs.get(kw.arg)) for kw in call.keywords]
+            self._check_unresolved(call, site, operands)
 
+        stores = method in MODULE_STORES or (site is not None and site.external in PARAMETER_CLASSES)
+        if stores and not in_region and state[1] and _is_inference(tainted):
+            self.a.hazard("inplace", self.frame, call, f"`{_short(call)}`, which keeps them in a module, where a "
+                                                       "later `load_state_dict` updates them in place", 1, ERR_INPLACE)
         if method in CONTAINER_STORE_METHODS and not resolved:
             if tainted is not None:
                 self._store_into(func.value, tainted, call)
@@ -1091,27 +1101,29 @@ class _Walker:
             return receiver
         return self._computed([receiver, tainted], state)
 
-    def _check_unresolved(self, call: ast.Call, site: CallSite, carried: Taint | None) -> None:
+    def _check_unresolved(self, call: ast.Call, site: CallSite,
+                          operands: list[tuple[ast.expr, Taint | None]]) -> None:
         """A call the index could not resolve, reached by the region's values on a grad-on path.
 
-        Torch functions are judged by what they keep for backward, libraries that cannot record autograd
-        pass, and a method of a value of unknown type passes only when it is a view or a non-saving tensor
-        method, or when neither its receiver nor an argument may require grad. Everything else may record
-        autograd, so it is a hazard that names the call.
+        Torch functions are judged by what they keep for backward: a region tensor and another operand that
+        may require grad. Libraries that cannot record autograd pass. A method of a value of unknown type is
+        judged the same way, as a tensor method whose receiver is one more operand (an object of unknown
+        type may hold parameters, so it may require grad). Everything else may record autograd: a hazard
+        that names the call.
         """
+        carried = _any(taint for _, taint in operands)
         if carried is None or not (carried.inference or carried.graph):
             return
         if site.callees or site.constructs or site.module_types:
             return  # followed into, or judged as a module call
         func = call.func
-        operands = [*call.args, *(kw.value for kw in call.keywords)]
         name = site.external
         if name is not None:
             if name.startswith(NON_AUTOGRAD_PREFIXES) or name in NON_SAVING_FUNCTIONS or name in VIEW_FUNCTIONS \
                     or name in GRAD_FREE_FACTORIES:
                 return
             if name.startswith(TORCH_PREFIXES):
-                if carried.inference and any(self._may_grad(o) for o in operands):
+                if self._mixes(operands):
                     self.a.hazard("record", self.frame, call, f"`{_short(call)}` (an operand may require grad)",
                                   0, ERR_SAVED)
                 return
@@ -1124,12 +1136,21 @@ class _Walker:
             # known class without that method is calling an attribute of unknown type instead.
             if func.attr in KNOWN_HARMLESS_METHODS:
                 return
-            receiver_grad = self._may_grad(func.value)
-            if not receiver_grad and not any(self._may_grad(o) for o in operands):
-                return  # a tensor method on values none of which requires grad records nothing
-            if not carried.inference and not receiver_grad:
-                return  # only the graph is carried, into a method of something that holds no graph
+            if not carried.inference:
+                if site.unresolved:  # only the graph is carried: it matters where a project method may take it
+                    self.a.note_unresolved(self.frame, call)
+                return
+            if not self._mixes(operands):
+                return  # no region tensor meets a value that may require grad: nothing is recorded with it
         self.a.note_unresolved(self.frame, call)
+
+    def _mixes(self, operands: list[tuple[ast.expr, Taint | None]]) -> bool:
+        """Whether a region tensor may meet another operand that may require grad."""
+        for position, (_, taint) in enumerate(operands):
+            if taint is not None and taint.inference and any(
+                    self._may_grad(expr) for other, (expr, _) in enumerate(operands) if other != position):
+                return True
+        return False
 
     def _check_recording(self, call: ast.Call, site: CallSite, passed: list) -> None:
         """A module with parameters, or an op with a parameter operand, on a grad-on path."""

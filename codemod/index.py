@@ -33,6 +33,7 @@ from .torchapi import (
     MODULE_BASE,
     MODULE_SELF_METHODS,
     MODULE_WRAPPERS,
+    NN_MODULE_METHODS,
     NO_GRAD,
     PARAMETER_CLASSES,
     SET_GRAD_ENABLED,
@@ -412,7 +413,8 @@ class ProjectIndex:
         for fn in self.functions.values():
             for site in fn.calls:
                 if site.unresolved and isinstance(site.node.func, ast.Attribute):
-                    site.maybe_callees = tuple(methods_by_name.get(site.node.func.attr, ()))
+                    site.maybe_callees = tuple(m for m in methods_by_name.get(site.node.func.attr, ())
+                                               if _accepts(m, site.node))
                     for method in site.maybe_callees:
                         self.callers.setdefault(id(method), []).append(site)
 
@@ -588,7 +590,7 @@ class ProjectIndex:
             method = base.cls.lookup(attr)
             if method is not None:
                 return frozenset({FuncRef(method)})
-            return self.attr_types(base.cls, attr)
+            return self.attr_types(base.cls, attr) or self._inherited(base.cls, attr)
         if isinstance(base, ClassRef):
             method = base.cls.lookup(attr)
             if method is not None:
@@ -603,6 +605,23 @@ class ProjectIndex:
             return self._types_of_qualified(self.canonical(f"{base.module.name}.{attr}"))
         if isinstance(base, External) and not base.instance:
             return self._types_of_qualified(self.canonical(f"{base.name}.{attr}"))
+        return NOTHING
+
+    def _inherited(self, cls: ClassInfo, attr: str) -> frozenset:
+        """`self.assertEqual`, `self.register_buffer`: a method a library base class provides.
+
+        Only for attributes the project never assigns; on `nn.Module` only its known methods, since a
+        module's other attributes are submodules set where the index may not see them.
+        """
+        if any(attr in _attribute_table(owner) for owner in cls.mro()):
+            return NOTHING
+        for owner in cls.mro():
+            for base in owner.external_bases:
+                if base.startswith("torch.nn.") and base.rpartition(".")[2] == "Module":
+                    if attr in NN_MODULE_METHODS:
+                        return frozenset({External(f"{MODULE_BASE}.{attr}")})
+                elif not base.startswith(("torch.", "builtins.", "object", "abc.", "typing.")):
+                    return frozenset({External(f"{base}.{attr}")})
         return NOTHING
 
     def _infer_call(self, call: ast.Call, fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
@@ -1164,6 +1183,24 @@ def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None
     if name in params and params.index(name) < len(call.args):
         return call.args[params.index(name)]
     return None
+
+
+def _accepts(method: FunctionInfo, call: ast.Call) -> bool:
+    """Whether `obj.method(...)` with these arguments can bind to `method`'s signature (receiver bound)."""
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords):
+        return True
+    args = method.node.args
+    positional = [a.arg for a in [*args.posonlyargs, *args.args]][0 if method.is_static else 1:]
+    if len(call.args) > len(positional) and args.vararg is None:
+        return False
+    names = set(positional[len(call.args):]) | {a.arg for a in args.kwonlyargs}
+    if args.kwarg is None and any(kw.arg not in names for kw in call.keywords):
+        return False
+    defaults = len(args.defaults)
+    required = positional[len(call.args):len(positional) - defaults] if defaults else positional[len(call.args):]
+    required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
+    given = {kw.arg for kw in call.keywords}
+    return all(name in given for name in required)
 
 
 def _is_property(fn: FunctionInfo) -> bool:

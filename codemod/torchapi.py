@@ -42,6 +42,16 @@ MODULE_WRAPPERS = frozenset(
         "torch.nn.utils.remove_spectral_norm",
     }
 )
+# What `nn.Module` itself provides to subclasses (`self.register_buffer(...)`, `self.parameters()`).
+NN_MODULE_METHODS = frozenset({
+    "register_buffer", "register_parameter", "register_module", "add_module", "parameters", "named_parameters",
+    "buffers", "named_buffers", "children", "named_children", "modules", "named_modules", "state_dict",
+    "load_state_dict", "to", "cuda", "cpu", "half", "float", "double", "bfloat16", "eval", "train", "zero_grad",
+    "requires_grad_", "apply", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "get_submodule", "get_parameter", "get_buffer", "type", "share_memory", "extra_repr",
+})
+# Calls that put a tensor into a module, as a buffer or a parameter.
+MODULE_STORES = frozenset({"register_buffer", "register_parameter"})
 PARAMETER_CLASSES = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
 # nn.Module methods that return the module itself.
 MODULE_SELF_METHODS = frozenset(
@@ -138,7 +148,7 @@ TORCH_PREFIXES = ("torch.", "torchaudio.")
 NON_AUTOGRAD_PREFIXES = (
     "numpy.", "math.", "logging.", "warnings.", "os.", "sys.", "json.", "re.", "regex.", "time.", "random.",
     "itertools.", "collections.", "typing.", "copy.", "pathlib.", "dataclasses.", "inspect.", "string.",
-    "unicodedata.", "scipy.", "librosa.", "soundfile.", "pyloudnorm.", "soxr.", "resampy.", "tokenizers.",
+    "unicodedata.", "unittest.", "scipy.", "librosa.", "soundfile.", "pyloudnorm.", "soxr.", "resampy.", "tokenizers.",
     "pykakasi.", "jieba.", "pypinyin.", "unidecode.", "inflect.", "num2words.",
 )
 CONTAINER_STORE_METHODS = frozenset({"append", "extend", "insert", "add", "update", "setdefault", "appendleft"})
