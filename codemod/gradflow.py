@@ -1165,9 +1165,17 @@ class _Walker:
 
     def _note_grad(self, target: ast.expr, value: ast.expr, in_region: bool) -> None:
         """Record whether the names an assignment binds may require grad afterwards."""
-        names = [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
-        if not names:
-            return
+        if isinstance(target, ast.Name):
+            names = [target.id]
+        elif isinstance(target, (ast.Tuple, ast.List, ast.Starred)):
+            names = [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+        else:  # `x[i] = v`: `x` now holds `v` (attributes are read as "may require grad" anyway)
+            base = target
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            if not isinstance(base, ast.Name):
+                return
+            names = [base.id]
         grad = self._made_in_region_grad(value) if in_region else self._may_grad(value)
         for name in names:
             self.grad[name] = self.grad.get(name, False) or grad
