@@ -38,6 +38,7 @@ from transforms import TRANSFORMS, by_id
 from transforms.base import AnalysisContext, Transform
 
 from .config import Config
+from .configs import CONFIG_SUFFIXES, read_configs
 from .index import ProjectIndex, build_index
 from .report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, FileError, FileResult, Report, Site
 from .sources import (
@@ -114,7 +115,8 @@ def _run(options: Options) -> Report:
     target_files = {path: target for path, target in found.files}
     for path, target in found.files:
         report.rel_of[path] = _rel(path, target)
-    project_files = [p for p in _project_python_files(project_root, config.exclude) if p not in target_files]
+    project_python, config_files = _project_files(project_root, config.exclude)
+    project_files = [p for p in project_python if p not in target_files]
 
     # 2. Read and parse.
     parsed, parse_errors = _parse_all(
@@ -127,8 +129,9 @@ def _run(options: Options) -> Report:
         1 for e in parse_errors if e.path in target_files
     )
 
-    # 3. Index.
-    index = build_index(project_root, [(p.source.path, p.source.text, p.tree) for p in parsed])
+    # 3. Index (configuration files that build models count as constructor calls).
+    configs = read_configs(config_files)
+    index = build_index(project_root, [(p.source.path, p.source.text, p.tree) for p in parsed], configs)
 
     def display(path: Path) -> str:
         if path in report.rel_of:
@@ -143,7 +146,7 @@ def _run(options: Options) -> Report:
     # 5-6. Rewrite and verify.
     sources = {p.source.path: p.source for p in parsed}
     results = _rewrite_files(sites, sources, transforms, options.jobs, report)
-    _verify(results, parsed, project_root, transforms, display, options.unsafe_fixes, config, report)
+    _verify(results, parsed, configs, project_root, transforms, display, options.unsafe_fixes, config, report)
 
     # 7. Output.
     for path in sorted(target_files):
@@ -235,9 +238,10 @@ def find_project_root(start: Path) -> Path:
     return start
 
 
-def _project_python_files(root: Path, exclude: list[str]) -> list[Path]:
+def _project_files(root: Path, exclude: list[str]) -> tuple[list[Path], list[Path]]:
+    """The project's Python files, and its configuration files (YAML)."""
     found = discover([Target(root, root, False)], exclude=exclude)
-    return [path for path, _ in found.files]
+    return [path for path, _ in found.files], [path for path, _ in found.others if path.suffix in CONFIG_SUFFIXES]
 
 
 def _rel(path: Path, target: Target) -> str:
@@ -347,7 +351,8 @@ def _unmark(sites: list[Site], path: Path) -> None:
             site.rewritten = False
 
 
-def _verify(results: dict[Path, FileResult], parsed: list[Parsed], root: Path, transforms: list[Transform],
+def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list, root: Path,
+            transforms: list[Transform],
             display, unsafe_fixes: bool, config: Config, report: Report) -> None:
     """A second analysis over the rewritten sources must find nothing more to rewrite."""
     changed = {path: r for path, r in results.items() if r.rewritten is not None}
@@ -363,7 +368,7 @@ def _verify(results: dict[Path, FileResult], parsed: list[Parsed], root: Path, t
             modules.append((path, text, ast.parse(text)))
         else:
             modules.append((path, item.source.text, item.tree))
-    index = build_index(root, modules)
+    index = build_index(root, modules, configs)
     again = analyze(index, [type(t)() for t in transforms], set(changed), display, unsafe_fixes, config)
     for path in sorted({s.path for s in again if s.rewritten}):
         report.errors.append(FileError(path, "not stable: a second run would rewrite it again; not written"))

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .configs import Construction
+from .configs import Value as ConfigValue
 from .torchapi import (
     CACHE_DECORATORS,
     CONTAINER_MODULES,
@@ -354,6 +356,8 @@ class ProjectIndex:
         self._attribute_readers: dict[str, list[tuple[FunctionInfo, frozenset[int]]]] = {}
         self._escapes: dict[int, tuple[FunctionInfo, ast.AST]] | None = None
         self._types_from_call_sites = False  # set once every call has been resolved a first time
+        self.configs: list[tuple[Path, list[Construction]]] = []  # configuration files that build models
+        self._configured: dict[tuple[int, str], frozenset] = {}  # (id(__init__), parameter) -> types
         self.redefined: set[str] = set()  # qualified names defined more than once (the later ones get `@line`)
         self.load_table: dict[str, list[tuple[FunctionInfo, ast.AST]]] = {}  # filled while collecting
 
@@ -395,6 +399,7 @@ class ProjectIndex:
         # passed to it (`adapt_step(S3Gen(), ...)` types `s3gen`), and constructor arguments type the
         # attributes `__init__` stores them in; calls that stayed unresolved are resolved again.
         self._types_from_call_sites = True
+        self._type_configured_arguments()
         for cache in (self._local_types, self._attr_types, self._return_types, self._module_var_types):
             cache.clear()
         for fn in self.functions.values():
@@ -607,6 +612,31 @@ class ProjectIndex:
             return self._types_of_qualified(self.canonical(f"{base.name}.{attr}"))
         return NOTHING
 
+    def _type_configured_arguments(self) -> None:
+        """Constructions in configuration files type the `__init__` parameters they pass (`generator: !ref
+        <hift>` makes `HiFiGan.__init__`'s `generator` a `HiFTGenerator`)."""
+        for _, found in self.configs:
+            for construction in found:
+                cls = self.classes.get(self.canonical(construction.cls))
+                init = cls.lookup("__init__") if cls is not None else None
+                if init is None:
+                    continue
+                for name, value in construction.arguments.items():
+                    types = self._configured_value(value)
+                    if types:
+                        key = (id(init), name)
+                        self._configured[key] = self._configured.get(key, NOTHING) | types
+
+    def _configured_value(self, value: ConfigValue) -> frozenset:
+        if value.kind == "new":
+            name = self.canonical(value.target.cls)
+            if name in self.classes:
+                return frozenset({Instance(self.classes[name])})
+            return frozenset({External(name, instance=True)}) if name.rpartition(".")[2][:1].isupper() else NOTHING
+        if value.kind == "name":
+            return self._types_of_qualified(self.canonical(value.target))
+        return NOTHING
+
     def _inherited(self, cls: ClassInfo, attr: str) -> frozenset:
         """`self.assertEqual`, `self.register_buffer`: a method a library base class provides.
 
@@ -761,6 +791,7 @@ class ProjectIndex:
                         argument = argument_for(fn, site, name)
                         if argument is not None:
                             out |= self.infer(argument, site.caller)
+                    out |= self._configured.get((id(fn), name), NOTHING)
             elif kind == "ann":
                 out |= self._annotation_types(node, fn.module, fn)
             elif kind == "elem":
@@ -1381,9 +1412,11 @@ def _merge_containers(types: Iterable) -> set:
     return plain
 
 
-def build_index(root: Path, modules: Iterable[tuple[Path, str, ast.Module]]) -> ProjectIndex:
+def build_index(root: Path, modules: Iterable[tuple[Path, str, ast.Module]],
+                configs: Iterable[tuple[Path, list[Construction]]] = ()) -> ProjectIndex:
     index = ProjectIndex(root)
     for path, source, tree in modules:
         index.add_module(path, source, tree)
+    index.configs = list(configs)
     index.finish()
     return index

@@ -364,3 +364,58 @@ def test_verdicts_do_not_depend_on_file_order_definition_order_or_jobs(tmp_path)
             HEADER + textwrap.dedent(PERMUTED[name][len(HEADER):]) if PERMUTED[name] else "") for name in names}
         (tmp_path / f"c{case}").mkdir()
         assert verdicts(files, 1 + case % 2, f"c{case}") == baseline
+
+
+GAN_PACKAGE = {
+    "gan/__init__.py": "",
+    "gan/models.py": HEADER + """
+        class Generator(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def forward(self, x):
+                return self.lin(x)
+        class Discriminator(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv1d(4, 1, 1)
+            def forward(self, x):
+                return self.conv(x)
+        class HiFiGan(nn.Module):
+            def __init__(self, generator, discriminator):
+                super().__init__()
+                self.generator = generator
+                self.discriminator = discriminator
+            def forward_discriminator(self, x):
+                with torch.no_grad():
+                    fake = self.generator(x)
+                return self.discriminator(fake.detach())
+        """,
+}
+
+
+def test_models_built_from_hyperpyyaml_configuration(tmp_path):
+    """CosyVoice builds its GAN in YAML: `!new:` and `!ref` type the constructor's parameters."""
+    report = analyse(tmp_path, {**GAN_PACKAGE, "conf/gan.yaml": """
+        generator: !new:gan.models.Generator
+        hifigan: !new:gan.models.HiFiGan
+            generator: !ref <generator>
+            discriminator: !new:gan.models.Discriminator
+        """}, target="gan")
+    found = site(report, "HiFiGan.forward_discriminator")
+    assert found.status == UNSAFE
+    assert "passed to Discriminator.forward" in found.reason
+    assert "`self.conv(...)` (torch.nn.Conv1d, a module with parameters)" in found.reason
+
+
+def test_models_built_from_hydra_configuration(tmp_path):
+    report = analyse(tmp_path, {**GAN_PACKAGE, "conf/model.yaml": """
+        model:
+          _target_: gan.models.HiFiGan
+          generator:
+            _target_: gan.models.Generator
+          discriminator:
+            _target_: gan.models.Discriminator
+        """}, target="gan")
+    found = site(report, "HiFiGan.forward_discriminator")
+    assert "passed to Discriminator.forward" in found.reason
