@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from .index import MODULE_CODE, CallSite, FunctionInfo, ModuleInfo, ProjectIndex, argument_for
+from .index import MODULE_CODE, CallSite, Container, FunctionInfo, ModuleInfo, ProjectIndex, argument_for
 from .torchapi import (
     GRAD_FREE_BUILTINS,
     GRAD_FREE_FACTORIES,
@@ -117,7 +117,9 @@ class GradFacts:
             return True
         if isinstance(func, ast.Name):
             return func.id not in GRAD_FREE_BUILTINS
-        if isinstance(func, ast.Attribute):
+        if isinstance(func, ast.Attribute) and all(isinstance(t, Container) for t in self.index.infer(func.value, fn)):
+            # A method of a value that may be a tensor: its result requires grad only if an input does. An
+            # object of a known class without that method is calling an attribute of unknown type instead.
             if func.attr in GRAD_FREE_METHODS or func.attr in NON_TENSOR_METHODS:
                 return False
             if func.attr == "requires_grad_":
