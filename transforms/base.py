@@ -14,7 +14,9 @@ summary, then sections (`Rewrites`, `Refuses`, `Fix safety`) that
 from __future__ import annotations
 
 import inspect
+import io
 import re
+import tokenize
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +157,58 @@ def _import_position(body: list[cst.BaseStatement]) -> int:
             if isinstance(small, (cst.Import, cst.ImportFrom)) and first_import is None:
                 first_import = position
     return first_import if first_import is not None else after_header
+
+
+def remove_unused_imports(module: cst.Module, sources: frozenset[str], names: frozenset[str]) -> cst.Module:
+    """Drop `from <source> import <name> [as <alias>]` at module level where `<alias>` is no longer used.
+
+    Use is counted on the tokens of the whole file (a name in a string or comment does not count, one
+    anywhere else does), so a name still referred to is always kept. A statement left with no name is
+    removed, and the comments above it move to the statement that follows.
+    """
+    bound = {}
+    for statement in module.body:
+        for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+            if _is_import_from(small, sources):
+                for alias in small.names:
+                    if isinstance(alias.name, cst.Name) and alias.name.value in names:
+                        bound[alias.evaluated_alias or alias.name.value] = 0
+    if not bound:
+        return module
+    for token in tokenize.generate_tokens(io.StringIO(module.code).readline):
+        if token.type == tokenize.NAME and token.string in bound:
+            bound[token.string] += 1
+    unused = {name for name, uses in bound.items() if uses == 1}  # its one use is the import itself
+    if not unused:
+        return module
+    body: list[cst.BaseStatement] = []
+    carried: Sequence[cst.EmptyLine] = ()
+    for statement in module.body:
+        if carried:
+            statement = statement.with_changes(leading_lines=[*carried, *statement.leading_lines])
+            carried = ()
+        if isinstance(statement, cst.SimpleStatementLine):
+            smalls = []
+            for small in statement.body:
+                if _is_import_from(small, sources):
+                    kept = [a for a in small.names if (a.evaluated_alias or a.evaluated_name) not in unused]
+                    if not kept:
+                        continue
+                    if len(kept) != len(small.names):
+                        kept[-1] = kept[-1].with_changes(comma=small.names[-1].comma)
+                        small = small.with_changes(names=kept)
+                smalls.append(small)
+            if not smalls:
+                carried = statement.leading_lines
+                continue
+            statement = statement.with_changes(body=smalls)
+        body.append(statement)
+    return module.with_changes(body=body)
+
+
+def _is_import_from(small: cst.BaseSmallStatement, sources: frozenset[str]) -> bool:
+    return isinstance(small, cst.ImportFrom) and not small.relative and small.module is not None and \
+        not isinstance(small.names, cst.ImportStar) and _dotted_name(small.module) in sources
 
 
 def inference_mode_call(torch: str) -> cst.Call:

@@ -70,7 +70,7 @@ each names a code path that raises once converted, or a call to check by hand.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import libcst as cst
 
@@ -78,12 +78,15 @@ from codemod.gradflow import FlowAnalyzer, Region
 from codemod.index import NO_GRAD, SET_GRAD_ENABLED, FunctionInfo, ModuleInfo
 from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE, Site
 
-from .base import AnalysisContext, Transform, ensure_torch, inference_mode_call, torch_name
+from .base import AnalysisContext, Transform, ensure_torch, inference_mode_call, remove_unused_imports, torch_name
 
 ASYNC_REASON = (
     "inside an `async def`: neither no_grad nor inference_mode reaches the body of a coroutine "
     "(grad mode is thread-local and the body runs later)"
 )
+# `from torch import no_grad`-like imports that a rewrite may leave unused.
+GRAD_SWITCH_MODULES = frozenset({"torch", "torch.autograd", "torch.autograd.grad_mode"})
+GRAD_SWITCH_NAMES = frozenset({"no_grad", "set_grad_enabled"})
 JIT_REASON = "in a TorchScript function: scripting rejects `inference_mode` (and drops decorators silently)"
 
 
@@ -266,7 +269,7 @@ class InferenceMode(Transform):
             missing = min(replacer.pending.values(), key=lambda site: site.line)
             raise LookupError(f"site at line {missing.line} not found in the parsed file")
         rewritten, _ = ensure_torch(rewritten)
-        return _drop_unused_no_grad_imports(rewritten)
+        return remove_unused_imports(rewritten, GRAD_SWITCH_MODULES, GRAD_SWITCH_NAMES)
 
 
 class _Replacer(cst.CSTTransformer):
@@ -322,46 +325,6 @@ def _dump(expr: cst.BaseExpression) -> str | None:
         return ast.dump(ast.parse(cst.Module([]).code_for_node(expr).strip(), mode="eval").body)
     except SyntaxError:
         return None
-
-
-def _drop_unused_no_grad_imports(module: cst.Module) -> cst.Module:
-    imported = list(_grad_switch_imports(module))
-    if not imported:
-        return module
-    # Imported only here: libcst.codemod costs a fifth of a second, and most files never need it.
-    from libcst.codemod import CodemodContext
-    from libcst.codemod.visitors import RemoveImportsVisitor
-
-    context = CodemodContext()
-    for source, name, asname in imported:
-        RemoveImportsVisitor.remove_unused_import(context, source, name, asname)
-    return RemoveImportsVisitor(context).transform_module(module)
-
-
-def _grad_switch_imports(module: cst.Module) -> Iterator[tuple[str, str, str | None]]:
-    """`(module, name, asname)` of each top-level `from torch[.autograd[.grad_mode]] import no_grad`-like import."""
-    for statement in module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
-                continue
-            source = _dotted(small.module) if small.module is not None else ""
-            if small.relative or source not in ("torch", "torch.autograd", "torch.autograd.grad_mode"):
-                continue
-            for alias in small.names:
-                if isinstance(alias.name, cst.Name) and alias.name.value in ("no_grad", "set_grad_enabled"):
-                    asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name,
-                                                                                    cst.Name) else None
-                    yield source, alias.name.value, asname
-
-
-def _dotted(node: cst.BaseExpression) -> str:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return f"{_dotted(node.value)}.{node.attr.value}"
-    return ""
 
 
 def _is_flag_grad_switch(index, module, node: ast.expr, fn) -> bool:
