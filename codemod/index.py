@@ -1011,6 +1011,10 @@ class ProjectIndex:
             self._escapes = {}
             tracked = {id(site.node.func) for f in self.functions.values() for site in f.calls}
             tracked |= self._tracked_references()
+            methods_by_name: dict[str, list[FunctionInfo]] = {}
+            for fn in self.functions.values():
+                if fn.is_method and not _is_property(fn):
+                    methods_by_name.setdefault(fn.name, []).append(fn)
             for name in sorted({f.name for f in self.functions.values()}):
                 for where, node in self.loads(name):
                     if id(node) in tracked:
@@ -1018,6 +1022,10 @@ class ProjectIndex:
                     for t in self.infer(node, where):
                         if isinstance(t, FuncRef) and not _is_property(t.fn):
                             self._escapes.setdefault(id(t.fn), (where, node))
+                    # `obj.m` taken as a value on an object of unknown type may be any project method `m`.
+                    if isinstance(node, ast.Attribute) and not self.infer(node.value, where):
+                        for method in methods_by_name.get(name, ()):
+                            self._escapes.setdefault(id(method), (where, node))
         return self._escapes.get(id(fn))
 
     def _tracked_references(self) -> set[int]:
