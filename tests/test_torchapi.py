@@ -1,4 +1,4 @@
-"""The torch facts the analysis decides verdicts by (codemod/torchapi.py), checked against the installed torch."""
+"""The torch facts the analysis decides verdicts by (codemod/analysis/torchapi.py), checked against torch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from codemod.torchapi import (
+from codemod.analysis.torchapi import (
     ERR_INPLACE,
     ERR_REQUIRES_GRAD,
     ERR_SAVED,

@@ -24,8 +24,7 @@ from typing import Any, ClassVar
 
 import libcst as cst
 
-from codemod.gradflow import GradStates
-from codemod.index import FunctionInfo, ModuleInfo, ProjectIndex
+from codemod.analysis import FunctionInfo, GradStates, ModuleInfo, ProjectIndex
 from codemod.report import Site
 
 

@@ -92,7 +92,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from codemod.index import (
+from codemod.analysis import (
     CallSite,
     ClassInfo,
     ClassRef,

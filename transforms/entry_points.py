@@ -69,10 +69,8 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from codemod.gradflow import FlowAnalyzer, GradStates, Region
-from codemod.index import External, FunctionInfo, ProjectIndex
+from codemod.analysis import TORCH_PREFIXES, External, FlowAnalyzer, FunctionInfo, GradStates, ProjectIndex, Region
 from codemod.report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, Site
-from codemod.torchapi import TORCH_PREFIXES
 
 from .base import AnalysisContext, Transform, edit_definition, ensure_torch, inference_mode_call, local_qualname
 

@@ -74,8 +74,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from codemod.gradflow import FlowAnalyzer, Region
-from codemod.index import NO_GRAD, SET_GRAD_ENABLED, FunctionInfo, ModuleInfo
+from codemod.analysis import NO_GRAD, SET_GRAD_ENABLED, FlowAnalyzer, FunctionInfo, ModuleInfo, Region
 from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE, Site
 
 from .base import AnalysisContext, Transform, ensure_torch, inference_mode_call, remove_unused_imports, torch_name

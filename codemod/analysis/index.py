@@ -19,19 +19,34 @@ guessing.
 from __future__ import annotations
 
 import ast
-import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
-from .configs import Construction
-from .configs import Value as ConfigValue
+from .collect import Collector
+from .configs import Construction, Value
+from .project import (
+    MODULE_CODE,
+    NOTHING,
+    CallSite,
+    ClassInfo,
+    ClassRef,
+    Container,
+    External,
+    FuncRef,
+    FunctionInfo,
+    Instance,
+    ModuleInfo,
+    ModuleRef,
+    Super,
+    Type,
+    is_property,
+    module_name_for,
+    suppressions,
+)
 from .torchapi import (
-    CACHE_DECORATORS,
     CONTAINER_MODULES,
     ENABLE_GRAD,
     INFERENCE_MODE,
-    JIT_DECORATORS,
     MODULE_BASE,
     MODULE_SELF_METHODS,
     MODULE_WRAPPERS,
@@ -41,296 +56,6 @@ from .torchapi import (
     SET_GRAD_ENABLED,
     is_parameterless_external,
 )
-
-MODULE_CODE = "<module>"  # name of the pseudo-function holding a module's top-level statements
-
-
-# ---------------------------------------------------------------------------
-# Types the index infers
-
-
-@dataclass(frozen=True)
-class Instance:
-    """An instance of a project class."""
-
-    cls: ClassInfo
-
-
-@dataclass(frozen=True)
-class ClassRef:
-    """A project class object (calling it constructs an Instance)."""
-
-    cls: ClassInfo
-
-
-@dataclass(frozen=True)
-class FuncRef:
-    """A project function, or a method bound to its receiver."""
-
-    fn: FunctionInfo
-
-
-@dataclass(frozen=True)
-class ModuleRef:
-    """A project module object (`from . import utils`)."""
-
-    module: ModuleInfo
-
-
-@dataclass(frozen=True)
-class External:
-    """Something outside the project, by qualified name: a reference to it, or an instance of it."""
-
-    name: str
-    instance: bool = False
-
-
-@dataclass(frozen=True)
-class Container:
-    """A list/tuple/dict/ModuleList/Sequential holding values of these types."""
-
-    elems: frozenset
-    module: str | None = None  # torch.nn container class when it is one
-
-
-@dataclass(frozen=True)
-class Super:
-    """`super()` inside a method of `cls`."""
-
-    cls: ClassInfo
-
-
-Type = Instance | ClassRef | FuncRef | ModuleRef | External | Container | Super
-NOTHING: frozenset = frozenset()
-
-
-# ---------------------------------------------------------------------------
-# Index records
-
-
-@dataclass(eq=False)
-class ModuleInfo:
-    name: str
-    path: Path
-    tree: ast.Module
-    source: str
-    imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
-    defs: dict[str, ClassInfo | FunctionInfo] = field(default_factory=dict)
-    assigns: dict[str, list[ast.expr]] = field(default_factory=dict)  # module-level NAME = expr
-    skip_file: bool = False
-    skip_lines: frozenset = frozenset()
-    functions: list[FunctionInfo] = field(default_factory=list)  # defined in this module, nested ones too
-
-    @property
-    def package(self) -> str:
-        return self.name if self.path.name == "__init__.py" else self.name.rpartition(".")[0]
-
-
-@dataclass(eq=False)
-class ClassInfo:
-    qualname: str
-    name: str
-    module: ModuleInfo
-    node: ast.ClassDef
-    methods: dict[str, FunctionInfo] = field(default_factory=dict)
-    bases: list[ClassInfo] = field(default_factory=list)
-    external_bases: list[str] = field(default_factory=list)
-    subclasses: list[ClassInfo] = field(default_factory=list)
-    _attributes: dict | None = field(default=None, repr=False)
-    _mro: list | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        return f"<class {self.qualname}>"
-
-    @property
-    def short(self) -> str:
-        return self.name
-
-    def mro(self) -> list[ClassInfo]:
-        """The class and its project bases, nearest first (computed once, after bases are linked)."""
-        if self._mro is None:
-            order: list[ClassInfo] = []
-            seen: set[int] = set()
-            queue = [self]
-            while queue:
-                cls = queue.pop(0)
-                if id(cls) not in seen:
-                    seen.add(id(cls))
-                    order.append(cls)
-                    queue.extend(cls.bases)
-            self._mro = order
-        return self._mro
-
-    def lookup(self, name: str) -> FunctionInfo | None:
-        for cls in self.mro():
-            if name in cls.methods:
-                return cls.methods[name]
-        return None
-
-    def all_subclasses(self) -> Iterator[ClassInfo]:
-        stack = list(self.subclasses)
-        seen: set[int] = set()
-        while stack:
-            cls = stack.pop()
-            if id(cls) not in seen:
-                seen.add(id(cls))
-                yield cls
-                stack.extend(cls.subclasses)
-
-
-@dataclass(eq=False)
-class CallSite:
-    """One call expression inside a function, resolved as far as the index can."""
-
-    caller: FunctionInfo
-    node: ast.Call
-    items: tuple[ast.expr, ...]  # the grad-mode `with` items around the call, outermost first
-    modes: tuple[str, ...] = ()  # their modes (see ProjectIndex.grad_mode_of)
-    callees: tuple[FunctionInfo, ...] = ()
-    module_types: tuple = ()  # receiver types when this calls an nn.Module instance
-    external: str | None = None  # qualified name of an external callee
-    constructs: tuple[ClassInfo, ...] = ()  # project classes this call instantiates
-    unresolved: bool = False
-    maybe_callees: tuple[FunctionInfo, ...] = ()  # for `x.m()` on an unknown type: every project method `m`
-
-    @property
-    def targets(self) -> tuple[FunctionInfo, ...]:
-        """Every project function this call may run: the resolved callees and the possible ones."""
-        return self.callees + self.maybe_callees
-
-    @property
-    def line(self) -> int:
-        return self.node.lineno
-
-    def describe(self) -> str:
-        return ast.unparse(self.node.func)
-
-
-@dataclass(eq=False)
-class FunctionInfo:
-    qualname: str
-    name: str
-    module: ModuleInfo
-    node: ast.FunctionDef | ast.AsyncFunctionDef
-    cls: ClassInfo | None = None
-    parent: FunctionInfo | None = None  # enclosing function for nested defs
-    decorators: list[str | None] = field(default_factory=list)  # qualified names
-    grad_decorator: str | None = None  # "no_grad" / "inference" / "enable_grad"
-    calls: list[CallSite] = field(default_factory=list)
-    local_defs: dict[str, FunctionInfo] = field(default_factory=dict)
-    _nodes: list | None = field(default=None, repr=False)
-
-    def __repr__(self) -> str:
-        return f"<function {self.qualname}>"
-
-    @property
-    def is_async(self) -> bool:
-        return isinstance(self.node, ast.AsyncFunctionDef)
-
-    @property
-    def is_method(self) -> bool:
-        return self.cls is not None and self.parent is None
-
-    @property
-    def is_static(self) -> bool:
-        return "staticmethod" in self.decorators
-
-    @property
-    def is_classmethod(self) -> bool:
-        return "classmethod" in self.decorators
-
-    @property
-    def short(self) -> str:
-        """`Class.method` or `function`, as a reviewer would name it."""
-        if self.name == MODULE_CODE:
-            return f"the module-level code of {self.module.path.name}"
-        if self.cls is not None and self.parent is None:
-            return f"{self.cls.name}.{self.name}"
-        if self.parent is not None:
-            return f"{self.parent.short}.{self.name}"
-        return self.name
-
-    @property
-    def is_jit(self) -> bool:
-        return any(d in JIT_DECORATORS for d in self.decorators)
-
-    @property
-    def is_cached(self) -> bool:
-        return any(d in CACHE_DECORATORS for d in self.decorators)
-
-    def params(self) -> list[ast.arg]:
-        args = self.node.args
-        return [*args.posonlyargs, *args.args, *([args.vararg] if args.vararg else []), *args.kwonlyargs,
-                *([args.kwarg] if args.kwarg else [])]
-
-    @property
-    def receiver(self) -> str | None:
-        """The name of `self` (or `cls`) for methods."""
-        if not self.is_method or self.is_static:
-            return None
-        positional = [*self.node.args.posonlyargs, *self.node.args.args]
-        return positional[0].arg if positional else None
-
-    @property
-    def nodes(self) -> list[ast.AST]:
-        """Every node of the body, not descending into nested functions or classes (computed once)."""
-        if self._nodes is None:  # filled by the index's collection walk; this is for synthetic functions
-            self._nodes = list(_own_nodes(self.node))
-        return self._nodes
-
-
-# ---------------------------------------------------------------------------
-# Building
-
-
-SKIP_FILE_RE = re.compile(r"#\s*chatterbox-codemod:\s*skip-file\b")
-SKIP_LINE_RE = re.compile(r"#\s*chatterbox-codemod:\s*skip\b(?!-)")
-
-
-def module_name_for(path: Path, root: Path) -> str:
-    """Dotted module name of `path` in a project rooted at `root`.
-
-    The package is the topmost folder (up to `root`) holding an `__init__.py`;
-    folders below it without one are namespace packages and still count.
-    Files outside any package are named by their path below `root`.
-    """
-    folders = [path.parent, *path.parent.parents]
-    stop = folders.index(root) if root in folders else len(folders) - 1
-    top = None
-    for folder in folders[: stop + 1]:
-        if (folder / "__init__.py").exists():
-            top = folder
-    base = top.parent if top is not None else root
-    try:
-        rel = path.relative_to(base)
-    except ValueError:
-        rel = Path(path.name)
-    parts = list(rel.parts[:-1])
-    if path.name != "__init__.py":
-        parts.append(path.stem)
-    return ".".join(parts) or path.stem
-
-
-def suppressions(source: str) -> tuple[bool, frozenset]:
-    """(skip-file, lines carrying `# chatterbox-codemod: skip`), from real comments only."""
-    if "chatterbox-codemod:" not in source:
-        return False, frozenset()
-    import io
-    import tokenize
-
-    skip_file = False
-    lines: set[int] = set()
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type != tokenize.COMMENT:
-                continue
-            if SKIP_FILE_RE.search(token.string):
-                skip_file = True
-            elif SKIP_LINE_RE.search(token.string):
-                lines.add(token.start[0])
-    except (tokenize.TokenError, SyntaxError):
-        pass
-    return skip_file, frozenset(lines)
 
 
 class ProjectIndex:
@@ -371,7 +96,7 @@ class ProjectIndex:
         module = ModuleInfo(name=name, path=path, tree=tree, source=source, skip_file=skip_file, skip_lines=skip_lines)
         self.modules[name] = module
         self.by_path[path] = module
-        _Collector(self, module).collect()
+        Collector(self, module).collect()
         return module
 
     def finish(self) -> None:
@@ -627,7 +352,7 @@ class ProjectIndex:
                         key = (id(init), name)
                         self._configured[key] = self._configured.get(key, NOTHING) | types
 
-    def _configured_value(self, value: ConfigValue) -> frozenset:
+    def _configured_value(self, value: Value) -> frozenset:
         if value.kind == "new":
             name = self.canonical(value.target.cls)
             if name in self.classes:
@@ -1013,14 +738,14 @@ class ProjectIndex:
             tracked |= self._tracked_references()
             methods_by_name: dict[str, list[FunctionInfo]] = {}
             for fn in self.functions.values():
-                if fn.is_method and not _is_property(fn):
+                if fn.is_method and not is_property(fn):
                     methods_by_name.setdefault(fn.name, []).append(fn)
             for name in sorted({f.name for f in self.functions.values()}):
                 for where, node in self.loads(name):
                     if id(node) in tracked:
                         continue
                     for t in self.infer(node, where):
-                        if isinstance(t, FuncRef) and not _is_property(t.fn):
+                        if isinstance(t, FuncRef) and not is_property(t.fn):
                             self._escapes.setdefault(id(t.fn), (where, node))
                     # `obj.m` taken as a value on an object of unknown type may be any project method `m`.
                     if isinstance(node, ast.Attribute) and not self.infer(node.value, where):
@@ -1065,141 +790,6 @@ class ProjectIndex:
         return module.functions
 
 
-# ---------------------------------------------------------------------------
-# Collection of one module's definitions and calls
-
-
-class _Collector:
-    def __init__(self, index: ProjectIndex, module: ModuleInfo):
-        self.index = index
-        self.module = module
-
-    def collect(self) -> None:
-        for node in self.module.tree.body:
-            self._top_level(node)
-        self._scan_body(self.module.tree.body, prefix=self.module.name, cls=None, parent=None)
-        self._module_level_code()
-
-    def _module_level_code(self) -> None:
-        """Statements at module level (scripts, `if __name__ == "__main__":`) as one pseudo-function."""
-        tree = self.module.tree
-        if not any(not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
-                                      ast.ImportFrom)) for n in tree.body):
-            return
-        node = ast.FunctionDef(
-            name=MODULE_CODE, args=ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
-                                                 kw_defaults=[], kwarg=None, defaults=[]),
-            body=tree.body, decorator_list=[], returns=None, type_comment=None, lineno=1, col_offset=0,
-            end_lineno=max((getattr(n, "end_lineno", 1) or 1) for n in tree.body), end_col_offset=0,
-        )
-        fn = FunctionInfo(qualname=f"{self.module.name}.{MODULE_CODE}", name=MODULE_CODE, module=self.module,
-                          node=node)
-        self.index.functions[fn.qualname] = fn
-        self.module.functions.append(fn)
-        self._collect_calls(fn)
-
-    def _top_level(self, node: ast.stmt) -> None:
-        module = self.module
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname:
-                    module.imports[alias.asname] = alias.name
-                else:
-                    head = alias.name.split(".")[0]
-                    module.imports.setdefault(head, head)
-        elif isinstance(node, ast.ImportFrom):
-            base = _resolve_relative(module, node)
-            for alias in node.names:
-                if alias.name != "*":
-                    module.imports[alias.asname or alias.name] = f"{base}.{alias.name}" if base else alias.name
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    module.assigns.setdefault(target.id, []).append(node.value)
-        elif isinstance(node, (ast.If, ast.Try)):
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.stmt):
-                    self._top_level(child)
-                elif isinstance(child, ast.ExceptHandler):
-                    for stmt in child.body:
-                        self._top_level(stmt)
-
-    def _scan_body(self, body: list[ast.stmt], prefix: str, cls: ClassInfo | None, parent: FunctionInfo | None) -> None:
-        for node in body:
-            if isinstance(node, ast.ClassDef):
-                info = ClassInfo(qualname=f"{prefix}.{node.name}", name=node.name, module=self.module, node=node)
-                self.index.classes.setdefault(info.qualname, info)
-                if parent is None and cls is None:
-                    self.module.defs[node.name] = info
-                self._scan_body(node.body, info.qualname, info, None)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                if parent is not None:
-                    qual = f"{parent.qualname}.<locals>.{node.name}"
-                else:
-                    qual = f"{prefix}.{node.name}"
-                fn = FunctionInfo(qualname=qual, name=node.name, module=self.module, node=node,
-                                  cls=cls if parent is None else (parent.cls), parent=parent)
-                if qual in self.index.functions:  # redefinition (e.g. under `if`): keep the first
-                    self.index.redefined.add(qual)
-                    qual = f"{qual}@{node.lineno}"
-                    fn.qualname = qual
-                self.index.functions[qual] = fn
-                self.module.functions.append(fn)
-                if parent is not None:
-                    parent.local_defs[node.name] = fn
-                elif cls is not None:
-                    cls.methods.setdefault(node.name, fn)
-                else:
-                    self.module.defs.setdefault(node.name, fn)
-                self._collect_calls(fn)
-                self._scan_body(_nested_defs(node), prefix, None, fn)
-            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)) and parent is None:
-                for child in ast.iter_child_nodes(node):
-                    if isinstance(child, ast.stmt):
-                        self._scan_body([child], prefix, cls, parent)
-                    elif isinstance(child, ast.ExceptHandler):
-                        self._scan_body(child.body, prefix, cls, parent)
-
-    def _collect_calls(self, fn: FunctionInfo) -> None:
-        """One walk of the body: every node (kept as `fn.nodes`) and every call with the `with` items
-        around it (their grad modes are resolved in `finish`). Iterative, so deep nesting cannot overflow."""
-        nodes: list[ast.AST] = []
-        calls = fn.calls
-        loads = self.index.load_table
-        stack: list[tuple[ast.AST, tuple[ast.expr, ...]]] = [(stmt, ()) for stmt in reversed(fn.node.body)]
-        while stack:
-            node, items = stack.pop()
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            nodes.append(node)
-            if isinstance(node, (ast.With, ast.AsyncWith)):
-                inner = items + tuple(item.context_expr for item in node.items)
-                stack.extend((stmt, inner) for stmt in reversed(node.body))
-                for item in reversed(node.items):
-                    if item.optional_vars is not None:
-                        stack.append((item.optional_vars, items))
-                    stack.append((item.context_expr, items))
-                    nodes.append(item)
-                continue
-            kind = type(node)
-            if kind is ast.Call:
-                calls.append(CallSite(caller=fn, node=node, items=items))
-            elif kind is ast.Attribute and type(node.ctx) is ast.Load:
-                loads.setdefault(node.attr, []).append((fn, node))
-            elif kind is ast.Name and type(node.ctx) is ast.Load:
-                loads.setdefault(node.id, []).append((fn, node))
-                continue  # a Name's only child is its context
-            children = []
-            for name in node._fields:
-                value = getattr(node, name, None)
-                if isinstance(value, ast.AST):
-                    children.append(value)
-                elif isinstance(value, list):
-                    children.extend(item for item in value if isinstance(item, ast.AST))
-            stack.extend((child, items) for child in reversed(children))
-        fn._nodes = nodes
-
-
 BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 
 
@@ -1242,11 +832,6 @@ def _accepts(method: FunctionInfo, call: ast.Call) -> bool:
     return all(name in given for name in required)
 
 
-def _is_property(fn: FunctionInfo) -> bool:
-    return any(d in ("property", "functools.cached_property") or (d or "").endswith((".setter", ".getter"))
-               for d in fn.decorators)
-
-
 def _params_with_defaults(args: ast.arguments) -> list[tuple[ast.arg, ast.expr | None]]:
     positional = [*args.posonlyargs, *args.args]
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
@@ -1254,18 +839,6 @@ def _params_with_defaults(args: ast.arguments) -> list[tuple[ast.arg, ast.expr |
     pairs += list(zip(args.kwonlyargs, args.kw_defaults, strict=True))
     pairs += [(extra, None) for extra in (args.vararg, args.kwarg) if extra is not None]
     return pairs
-
-
-def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:
-    if not node.level:
-        return node.module or ""
-    package = module.package.split(".") if module.package else []
-    if node.level > 1:
-        package = package[: len(package) - (node.level - 1)]
-    base = ".".join(package)
-    if node.module:
-        base = f"{base}.{node.module}" if base else node.module
-    return base
 
 
 def _dotted(expr: ast.expr) -> str | None:
@@ -1312,34 +885,6 @@ def _enclosing_class(fn: FunctionInfo) -> ClassInfo | None:
     while fn.parent is not None:
         fn = fn.parent
     return fn.cls
-
-
-def _nested_defs(node: ast.AST) -> list[ast.stmt]:
-    """Function definitions nested anywhere in a function body (not inside nested classes)."""
-    found = []
-    stack = list(ast.iter_child_nodes(node))
-    while stack:
-        child = stack.pop(0)
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            found.append(child)
-        elif not isinstance(child, (ast.ClassDef, ast.Lambda)) and not isinstance(child, ast.expr):
-            stack.extend(ast.iter_child_nodes(child))
-    return found
-
-
-def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
-    """All nodes of a function body, not descending into nested functions or classes."""
-    stack = list(ast.iter_child_nodes(node))
-    while stack:
-        child = stack.pop()
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        yield child
-        stack.extend(ast.iter_child_nodes(child))
-
-
-def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
-    return _own_nodes(node)
 
 
 def _bind(target: ast.expr, value: ast.expr, out: dict, element: bool = False) -> None:

@@ -25,7 +25,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-from .index import MODULE_CODE, CallSite, Container, FunctionInfo, ModuleInfo, ProjectIndex, argument_for
+from .index import ProjectIndex, argument_for
+from .project import MODULE_CODE, CallSite, Container, FunctionInfo, ModuleInfo
 from .torchapi import (
     GRAD_FREE_BUILTINS,
     GRAD_FREE_FACTORIES,

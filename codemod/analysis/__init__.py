@@ -1,0 +1,39 @@
+"""The analysis core, split along its seams; transforms import from here.
+
+Read in dependency order:
+
+- `torchapi`: what the analysis knows about torch, in one table.
+- `project`: the project model (modules, classes, functions, call sites) and
+  the types the index infers; `collect` fills it from `ast` trees.
+- `configs`: constructions in configuration files (hyperpyyaml, Hydra).
+- `index`: name resolution, type inference (annotations, constructors, call
+  sites, configuration files) and call resolution over the whole project.
+- `gradfacts`: which values may be tensors that require grad.
+- `gradstates`: grad modes along call paths, per strongly connected component.
+- `regions`: a region that would run under inference mode, and its findings.
+- `effects`: what a region does to persistent state.
+- `valueflow`: where the region's tensors go and what they meet there.
+"""
+
+from .gradstates import GradStates
+from .index import ProjectIndex, build_index
+from .project import (
+    CallSite,
+    ClassInfo,
+    ClassRef,
+    Container,
+    External,
+    FunctionInfo,
+    Instance,
+    ModuleInfo,
+    own_nodes,
+)
+from .regions import Region
+from .torchapi import NO_GRAD, SET_GRAD_ENABLED, TORCH_PREFIXES
+from .valueflow import FlowAnalyzer
+
+__all__ = [
+    "NO_GRAD", "SET_GRAD_ENABLED", "TORCH_PREFIXES", "CallSite", "ClassInfo", "ClassRef", "Container", "External",
+    "FlowAnalyzer", "FunctionInfo", "GradStates", "Instance", "ModuleInfo", "ProjectIndex", "Region", "build_index",
+    "own_nodes",
+]

@@ -1,0 +1,141 @@
+"""What a region does to persistent state: hazards that no fix can make safe.
+
+Putting new tensors into a module (rebinding `.data`, building modules or
+parameters, registering buffers, `load_state_dict(assign=True)`, loading or
+moving weights) or switching autograd back on, in the region or in what it
+calls. Under inference mode these make parameters that silently stop
+training, buffers that raise on their next update, or do nothing at all.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+
+from .index import ProjectIndex, literal_arg
+from .project import CallSite, Container, External, FunctionInfo, Instance
+from .regions import Hazard, Region
+from .torchapi import GRAD_ON_CALLS, LOADERS, MODULE_MOVES, SET_GRAD_ENABLED, STATE_METHODS
+
+
+class EffectScanner:
+    """Finds writes to persistent state and autograd switches in a region and in what it calls."""
+
+    def __init__(self, index: ProjectIndex, where: Callable[[FunctionInfo, int], str]):
+        self.index = index
+        self.where = where
+        self._memo: dict[int, list[Hazard]] = {}
+
+    def scan(self, region: Region) -> list[Hazard]:
+        hazards: list[Hazard] = []
+        # The function's nodes include lambda bodies, so a `with` region and a decorated body see the same.
+        nodes = region.fn.nodes if region.block is None else [
+            n for n in region.fn.nodes if hasattr(n, "lineno") and region.contains(n)]
+        hazards.extend(self._lexical(region.fn, nodes, direct=True))
+        seen: set[int] = set()
+        for site in region.fn.calls:
+            if region.block is not None and not region.contains(site.node):
+                continue
+            for callee in site.callees:
+                for hazard in self._transitive(callee, seen, depth=0):
+                    hazards.append(Hazard(hazard.kind, False, f"{hazard.message} (called from {region.fn.short} "
+                                                              f"at {self.where(region.fn, site.line)})"))
+        unique: dict[str, Hazard] = {}
+        for hazard in hazards:
+            unique.setdefault(hazard.message, hazard)
+        return list(unique.values())
+
+    def _transitive(self, fn: FunctionInfo, seen: set[int], depth: int) -> list[Hazard]:
+        if id(fn) in seen or depth > 6:
+            return []
+        seen.add(id(fn))
+        if id(fn) not in self._memo:
+            nodes = fn.nodes
+            self._memo[id(fn)] = self._lexical(fn, nodes, direct=False)
+        found = list(self._memo[id(fn)])
+        for site in fn.calls:
+            for callee in site.callees:
+                if callee.name == "__init__" and site.constructs:
+                    continue  # building an object: its __init__ is checked as module construction
+                found.extend(self._transitive(callee, seen, depth + 1))
+        return found
+
+    def _lexical(self, fn: FunctionInfo, nodes: list[ast.AST], direct: bool) -> list[Hazard]:
+        index = self.index
+        out: list[Hazard] = []
+
+        def add(kind: str, node: ast.AST, what: str) -> None:
+            out.append(Hazard(kind, False, f"{what} at {self.where(fn, node.lineno)} in {fn.short}"))
+
+        sites = {id(site.node): site for site in fn.calls}
+        for node in nodes:
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for sub in ast.walk(target):
+                        if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store):
+                            if sub.attr == "data":
+                                add("state", node, f"rebinds parameter data (`{ast.unparse(sub)} = ...`): under "
+                                                   "inference mode the parameter would hold an inference tensor "
+                                                   "and silently stop receiving gradients (`.grad` stays None "
+                                                   "after `backward()`)")
+                            elif sub.attr == "requires_grad":
+                                add("grad", node, f"sets `{ast.unparse(sub)}`")
+                            elif direct is False and _is_module_value(index, fn, node):
+                                add("state", node, f"builds a submodule (`{ast.unparse(sub)} = ...`)")
+            if not isinstance(node, ast.Call):
+                continue
+            site = sites.get(id(node))
+            func = node.func
+            name = site.external if site else None
+            method = func.attr if isinstance(func, ast.Attribute) else None
+            if name in GRAD_ON_CALLS or (name in SET_GRAD_ENABLED and literal_arg(node, 0, "mode") is not False):
+                add("grad", node, f"turns autograd back on (`{ast.unparse(func)}(...)`)")
+            elif method in ("backward", "requires_grad_"):
+                add("grad", node, f"calls `{ast.unparse(func)}()`")
+            elif name in LOADERS:
+                add("state", node, f"loads weights (`{name}`)")
+            elif method in STATE_METHODS or (method == "load_state_dict" and _assigns(node)):
+                add("state", node, f"writes module state (`{ast.unparse(func)}(...)`)")
+            elif method in MODULE_MOVES and site is not None and _receiver_is_module(index, fn, func.value):
+                add("state", node, f"moves or casts a module (`{ast.unparse(func)}(...)`)")
+            elif direct and site is not None and _constructs_module(index, site):
+                add("state", node, f"builds a module (`{ast.unparse(func)}(...)`)")
+        return out
+
+
+def _assigns(call: ast.Call) -> bool:
+    """`load_state_dict(..., assign=True)` rebinds parameters instead of copying into them."""
+    return any(kw.arg == "assign" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False)
+               for kw in call.keywords)
+
+
+def _receiver_is_module(index: ProjectIndex, fn: FunctionInfo, expr: ast.expr) -> bool:
+    for t in index.infer(expr, fn):
+        if isinstance(t, Instance) and index.is_module(t.cls):
+            return True
+        if isinstance(t, External) and t.instance and t.name.startswith("torch.nn."):
+            return True
+        if isinstance(t, Container) and t.module:
+            return True
+    return False
+
+
+def _constructs_module(index: ProjectIndex, site: CallSite) -> bool:
+    if any(index.is_module(cls) for cls in site.constructs):
+        return True
+    name = site.external or ""
+    return name.startswith("torch.nn.") and name.rpartition(".")[2][:1].isupper() and name not in (
+        "torch.nn.Parameter",
+    )
+
+
+def _is_module_value(index: ProjectIndex, fn: FunctionInfo, node: ast.AST) -> bool:
+    value = getattr(node, "value", None)
+    if not isinstance(value, ast.Call):
+        return False
+    return any(
+        (isinstance(t, Instance) and index.is_module(t.cls))
+        or (isinstance(t, External) and t.instance and t.name.startswith("torch.nn."))
+        for t in index.infer(value, fn)
+    )

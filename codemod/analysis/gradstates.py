@@ -1,0 +1,188 @@
+"""Grad modes along call paths: may a function run with autograd on, and outside inference mode?
+
+From decorators, `with` blocks and callers, over the call graph's strongly
+connected components: a function with no caller in the project, every
+function of a call cycle nothing outside calls, and every function referenced
+as a value are entered from outside the project, with autograd on and outside
+inference mode. Each may-state comes with the caller path that shows it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+
+from .gradfacts import GradFacts
+from .index import ProjectIndex
+from .project import CallSite, FunctionInfo
+
+State = tuple[bool, bool]  # (may run with autograd on, may run outside inference mode)
+GRAD_OFF: State = (False, False)
+PUBLIC: State = (True, True)
+
+
+def transfer(state: State, mode: str | None) -> State:
+    """The state inside a region opened by `mode` (see ProjectIndex.grad_mode_of)."""
+    grad_on, outside = state
+    if mode == "no_grad":
+        return (False, outside)
+    if mode == "inference":
+        return (False, False)
+    if mode in ("enable_grad", "maybe_grad"):
+        return (grad_on or outside, outside)  # enable_grad has no effect inside inference mode
+    if mode == "exit_inference":
+        return (grad_on, True)
+    return state
+
+
+class GradStates:
+    """May-states of every function, with the caller path that shows each one."""
+
+    def __init__(self, index: ProjectIndex, inference_regions: Iterable[FunctionInfo | ast.expr] = ()):
+        """`inference_regions`: functions and `with` items that will run under inference mode once rewritten."""
+        self.index = index
+        self.facts = GradFacts(index)
+        regions = list(inference_regions)
+        self.overlay = {id(r) for r in regions if isinstance(r, FunctionInfo)}
+        self.overlay_items = {id(r) for r in regions if isinstance(r, ast.expr)}
+        self._incoming: dict[int, list[bool]] = {}
+        self._why: dict[tuple[int, int], CallSite | None] = {}
+        self._outside_why: dict[int, str] = {}  # why a function counts as entered from outside the project
+        self._compute()
+
+    def decorator_mode(self, fn: FunctionInfo) -> str | None:
+        return "inference" if id(fn) in self.overlay else fn.grad_decorator
+
+    def _compute(self) -> None:
+        index = self.index
+        for fn in index.functions.values():
+            self._incoming[id(fn)] = [False, False]
+        work = list(self._entered_from_outside())
+        for fn in work:
+            self._incoming[id(fn)] = [True, True]
+            self._why[(id(fn), 0)] = self._why[(id(fn), 1)] = None
+        while work:
+            fn = work.pop()
+            entry = self.entry(fn)
+            for site in fn.calls:
+                if not site.targets:
+                    continue
+                state = self.at_site(site, entry)
+                for callee in site.targets:
+                    incoming = self._incoming[id(callee)]
+                    changed = False
+                    for slot in (0, 1):
+                        if state[slot] and not incoming[slot]:
+                            incoming[slot] = True
+                            self._why[(id(callee), slot)] = site
+                            changed = True
+                    if changed:
+                        work.append(callee)
+
+    def _entered_from_outside(self) -> list[FunctionInfo]:
+        """Functions that code the index cannot see may call, with autograd on, outside inference mode.
+
+        A function with no caller in the project; every function of a call cycle that nothing outside
+        the cycle calls (its recursion has to start somewhere); a function referenced as a value.
+        """
+        index = self.index
+        functions = list(index.functions.values())
+        entered: dict[int, FunctionInfo] = {}
+        for component in _call_cycles(functions):
+            members = {id(fn) for fn in component}
+            if all(id(site.caller) in members for fn in component for site in index.callers_of(fn)):
+                for fn in component:
+                    entered[id(fn)] = fn
+                    self._outside_why[id(fn)] = (
+                        "has no caller in the project" if not index.callers_of(fn) else
+                        "is called only from its own call cycle")
+        for fn in functions:
+            escape = index.escape_of(fn)
+            if escape is not None:
+                where, node = escape
+                entered[id(fn)] = fn
+                self._outside_why[id(fn)] = (f"is referenced as a value (`{ast.unparse(node)}`, "
+                                             f"{where.module.path.name}:{node.lineno}), so its callers cannot be "
+                                             "followed")
+        return list(entered.values())
+
+    def entry(self, fn: FunctionInfo) -> State:
+        """The state a function's body starts in (callers' states, then its own decorator)."""
+        incoming = self._incoming.get(id(fn), [True, True])
+        return transfer((incoming[0], incoming[1]), self.decorator_mode(fn))
+
+    def at_site(self, site: CallSite, entry: State | None = None) -> State:
+        state = self.entry(site.caller) if entry is None else entry
+        for item, mode in zip(site.items, site.modes, strict=True):
+            state = transfer(state, "inference" if id(item) in self.overlay_items else mode)
+        return state
+
+    def item_mode(self, module, item: ast.expr, fn: FunctionInfo) -> str | None:
+        if id(item) in self.overlay_items:
+            return "inference"
+        return self.index.grad_mode_of(module, item, fn)
+
+    def path_to(self, fn: FunctionInfo, slot: int) -> list[FunctionInfo]:
+        """Caller chain (outermost first) that makes `fn` run with autograd on (slot 0) / outside inference mode (1)."""
+        chain = [fn]
+        seen = {id(fn)}
+        current = fn
+        while len(chain) < 8:
+            site = self._why.get((id(current), slot))
+            if site is None:
+                break
+            current = site.caller
+            if id(current) in seen:
+                break
+            seen.add(id(current))
+            chain.append(current)
+        return list(reversed(chain))
+
+    def outside_entry(self, fn: FunctionInfo) -> str | None:
+        """Why code the index cannot see may enter `fn` ("has no caller in the project", ...), or None."""
+        return self._outside_why.get(id(fn))
+
+
+def _call_cycles(functions: list[FunctionInfo]) -> list[list[FunctionInfo]]:
+    """Strongly connected components of the call graph (Tarjan's algorithm, iterative), each a list."""
+    order: dict[int, int] = {}
+    low: dict[int, int] = {}
+    on_stack: set[int] = set()
+    stack: list[FunctionInfo] = []
+    components: list[list[FunctionInfo]] = []
+    for root in functions:
+        if id(root) in order:
+            continue
+        work = [(root, iter([t for site in root.calls for t in site.targets]))]
+        order[id(root)] = low[id(root)] = len(order)
+        stack.append(root)
+        on_stack.add(id(root))
+        while work:
+            fn, successors = work[-1]
+            advanced = False
+            for callee in successors:
+                if id(callee) not in order:
+                    order[id(callee)] = low[id(callee)] = len(order)
+                    stack.append(callee)
+                    on_stack.add(id(callee))
+                    work.append((callee, iter([t for site in callee.calls for t in site.targets])))
+                    advanced = True
+                    break
+                if id(callee) in on_stack:
+                    low[id(fn)] = min(low[id(fn)], order[id(callee)])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[id(parent)] = min(low[id(parent)], low[id(fn)])
+            if low[id(fn)] == order[id(fn)]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(id(member))
+                    component.append(member)
+                    if member is fn:
+                        break
+                components.append(component)
+    return components

@@ -1,0 +1,321 @@
+"""The project model: modules, classes, functions and call sites, and the types the index infers.
+
+Plain records. `collect` fills them from `ast` trees, `index` links them and
+resolves names, types and calls; the analyses read them.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .torchapi import CACHE_DECORATORS, JIT_DECORATORS
+
+MODULE_CODE = "<module>"  # name of the pseudo-function holding a module's top-level statements
+
+
+# ---------------------------------------------------------------------------
+# Types the index infers
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An instance of a project class."""
+
+    cls: ClassInfo
+
+
+@dataclass(frozen=True)
+class ClassRef:
+    """A project class object (calling it constructs an Instance)."""
+
+    cls: ClassInfo
+
+
+@dataclass(frozen=True)
+class FuncRef:
+    """A project function, or a method bound to its receiver."""
+
+    fn: FunctionInfo
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    """A project module object (`from . import utils`)."""
+
+    module: ModuleInfo
+
+
+@dataclass(frozen=True)
+class External:
+    """Something outside the project, by qualified name: a reference to it, or an instance of it."""
+
+    name: str
+    instance: bool = False
+
+
+@dataclass(frozen=True)
+class Container:
+    """A list/tuple/dict/ModuleList/Sequential holding values of these types."""
+
+    elems: frozenset
+    module: str | None = None  # torch.nn container class when it is one
+
+
+@dataclass(frozen=True)
+class Super:
+    """`super()` inside a method of `cls`."""
+
+    cls: ClassInfo
+
+
+Type = Instance | ClassRef | FuncRef | ModuleRef | External | Container | Super
+NOTHING: frozenset = frozenset()
+
+
+# ---------------------------------------------------------------------------
+# Index records
+
+
+@dataclass(eq=False)
+class ModuleInfo:
+    name: str
+    path: Path
+    tree: ast.Module
+    source: str
+    imports: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
+    defs: dict[str, ClassInfo | FunctionInfo] = field(default_factory=dict)
+    assigns: dict[str, list[ast.expr]] = field(default_factory=dict)  # module-level NAME = expr
+    skip_file: bool = False
+    skip_lines: frozenset = frozenset()
+    functions: list[FunctionInfo] = field(default_factory=list)  # defined in this module, nested ones too
+
+    @property
+    def package(self) -> str:
+        return self.name if self.path.name == "__init__.py" else self.name.rpartition(".")[0]
+
+
+@dataclass(eq=False)
+class ClassInfo:
+    qualname: str
+    name: str
+    module: ModuleInfo
+    node: ast.ClassDef
+    methods: dict[str, FunctionInfo] = field(default_factory=dict)
+    bases: list[ClassInfo] = field(default_factory=list)
+    external_bases: list[str] = field(default_factory=list)
+    subclasses: list[ClassInfo] = field(default_factory=list)
+    _attributes: dict | None = field(default=None, repr=False)
+    _mro: list | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return f"<class {self.qualname}>"
+
+    @property
+    def short(self) -> str:
+        return self.name
+
+    def mro(self) -> list[ClassInfo]:
+        """The class and its project bases, nearest first (computed once, after bases are linked)."""
+        if self._mro is None:
+            order: list[ClassInfo] = []
+            seen: set[int] = set()
+            queue = [self]
+            while queue:
+                cls = queue.pop(0)
+                if id(cls) not in seen:
+                    seen.add(id(cls))
+                    order.append(cls)
+                    queue.extend(cls.bases)
+            self._mro = order
+        return self._mro
+
+    def lookup(self, name: str) -> FunctionInfo | None:
+        for cls in self.mro():
+            if name in cls.methods:
+                return cls.methods[name]
+        return None
+
+    def all_subclasses(self) -> Iterator[ClassInfo]:
+        stack = list(self.subclasses)
+        seen: set[int] = set()
+        while stack:
+            cls = stack.pop()
+            if id(cls) not in seen:
+                seen.add(id(cls))
+                yield cls
+                stack.extend(cls.subclasses)
+
+
+@dataclass(eq=False)
+class CallSite:
+    """One call expression inside a function, resolved as far as the index can."""
+
+    caller: FunctionInfo
+    node: ast.Call
+    items: tuple[ast.expr, ...]  # the grad-mode `with` items around the call, outermost first
+    modes: tuple[str, ...] = ()  # their modes (see ProjectIndex.grad_mode_of)
+    callees: tuple[FunctionInfo, ...] = ()
+    module_types: tuple = ()  # receiver types when this calls an nn.Module instance
+    external: str | None = None  # qualified name of an external callee
+    constructs: tuple[ClassInfo, ...] = ()  # project classes this call instantiates
+    unresolved: bool = False
+    maybe_callees: tuple[FunctionInfo, ...] = ()  # for `x.m()` on an unknown type: every project method `m`
+
+    @property
+    def targets(self) -> tuple[FunctionInfo, ...]:
+        """Every project function this call may run: the resolved callees and the possible ones."""
+        return self.callees + self.maybe_callees
+
+    @property
+    def line(self) -> int:
+        return self.node.lineno
+
+    def describe(self) -> str:
+        return ast.unparse(self.node.func)
+
+
+@dataclass(eq=False)
+class FunctionInfo:
+    qualname: str
+    name: str
+    module: ModuleInfo
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    cls: ClassInfo | None = None
+    parent: FunctionInfo | None = None  # enclosing function for nested defs
+    decorators: list[str | None] = field(default_factory=list)  # qualified names
+    grad_decorator: str | None = None  # "no_grad" / "inference" / "enable_grad"
+    calls: list[CallSite] = field(default_factory=list)
+    local_defs: dict[str, FunctionInfo] = field(default_factory=dict)
+    _nodes: list | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return f"<function {self.qualname}>"
+
+    @property
+    def is_async(self) -> bool:
+        return isinstance(self.node, ast.AsyncFunctionDef)
+
+    @property
+    def is_method(self) -> bool:
+        return self.cls is not None and self.parent is None
+
+    @property
+    def is_static(self) -> bool:
+        return "staticmethod" in self.decorators
+
+    @property
+    def is_classmethod(self) -> bool:
+        return "classmethod" in self.decorators
+
+    @property
+    def short(self) -> str:
+        """`Class.method` or `function`, as a reviewer would name it."""
+        if self.name == MODULE_CODE:
+            return f"the module-level code of {self.module.path.name}"
+        if self.cls is not None and self.parent is None:
+            return f"{self.cls.name}.{self.name}"
+        if self.parent is not None:
+            return f"{self.parent.short}.{self.name}"
+        return self.name
+
+    @property
+    def is_jit(self) -> bool:
+        return any(d in JIT_DECORATORS for d in self.decorators)
+
+    @property
+    def is_cached(self) -> bool:
+        return any(d in CACHE_DECORATORS for d in self.decorators)
+
+    def params(self) -> list[ast.arg]:
+        args = self.node.args
+        return [*args.posonlyargs, *args.args, *([args.vararg] if args.vararg else []), *args.kwonlyargs,
+                *([args.kwarg] if args.kwarg else [])]
+
+    @property
+    def receiver(self) -> str | None:
+        """The name of `self` (or `cls`) for methods."""
+        if not self.is_method or self.is_static:
+            return None
+        positional = [*self.node.args.posonlyargs, *self.node.args.args]
+        return positional[0].arg if positional else None
+
+    @property
+    def nodes(self) -> list[ast.AST]:
+        """Every node of the body, not descending into nested functions or classes (computed once)."""
+        if self._nodes is None:  # filled by the index's collection walk; this is for synthetic functions
+            self._nodes = list(_own_nodes(self.node))
+        return self._nodes
+
+
+SKIP_FILE_RE = re.compile(r"#\s*chatterbox-codemod:\s*skip-file\b")
+SKIP_LINE_RE = re.compile(r"#\s*chatterbox-codemod:\s*skip\b(?!-)")
+
+
+def module_name_for(path: Path, root: Path) -> str:
+    """Dotted module name of `path` in a project rooted at `root`.
+
+    The package is the topmost folder (up to `root`) holding an `__init__.py`;
+    folders below it without one are namespace packages and still count.
+    Files outside any package are named by their path below `root`.
+    """
+    folders = [path.parent, *path.parent.parents]
+    stop = folders.index(root) if root in folders else len(folders) - 1
+    top = None
+    for folder in folders[: stop + 1]:
+        if (folder / "__init__.py").exists():
+            top = folder
+    base = top.parent if top is not None else root
+    try:
+        rel = path.relative_to(base)
+    except ValueError:
+        rel = Path(path.name)
+    parts = list(rel.parts[:-1])
+    if path.name != "__init__.py":
+        parts.append(path.stem)
+    return ".".join(parts) or path.stem
+
+
+def suppressions(source: str) -> tuple[bool, frozenset]:
+    """(skip-file, lines carrying `# chatterbox-codemod: skip`), from real comments only."""
+    if "chatterbox-codemod:" not in source:
+        return False, frozenset()
+    import io
+    import tokenize
+
+    skip_file = False
+    lines: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type != tokenize.COMMENT:
+                continue
+            if SKIP_FILE_RE.search(token.string):
+                skip_file = True
+            elif SKIP_LINE_RE.search(token.string):
+                lines.add(token.start[0])
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return skip_file, frozenset(lines)
+
+
+def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    """All nodes of a function body, not descending into nested functions or classes."""
+    stack = list(ast.iter_child_nodes(node))
+    while stack:
+        child = stack.pop()
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        yield child
+        stack.extend(ast.iter_child_nodes(child))
+
+
+def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+    return _own_nodes(node)
+
+
+def is_property(fn: FunctionInfo) -> bool:
+    return any(d in ("property", "functools.cached_property") or (d or "").endswith((".setter", ".getter"))
+               for d in fn.decorators)
