@@ -737,9 +737,9 @@ class ProjectIndex:
             tracked = {id(site.node.func) for f in self.functions.values() for site in f.calls}
             tracked |= self._tracked_references()
             methods_by_name: dict[str, list[FunctionInfo]] = {}
-            for fn in self.functions.values():
-                if fn.is_method and not is_property(fn):
-                    methods_by_name.setdefault(fn.name, []).append(fn)
+            for method in self.functions.values():
+                if method.is_method and not is_property(method):
+                    methods_by_name.setdefault(method.name, []).append(method)
             for name in sorted({f.name for f in self.functions.values()}):
                 for where, node in self.loads(name):
                     if id(node) in tracked:

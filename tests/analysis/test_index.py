@@ -1,0 +1,129 @@
+"""Name resolution, type inference and call resolution (codemod.analysis.index) on tiny projects."""
+
+from __future__ import annotations
+
+from tiny import HEADER, call, function, index_of
+
+from codemod.analysis import External, Instance
+
+
+def test_imports_aliases_and_reexports_resolve_to_the_defining_module(tmp_path):
+    index = index_of(tmp_path, {
+        "pkg/__init__.py": "from .model import Model as Exported\n",
+        "pkg/model.py": HEADER + """
+            class Model(nn.Module):
+                def embed(self, x):
+                    return x
+            """,
+        "run.py": """
+            import pkg
+            from pkg import Exported as M
+            def main(x):
+                return M().embed(x), pkg.Exported().embed(x)
+            """,
+    })
+    sites = [s for s in function(index, "main").calls if s.callees]
+    assert {c.short for s in sites for c in s.callees} == {"Model.embed"}
+
+
+def test_attribute_types_come_from_constructors_and_call_sites(tmp_path):
+    """`self.enc = enc` with no annotation takes the type of what `Model(Enc())` passes."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Enc(nn.Module):
+            def forward(self, x):
+                return x
+        class Model(nn.Module):
+            def __init__(self, enc):
+                super().__init__()
+                self.enc = enc
+            def run(self, x):
+                return self.enc(x)
+        model = Model(Enc())
+        """})
+    site = call(index, "Model.run", "self.enc")
+    assert [c.short for c in site.callees] == ["Enc.forward"]
+
+
+def test_configuration_files_type_constructor_arguments(tmp_path):
+    index = index_of(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/m.py": HEADER + """
+            class Enc(nn.Module):
+                def forward(self, x):
+                    return x
+            class Model(nn.Module):
+                def __init__(self, enc):
+                    super().__init__()
+                    self.enc = enc
+                def run(self, x):
+                    return self.enc(x)
+            """,
+        "conf/model.yaml": "enc: !new:pkg.m.Enc\nmodel: !new:pkg.m.Model\n    enc: !ref <enc>\n",
+    })
+    assert [c.short for c in call(index, "Model.run", "self.enc").callees] == ["Enc.forward"]
+
+
+def test_a_method_of_an_unknown_object_may_be_any_project_method_that_accepts_the_call(tmp_path):
+    index = index_of(tmp_path, {"m.py": """
+        class A:
+            def step(self, x):
+                return x
+        class B:
+            def step(self, x, y, z):
+                return x
+        def drive(thing, x):
+            return thing.step(x)
+        """})
+    site = call(index, "drive", "thing.step")
+    assert site.unresolved and [m.short for m in site.maybe_callees] == ["A.step"]
+    assert site in index.callers_of(function(index, "A.step"))
+
+
+def test_functions_referenced_as_values_escape(tmp_path):
+    index = index_of(tmp_path, {"m.py": """
+        class M:
+            def forward(self, x):
+                return x
+            def forward_dpo(self, x):
+                return x
+            def helper(self, x):
+                return x
+            def run(self, x):
+                f = self.helper
+                return f(x)
+        def swap(m, other):
+            m.forward = m.forward_dpo
+            other.forward = other.forward_dpo
+        """})
+    where, node = index.escape_of(function(index, "M.forward_dpo"))
+    assert where.short == "swap"
+    assert index.escape_of(function(index, "M.helper")) is None  # `f = self.helper; f(x)` is followed
+
+
+def test_methods_inherited_from_library_bases(tmp_path):
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        import unittest
+        class Buf(nn.Module):
+            def fill(self, x):
+                self.register_buffer("b", x)
+        class T(unittest.TestCase):
+            def test(self):
+                self.assertEqual(1, 1)
+        """})
+    assert call(index, "Buf.fill", "self.register_buffer").external == "torch.nn.Module.register_buffer"
+    assert call(index, "T.test", "self.assertEqual").external == "unittest.TestCase.assertEqual"
+
+
+def test_library_objects_and_their_forward(tmp_path):
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def run(self, x):
+                return self.lin.forward(x), self.lin(x)
+        """})
+    assert call(index, "M.run", "self.lin.forward").module_types == (External("torch.nn.Linear", instance=True),)
+    assert call(index, "M.run", "self.lin").module_types == (External("torch.nn.Linear", instance=True),)
+    assert Instance(function(index, "M.run").cls) in index.infer(
+        __import__("ast").parse("self", mode="eval").body, function(index, "M.run"))
