@@ -1,0 +1,103 @@
+"""Grad facts (may a value require grad?) and grad states (may a function run with autograd on?)."""
+
+from __future__ import annotations
+
+from tiny import HEADER, expression, function, index_of
+
+from codemod.analysis import GradStates
+from codemod.analysis.gradfacts import GradFacts
+
+
+def test_what_may_require_grad(tmp_path):
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        WINDOW = torch.hann_window(4)
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.ones(4))
+            def f(self, x):
+                a = torch.zeros(4)
+                b = a * 2 + WINDOW
+                c = self.w * 2
+                d = c.detach()
+                e = x.softmax(-1)
+                g = (a > 0).float()
+                return a, b, c, d, e, g
+        m = M()
+        m.f(torch.randn(4))
+        """})
+    facts = GradFacts(index)
+    fn = function(index, "M.f")
+    verdicts = {name: facts.may_grad(expression(fn, name), fn) for name in "abcdeg"}
+    # `x` comes from the one call site, a fresh `torch.randn`: it cannot require grad, nor can `e`.
+    assert verdicts == {"a": False, "b": False, "c": True, "d": False, "e": False, "g": False}
+
+
+def test_parameters_take_what_call_sites_pass(tmp_path):
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        def head(x):
+            return x * 2
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def run(self, x):
+                return head(self.lin(x)), head(torch.zeros(4))
+        def unused(y):
+            return y
+        """})
+    facts = GradFacts(index)
+    assert facts.param_may_grad(function(index, "head"), "x")  # one call site passes an activation
+    # No caller in the project: an input from outside, assumed not to require grad (the boundary assumption).
+    assert not facts.param_may_grad(function(index, "unused"), "y")
+
+
+def test_module_level_caches_take_what_functions_store(tmp_path):
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        CACHE = {}
+        BASIS = {}
+        def fill(w):
+            CACHE["w"] = w
+            BASIS["k"] = torch.ones(3)
+        layer = nn.Linear(4, 4)
+        fill(layer.weight)
+        """})
+    facts = GradFacts(index)
+    module = function(index, "fill").module
+    assert facts.global_may_grad(module, "CACHE")
+    assert not facts.global_may_grad(module, "BASIS")
+
+
+def test_call_cycles_nobody_else_calls_are_entered_from_outside(tmp_path):
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        def ping(x, n):
+            return pong(x, n - 1) if n else x
+        def pong(x, n):
+            return ping(x, n)
+        @torch.no_grad()
+        def start(x):
+            return inner(x)
+        def inner(x):
+            return x
+        """})
+    states = GradStates(index)
+    for name in ("ping", "pong"):
+        assert states.entry(function(index, name)) == (True, True)
+        assert states.outside_entry(function(index, name)) == "is called only from its own call cycle"
+    assert states.entry(function(index, "inner")) == (False, True)  # only called under `no_grad`
+    assert states.outside_entry(function(index, "start")) == "has no caller in the project"
+
+
+def test_functions_referenced_as_values_run_in_any_grad_state(tmp_path):
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        @torch.no_grad()
+        def caller(x):
+            return hook(x)
+        def hook(x):
+            return x
+        callbacks = [hook]
+        """})
+    states = GradStates(index)
+    hook = function(index, "hook")
+    assert states.entry(hook) == (True, True)
+    assert states.outside_entry(hook).startswith("is referenced as a value (`hook`, m.py:9)")

@@ -1,0 +1,114 @@
+"""What a region does (effects) and where its tensors go (value flow), judged on tiny projects."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+from tiny import HEADER, function, index_of
+
+from codemod.analysis import FlowAnalyzer, GradStates, Region
+
+
+def judge(tmp_path, text: str, symbol: str):
+    """The findings for the first `with` region in `symbol` (or its whole body when it has none)."""
+    index = index_of(tmp_path, {"m.py": HEADER + text})
+    fn = function(index, symbol)
+    block = next((n for n in fn.nodes if isinstance(n, ast.With)), None)
+    analyzer = FlowAnalyzer(index, GradStates(index), lambda f, line: f"{f.module.path.name}:{line}")
+    return analyzer.analyze(Region(fn, block))
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("self.lin.weight.data = torch.zeros(4, 4)", "rebinds parameter data"),
+    ("self.extra = nn.Linear(4, 4)", "builds a module"),
+    ("self.register_buffer('b', torch.zeros(4))", "writes module state"),
+    ("self.load_state_dict(state, assign=True)", "writes module state"),
+    ("self.lin.half()", "moves or casts a module"),
+    ("torch.set_grad_enabled(True)", "turns autograd back on"),
+])
+def test_persistent_effects_are_never_fixable(tmp_path, body, expected):
+    report = judge(tmp_path, f"""
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def reset(self, state):
+                with torch.no_grad():
+                    {body}
+        """, "M.reset")
+    assert not report.fixable and expected in report.hazards[0].message
+
+
+@pytest.mark.parametrize("body", [
+    "self.lin.weight.copy_(torch.zeros(4, 4))",
+    "self.lin.weight.data.copy_(torch.zeros(4, 4))",
+    "nn.init.normal_(self.lin.weight)",
+    "self.lin.weight.fill_(0.5)",
+    "self.load_state_dict(state)",
+])
+def test_writes_into_existing_storage_are_safe(tmp_path, body):
+    report = judge(tmp_path, f"""
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def reset(self, state):
+                with torch.no_grad():
+                    {body}
+        """, "M.reset")
+    assert report.safe, [h.message for h in report.hazards]
+
+
+FLOWS = HEADER + """
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.cache = None
+    def by_return(self, x):
+        with torch.no_grad():
+            y = x.softmax(-1)
+        return y
+    def by_attribute(self, x):
+        with torch.no_grad():
+            self.cache = x.softmax(-1)
+    def by_tuple(self, x):
+        with torch.no_grad():
+            pair = (x.softmax(-1), x.sum())
+        return pair
+    def forward(self, x):
+        a = self.lin(self.by_return(x))
+        self.by_attribute(x)
+        b = self.cache + 1
+        c, d = self.by_tuple(x)
+        return a + b + d
+"""
+
+
+@pytest.mark.parametrize("symbol,expected", [
+    ("M.by_return", "`self.lin(...)` (torch.nn.Linear, a module with parameters)"),
+    ("M.by_tuple", None),  # `+` keeps nothing for backward
+    ("M.by_attribute", None),
+])
+def test_values_followed_through_returns_tuples_and_attributes(tmp_path, symbol, expected):
+    index = index_of(tmp_path, {"m.py": FLOWS})
+    fn = function(index, symbol)
+    block = next(n for n in fn.nodes if isinstance(n, ast.With))
+    report = FlowAnalyzer(index, GradStates(index), lambda f, line: f"m.py:{line}").analyze(Region(fn, block))
+    if expected is None:
+        assert report.safe, [h.message for h in report.hazards]
+    else:
+        assert report.fixable and expected in report.hazards[0].message
+        assert "returned by M.by_return to M.forward" in report.hazards[0].message
+
+
+def test_in_place_update_outside_the_mode(tmp_path):
+    report = judge(tmp_path, """
+        def lengths(x):
+            with torch.no_grad():
+                n = x.sum(-1)
+            n[0] = 3
+            return n.tolist()
+        """, "lengths")
+    assert report.fixable and "the in-place update `n[0] = ...`" in report.hazards[0].message
