@@ -69,7 +69,16 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from codemod.analysis import TORCH_PREFIXES, External, FlowAnalyzer, FunctionInfo, GradStates, ProjectIndex, Region
+from codemod.analysis import (
+    GRAD_OFF_MODES,
+    TORCH_PREFIXES,
+    External,
+    FlowAnalyzer,
+    FunctionInfo,
+    GradStates,
+    ProjectIndex,
+    Region,
+)
 from codemod.report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, Site
 
 from .base import AnalysisContext, Transform, edit_definition, ensure_torch, inference_mode_call, local_qualname
@@ -213,7 +222,7 @@ def _own_grad_region(index: ProjectIndex, fn: FunctionInfo) -> int | None:
     for node in fn.nodes:
         if isinstance(node, (ast.With, ast.AsyncWith)):
             for item in node.items:
-                if index.grad_mode_of(fn.module, item.context_expr, fn) in ("no_grad", "inference"):
+                if index.grad_mode_of(fn.module, item.context_expr, fn) in GRAD_OFF_MODES:
                     return node.lineno
     return None
 
@@ -223,7 +232,7 @@ def _covering_callers(index: ProjectIndex, states: GradStates, fn: FunctionInfo)
     for site in index.callers_of(fn):
         caller = site.caller
         how = ("decorated by an earlier transform" if id(caller) in states.overlay else
-               "under its decorator" if states.decorator_mode(caller) in ("no_grad", "inference") else
+               "under its decorator" if states.decorator_mode(caller) in GRAD_OFF_MODES else
                "inside a grad-off block" if site.modes else "itself called grad-off")
         names.append(f"{caller.short}, {how}")
     return "; ".join(dict.fromkeys(names)) or "no callers"
@@ -251,13 +260,13 @@ class _WorkFinder:
         if id(fn) in active:
             self._cycle_hits.add(id(fn))
             return None
-        if fn.grad_decorator in ("no_grad", "inference"):
+        if fn.grad_decorator in GRAD_OFF_MODES:
             return None
         active.append(id(fn))
         hits_before = set(self._cycle_hits)
         found = None
         for site in fn.calls:
-            if any(mode in ("no_grad", "inference") for mode in site.modes):
+            if any(mode in GRAD_OFF_MODES for mode in site.modes):
                 continue
             if any(self._records(t) for t in site.module_types):
                 found = [f"`{site.describe()}(...)` ({self.where(fn, site.line)})"]

@@ -74,7 +74,15 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from codemod.analysis import NO_GRAD, SET_GRAD_ENABLED, FlowAnalyzer, FunctionInfo, ModuleInfo, Region
+from codemod.analysis import (
+    NO_GRAD,
+    SET_GRAD_ENABLED,
+    FlowAnalyzer,
+    FunctionInfo,
+    GradMode,
+    ModuleInfo,
+    Region,
+)
 from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE, Site
 
 from .base import AnalysisContext, Transform, ensure_torch, inference_mode_call, remove_unused_imports, torch_name
@@ -118,18 +126,16 @@ class InferenceMode(Transform):
         for node in fn.node.decorator_list:
             mode = index.grad_mode_of(fn.module, node, fn)
             spelled = ast.unparse(node)
-            if mode != "no_grad" and not _is_flag_grad_switch(index, fn.module, node, fn):
+            if mode != GradMode.NO_GRAD and not _is_flag_grad_switch(index, fn.module, node, fn):
                 continue
             site = Site(
                 transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short, status=APPLIED,
                 reason="", anchor=self._anchor(fn.module, "decorator", node, node),
                 suppress_lines=(node.lineno, fn.node.lineno),
             )
-            if mode != "no_grad":
+            if mode != GradMode.NO_GRAD:
                 site.status, site.reason = NOT_APPLICABLE, f"`@{spelled}`: the flag is not the literal False"
-            elif any(index.grad_mode_of(fn.module, other, fn) == "inference" for other in fn.node.decorator_list) or \
-                    any(index.grad_mode_of(fn.module, other, fn) == "no_grad"
-                        for other in fn.node.decorator_list[:fn.node.decorator_list.index(node)]):
+            elif _repeats(index, fn, fn.node.decorator_list, fn.node.decorator_list.index(node)):
                 site.status, site.reason = NOT_APPLICABLE, (
                     f"`@{spelled}`: {fn.short} already has an `inference_mode` decorator (or a grad-off one that "
                     "becomes it); converting this one would only repeat it")
@@ -157,7 +163,7 @@ class InferenceMode(Transform):
         index = context.index
         expr = item.context_expr
         mode = index.grad_mode_of(fn.module, expr, fn)
-        if mode != "no_grad" and not _is_flag_grad_switch(index, fn.module, expr, fn):
+        if mode != GradMode.NO_GRAD and not _is_flag_grad_switch(index, fn.module, expr, fn):
             return []
         spelled = ast.unparse(expr)
         site = Site(
@@ -165,11 +171,9 @@ class InferenceMode(Transform):
             anchor={**self._anchor(fn.module, "with", node, expr), "item": position},
             suppress_lines=tuple(sorted({node.lineno, expr.lineno})),
         )
-        if mode != "no_grad":
+        if mode != GradMode.NO_GRAD:
             site.status, site.reason = NOT_APPLICABLE, f"`with {spelled}`: the flag is not the literal False"
-        elif any(index.grad_mode_of(fn.module, other.context_expr, fn) == "inference" for other in node.items) or \
-                any(index.grad_mode_of(fn.module, other.context_expr, fn) == "no_grad"
-                    for other in node.items[:position]):
+        elif _repeats(index, fn, [item.context_expr for item in node.items], position):
             site.status, site.reason = NOT_APPLICABLE, (
                 f"`with {spelled}`: the same `with` already enters `inference_mode` (or a grad-off item that becomes "
                 "it); converting this item would only repeat it")
@@ -326,10 +330,17 @@ def _dump(expr: cst.BaseExpression) -> str | None:
         return None
 
 
+def _repeats(index, fn: FunctionInfo, exprs: list[ast.expr], position: int) -> bool:
+    """Whether converting `exprs[position]` would repeat an `inference_mode` among `exprs` (decorators, or the
+    items of one `with`): one is there already, or an earlier grad-off one becomes it."""
+    modes = [index.grad_mode_of(fn.module, expr, fn) for expr in exprs]
+    return GradMode.INFERENCE in modes or GradMode.NO_GRAD in modes[:position]
+
+
 def _is_flag_grad_switch(index, module, node: ast.expr, fn) -> bool:
     """`set_grad_enabled(<not a literal>)`: reported as not applicable."""
     return isinstance(node, ast.Call) and index.qualify(module, node.func, fn) in SET_GRAD_ENABLED and \
-        index.grad_mode_of(module, node, fn) == "maybe_grad"
+        index.grad_mode_of(module, node, fn) == GradMode.MAYBE_GRAD
 
 
 def _inside_async(fn: FunctionInfo) -> bool:

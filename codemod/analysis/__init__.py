@@ -17,23 +17,13 @@ Read in dependency order:
 
 from .gradstates import GradStates
 from .index import ProjectIndex, build_index
-from .project import (
-    CallSite,
-    ClassInfo,
-    ClassRef,
-    Container,
-    External,
-    FunctionInfo,
-    Instance,
-    ModuleInfo,
-    own_nodes,
-)
-from .regions import Region
-from .torchapi import NO_GRAD, SET_GRAD_ENABLED, TORCH_PREFIXES
+from .project import CallSite, ClassInfo, ClassRef, Container, External, FunctionInfo, Instance, ModuleInfo, own_nodes
+from .regions import Hazard, HazardKind, Region
+from .torchapi import GRAD_OFF_MODES, NO_GRAD, SET_GRAD_ENABLED, TORCH_PREFIXES, GradMode
 from .valueflow import FlowAnalyzer
 
 __all__ = [
-    "NO_GRAD", "SET_GRAD_ENABLED", "TORCH_PREFIXES", "CallSite", "ClassInfo", "ClassRef", "Container", "External",
-    "FlowAnalyzer", "FunctionInfo", "GradStates", "Instance", "ModuleInfo", "ProjectIndex", "Region", "build_index",
-    "own_nodes",
+    "GRAD_OFF_MODES", "NO_GRAD", "SET_GRAD_ENABLED", "TORCH_PREFIXES", "CallSite", "ClassInfo", "ClassRef", "Container",
+    "External", "FlowAnalyzer", "FunctionInfo", "GradMode", "GradStates", "Hazard", "HazardKind", "Instance",
+    "ModuleInfo", "ProjectIndex", "Region", "build_index", "own_nodes",
 ]

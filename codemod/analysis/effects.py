@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from .index import ProjectIndex, literal_arg
 from .project import CallSite, Container, External, FunctionInfo, Instance
-from .regions import Hazard, Region
+from .regions import Hazard, HazardKind, Region
 from .torchapi import GRAD_ON_CALLS, LOADERS, MODULE_MOVES, SET_GRAD_ENABLED, STATE_METHODS
 
 
@@ -39,7 +39,8 @@ class EffectScanner:
             for callee in site.callees:
                 for hazard in self._transitive(callee, seen, depth=0):
                     hazards.append(Hazard(hazard.kind, False, f"{hazard.message} (called from {region.fn.short} "
-                                                              f"at {self.where(region.fn, site.line)})"))
+                                                              f"at {self.where(region.fn, site.line)})",
+                                          hazard.subject))
         unique: dict[str, Hazard] = {}
         for hazard in hazards:
             unique.setdefault(hazard.message, hazard)
@@ -64,8 +65,9 @@ class EffectScanner:
         index = self.index
         out: list[Hazard] = []
 
-        def add(kind: str, node: ast.AST, what: str) -> None:
-            out.append(Hazard(kind, False, f"{what} at {self.where(fn, node.lineno)} in {fn.short}"))
+        def add(kind: HazardKind, node: ast.AST, what: str) -> None:
+            subject = what[what.index("`") + 1:what.index("`", what.index("`") + 1)] if "`" in what else ""
+            out.append(Hazard(kind, False, f"{what} at {self.where(fn, node.lineno)} in {fn.short}", subject))
 
         sites = {id(site.node): site for site in fn.calls}
         for node in nodes:
@@ -75,14 +77,14 @@ class EffectScanner:
                     for sub in ast.walk(target):
                         if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store):
                             if sub.attr == "data":
-                                add("state", node, f"rebinds parameter data (`{ast.unparse(sub)} = ...`): under "
-                                                   "inference mode the parameter would hold an inference tensor "
-                                                   "and silently stop receiving gradients (`.grad` stays None "
-                                                   "after `backward()`)")
+                                add(HazardKind.STATE, node,
+                                    f"rebinds parameter data (`{ast.unparse(sub)} = ...`): under "
+                                    "inference mode the parameter would hold an inference tensor and silently stop "
+                                    "receiving gradients (`.grad` stays None after `backward()`)")
                             elif sub.attr == "requires_grad":
-                                add("grad", node, f"sets `{ast.unparse(sub)}`")
+                                add(HazardKind.GRAD, node, f"sets `{ast.unparse(sub)}`")
                             elif direct is False and _is_module_value(index, fn, node):
-                                add("state", node, f"builds a submodule (`{ast.unparse(sub)} = ...`)")
+                                add(HazardKind.STATE, node, f"builds a submodule (`{ast.unparse(sub)} = ...`)")
             if not isinstance(node, ast.Call):
                 continue
             site = sites.get(id(node))
@@ -90,17 +92,17 @@ class EffectScanner:
             name = site.external if site else None
             method = func.attr if isinstance(func, ast.Attribute) else None
             if name in GRAD_ON_CALLS or (name in SET_GRAD_ENABLED and literal_arg(node, 0, "mode") is not False):
-                add("grad", node, f"turns autograd back on (`{ast.unparse(func)}(...)`)")
+                add(HazardKind.GRAD, node, f"turns autograd back on (`{ast.unparse(func)}(...)`)")
             elif method in ("backward", "requires_grad_"):
-                add("grad", node, f"calls `{ast.unparse(func)}()`")
+                add(HazardKind.GRAD, node, f"calls `{ast.unparse(func)}()`")
             elif name in LOADERS:
-                add("state", node, f"loads weights (`{name}`)")
+                add(HazardKind.STATE, node, f"loads weights (`{name}`)")
             elif method in STATE_METHODS or (method == "load_state_dict" and _assigns(node)):
-                add("state", node, f"writes module state (`{ast.unparse(func)}(...)`)")
+                add(HazardKind.STATE, node, f"writes module state (`{ast.unparse(func)}(...)`)")
             elif method in MODULE_MOVES and site is not None and _receiver_is_module(index, fn, func.value):
-                add("state", node, f"moves or casts a module (`{ast.unparse(func)}(...)`)")
+                add(HazardKind.STATE, node, f"moves or casts a module (`{ast.unparse(func)}(...)`)")
             elif direct and site is not None and _constructs_module(index, site):
-                add("state", node, f"builds a module (`{ast.unparse(func)}(...)`)")
+                add(HazardKind.STATE, node, f"builds a module (`{ast.unparse(func)}(...)`)")
         return out
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from .gradfacts import GradFacts
 from .index import ProjectIndex
 from .project import CallSite, FunctionInfo
+from .torchapi import GradMode
 
 State = tuple[bool, bool]  # (may run with autograd on, may run outside inference mode)
 GRAD_OFF: State = (False, False)
@@ -24,13 +25,13 @@ PUBLIC: State = (True, True)
 def transfer(state: State, mode: str | None) -> State:
     """The state inside a region opened by `mode` (see ProjectIndex.grad_mode_of)."""
     grad_on, outside = state
-    if mode == "no_grad":
+    if mode == GradMode.NO_GRAD:
         return (False, outside)
-    if mode == "inference":
+    if mode == GradMode.INFERENCE:
         return (False, False)
-    if mode in ("enable_grad", "maybe_grad"):
+    if mode in (GradMode.ENABLE_GRAD, GradMode.MAYBE_GRAD):
         return (grad_on or outside, outside)  # enable_grad has no effect inside inference mode
-    if mode == "exit_inference":
+    if mode == GradMode.EXIT_INFERENCE:
         return (grad_on, True)
     return state
 
@@ -51,7 +52,7 @@ class GradStates:
         self._compute()
 
     def decorator_mode(self, fn: FunctionInfo) -> str | None:
-        return "inference" if id(fn) in self.overlay else fn.grad_decorator
+        return GradMode.INFERENCE if id(fn) in self.overlay else fn.grad_decorator
 
     def _compute(self) -> None:
         index = self.index
@@ -114,12 +115,12 @@ class GradStates:
     def at_site(self, site: CallSite, entry: State | None = None) -> State:
         state = self.entry(site.caller) if entry is None else entry
         for item, mode in zip(site.items, site.modes, strict=True):
-            state = transfer(state, "inference" if id(item) in self.overlay_items else mode)
+            state = transfer(state, GradMode.INFERENCE if id(item) in self.overlay_items else mode)
         return state
 
     def item_mode(self, module, item: ast.expr, fn: FunctionInfo) -> str | None:
         if id(item) in self.overlay_items:
-            return "inference"
+            return GradMode.INFERENCE
         return self.index.grad_mode_of(module, item, fn)
 
     def path_to(self, fn: FunctionInfo, slot: int) -> list[FunctionInfo]:

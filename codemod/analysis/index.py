@@ -54,6 +54,7 @@ from .torchapi import (
     NO_GRAD,
     PARAMETER_CLASSES,
     SET_GRAD_ENABLED,
+    GradMode,
     is_parameterless_external,
 )
 
@@ -207,25 +208,27 @@ class ProjectIndex:
             return None
         return self.classes.get(name) or self.functions.get(name) or name
 
-    def grad_mode_of(self, module: ModuleInfo, node: ast.expr, scope: FunctionInfo | None = None) -> str | None:
-        """"no_grad", "inference", "enable_grad" or "maybe_grad" for a decorator or `with` item."""
+    def grad_mode_of(self, module: ModuleInfo, node: ast.expr, scope: FunctionInfo | None = None) -> GradMode | None:
+        """What a decorator or `with` item does to grad mode (None: nothing)."""
         call = node if isinstance(node, ast.Call) else None
         target = call.func if call else node
         name = self.qualify(module, target, scope)
         if name in NO_GRAD:
-            return "no_grad"
+            return GradMode.NO_GRAD
         if name in INFERENCE_MODE:
             flag = literal_arg(call, 0, "mode") if call else True
             if flag is None and call is not None and not call.args and not call.keywords:
                 flag = True
-            return "inference" if flag is True else ("maybe_grad" if flag is None else "exit_inference")
+            if flag is None:
+                return GradMode.MAYBE_GRAD
+            return GradMode.INFERENCE if flag else GradMode.EXIT_INFERENCE
         if name in ENABLE_GRAD:
-            return "enable_grad"
+            return GradMode.ENABLE_GRAD
         if name in SET_GRAD_ENABLED and call is not None:
             flag = literal_arg(call, 0, "mode")
             if flag is False:
-                return "no_grad"
-            return "enable_grad" if flag is True else "maybe_grad"
+                return GradMode.NO_GRAD
+            return GradMode.ENABLE_GRAD if flag is True else GradMode.MAYBE_GRAD
         return None
 
     # -- types -------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .torchapi import CACHE_DECORATORS, JIT_DECORATORS
+from .torchapi import CACHE_DECORATORS, JIT_DECORATORS, GradMode
 
 MODULE_CODE = "<module>"  # name of the pseudo-function holding a module's top-level statements
 
@@ -157,7 +157,7 @@ class CallSite:
     caller: FunctionInfo
     node: ast.Call
     items: tuple[ast.expr, ...]  # the grad-mode `with` items around the call, outermost first
-    modes: tuple[str, ...] = ()  # their modes (see ProjectIndex.grad_mode_of)
+    modes: tuple[GradMode, ...] = ()  # what each does (see ProjectIndex.grad_mode_of)
     callees: tuple[FunctionInfo, ...] = ()
     module_types: tuple = ()  # receiver types when this calls an nn.Module instance
     external: str | None = None  # qualified name of an external callee
@@ -187,7 +187,7 @@ class FunctionInfo:
     cls: ClassInfo | None = None
     parent: FunctionInfo | None = None  # enclosing function for nested defs
     decorators: list[str | None] = field(default_factory=list)  # qualified names
-    grad_decorator: str | None = None  # "no_grad" / "inference" / "enable_grad"
+    grad_decorator: GradMode | None = None  # what its grad-mode decorator does, if it has one
     calls: list[CallSite] = field(default_factory=list)
     local_defs: dict[str, FunctionInfo] = field(default_factory=dict)
     _nodes: list | None = field(default=None, repr=False)

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .project import FunctionInfo
 
 
+class HazardKind(StrEnum):
+    """What makes a region unsafe; the first four are what torch raises or does once it is converted."""
+
+    STATE = "state"  # puts new tensors into a module: never fixable
+    GRAD = "grad"  # switches autograd back on: never fixable
+    RECORD = "record"  # a region tensor is saved for backward with autograd on
+    INPLACE = "inplace"  # a region tensor is updated in place outside inference mode
+    GRAPH = "graph"  # an entry point would cut a graph that callers may train
+    TRAINING = "training"  # an entry point that is, or is reached from, training code
+    UNRESOLVED = "unresolved"  # something the analysis cannot resolve: check by hand
+    BUDGET = "budget"  # the values flow too far to follow
+
+
 @dataclass
 class Hazard:
-    kind: str  # "state", "grad", "record", "inplace", "unresolved", "budget"
+    kind: HazardKind
     fixable: bool
     message: str
+    subject: str = ""  # the code it names: the use, the call or the write (`self.lin(...)`)
 
 
 @dataclass

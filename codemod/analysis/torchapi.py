@@ -11,8 +11,23 @@ from __future__ import annotations
 
 import ast
 import re
+from enum import StrEnum
 
 # -- names the index resolves ----------------------------------------------------
+
+
+class GradMode(StrEnum):
+    """What a decorator or `with` item does to grad mode."""
+
+    NO_GRAD = "no_grad"
+    INFERENCE = "inference"
+    ENABLE_GRAD = "enable_grad"
+    MAYBE_GRAD = "maybe_grad"  # a flag the analysis cannot read: either way
+    EXIT_INFERENCE = "exit_inference"  # `inference_mode(False)`
+
+
+GRAD_OFF_MODES = (GradMode.NO_GRAD, GradMode.INFERENCE)
+
 
 NO_GRAD = frozenset(
     {"torch.no_grad", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad"}

@@ -33,7 +33,7 @@ from .effects import EffectScanner
 from .gradstates import GRAD_OFF, PUBLIC, GradStates, State, transfer
 from .index import BUILTIN_NAMES, ProjectIndex, argument_for
 from .project import CallSite, ClassInfo, Container, External, FunctionInfo, Instance, ModuleInfo
-from .regions import Hazard, Region, RegionReport
+from .regions import Hazard, HazardKind, Region, RegionReport
 from .torchapi import (
     CONTAINER_BUILDERS,
     CONTAINER_STORE_METHODS,
@@ -53,6 +53,7 @@ from .torchapi import (
     TORCH_PREFIXES,
     VIEW_FUNCTIONS,
     VIEW_METHODS,
+    GradMode,
 )
 
 
@@ -178,11 +179,12 @@ class FlowAnalyzer:
         except _Found:
             pass
         except _Budget:
-            report.add(Hazard("budget", True, "the values it makes flow too far to follow completely "
-                                              f"(over {self.MAX_FRAMES} function visits); treat it as unsafe"))
+            report.add(Hazard(HazardKind.BUDGET, True,
+                              f"the values it makes flow too far to follow completely (over {self.MAX_FRAMES} "
+                              "function visits); treat it as unsafe"))
         except RecursionError:
-            report.add(Hazard("budget", True, "the code it reaches is nested too deeply to analyse; treat it as "
-                                              "unsafe"))
+            report.add(Hazard(HazardKind.BUDGET, True,
+                              "the code it reaches is nested too deeply to analyse; treat it as unsafe"))
         return report
 
     def region_value(self) -> Taint:
@@ -232,10 +234,10 @@ class FlowAnalyzer:
         if escape is not None:
             where, node = escape
             self._report.add(Hazard(
-                "unresolved", True,
+                HazardKind.UNRESOLVED, True,
                 f"cannot resolve the callers of {fn.short}: it is referenced as a value (`{ast.unparse(node)}` at "
                 f"{self.where(where, node.lineno)}) and returns {self._flow(_Frame(fn=fn, state=PUBLIC, path=path))}"
-                "; check where it is called by hand"))
+                "; check where it is called by hand", subject=ast.unparse(node)))
             raise _Found()
         if self.states.outside_entry(fn) is not None:
             self._external_return(fn, taint, path)
@@ -256,17 +258,17 @@ class FlowAnalyzer:
         flow = self._flow(_Frame(fn=fn, state=PUBLIC, path=path))
         if taint.inference:
             self._report.add(Hazard(
-                "record", True,
+                HazardKind.RECORD, True,
                 f"{flow} become the output of {fn.short}, a module forward whose callers outside the project may "
                 f"use it with autograd on (a frozen module feeding a trained one, say): that fails with "
-                f"`{ERR_SAVED}`"))
+                f"`{ERR_SAVED}`", subject=fn.short))
             raise _Found()
         elif taint.graph:
             self._report.add(Hazard(
-                "graph", True,
+                HazardKind.GRAPH, True,
                 f"values computed from {flow} with autograd on become the output of {fn.short}, a module forward "
                 "that callers outside the project may train: under inference mode no gradient would reach the "
-                "parameters the region uses (training breaks silently)"))
+                "parameters the region uses (training breaks silently)", subject=fn.short))
             raise _Found()
 
     def schedule_callers_of_cached(self, fn: FunctionInfo, frame: _Frame) -> None:
@@ -319,23 +321,23 @@ class FlowAnalyzer:
 
     # -- findings --------------------------------------------------------------
 
-    def hazard(self, kind: str, frame: _Frame, node: ast.AST, use: str, slot: int, error: str) -> None:
+    def hazard(self, kind: HazardKind, frame: _Frame, node: ast.AST, use: str, slot: int, error: str) -> None:
         fn = frame.fn
         context = "runs with autograd on" if slot == 0 else "runs outside inference mode"
         self._report.add(Hazard(
             kind, True,
             f"{self._flow(frame)} reach {use} at {self.where(fn, node.lineno)} in {fn.short}, which {context} "
-            f"{self._via(fn, slot)}; converted, that raises `{error}`",
+            f"{self._via(fn, slot)}; converted, that raises `{error}`", subject=_short(node),
         ))
         raise _Found()
 
     def note_unresolved(self, frame: _Frame, node: ast.Call) -> None:
         fn = frame.fn
         self._report.add(Hazard(
-            "unresolved", True,
+            HazardKind.UNRESOLVED, True,
             f"cannot resolve `{ast.unparse(node.func)}(...)` at {self.where(fn, node.lineno)} in {fn.short}; "
             f"{self._flow(frame)} reach it, and it runs with autograd on {self._via(fn, 0)}; check that call by "
-            "hand",
+            "hand", subject=_short(node),
         ))
         raise _Found()
 
@@ -440,7 +442,7 @@ class _Walker:
             self._expr(item.context_expr, state, in_region)
             mode = self.a.states.item_mode(self.fn.module, item.context_expr, self.fn)
             if region is not None and region.block is stmt and position == region.item:
-                opens_region, mode = True, "inference"
+                opens_region, mode = True, GradMode.INFERENCE
             inner = transfer(inner, mode)
             if item.optional_vars is not None:
                 self._note_grad(item.optional_vars, item.context_expr, in_region)
@@ -456,10 +458,10 @@ class _Walker:
             self._store(stmt.target, self.a.region_value(), state, in_region, stmt)
             return
         if target is not None and target.inference and not target.container and state[1]:
-            self.a.hazard("inplace", self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
+            self.a.hazard(HazardKind.INPLACE, self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
         if state[0] and not isinstance(stmt.op, NON_SAVING_BINOPS) and \
                 self._mixes([(stmt.target, target), (stmt.value, value)]):
-            self.a.hazard("record", self.frame, stmt, f"`{_short(stmt)}` (an operand may require grad)", 0,
+            self.a.hazard(HazardKind.RECORD, self.frame, stmt, f"`{_short(stmt)}` (an operand may require grad)", 0,
                           ERR_SAVED)
         self._note_grad(stmt.target, stmt.value, in_region)
         derived = self._computed([target, value], state)
@@ -500,14 +502,15 @@ class _Walker:
             self._expr(target.slice, state, in_region)
             if container is not None and container.inference and not container.container and not in_region \
                     and state[1]:
-                self.a.hazard("inplace", self.frame, stmt, f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
+                self.a.hazard(HazardKind.INPLACE, self.frame, stmt,
+                              f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
             if value is not None:
                 self._store_into(target.value, value, stmt)
         elif isinstance(target, ast.Attribute):
             owner = self._expr(target.value, state, in_region)
             if target.attr == "requires_grad" and owner is not None and owner.inference and not in_region \
                     and state[1]:
-                self.a.hazard("inplace", self.frame, stmt, f"`{_short(stmt)}`", 1, ERR_REQUIRES_GRAD)
+                self.a.hazard(HazardKind.INPLACE, self.frame, stmt, f"`{_short(stmt)}`", 1, ERR_REQUIRES_GRAD)
             if value is not None:
                 self._store_attribute(target, value, stmt)
 
@@ -565,7 +568,7 @@ class _Walker:
             index = self._expr(expr.slice, state, in_region)
             if not in_region and state[0] and _is_inference(index) and not (base is not None and base.container) \
                     and self._may_grad(expr.value):
-                self.a.hazard("record", self.frame, expr, f"the indexing `{_short(expr)}` of a value that may "
+                self.a.hazard(HazardKind.RECORD, self.frame, expr, f"the indexing `{_short(expr)}` of a value that may "
                                                           "require grad", 0, ERR_SAVED)
             if base is None:
                 return None
@@ -591,7 +594,7 @@ class _Walker:
             right = self._expr(expr.right, state, in_region)
             if not in_region and state[0] and not isinstance(expr.op, NON_SAVING_BINOPS) and \
                     self._mixes([(expr.left, left), (expr.right, right)]):
-                self.a.hazard("record", self.frame, expr, f"`{_short(expr)}` (an operand may require grad)", 0,
+                self.a.hazard(HazardKind.RECORD, self.frame, expr, f"`{_short(expr)}` (an operand may require grad)", 0,
                               ERR_SAVED)
             return self._computed([left, right], state)
         if isinstance(expr, ast.UnaryOp):
@@ -665,7 +668,8 @@ class _Walker:
 
         stores = method in MODULE_STORES or (site is not None and site.external in PARAMETER_CLASSES)
         if stores and not in_region and state[1] and _is_inference(tainted):
-            self.a.hazard("inplace", self.frame, call, f"`{_short(call)}`, which keeps them in a module, where a "
+            self.a.hazard(HazardKind.INPLACE, self.frame, call,
+                          f"`{_short(call)}`, which keeps them in a module, where a "
                                                        "later `load_state_dict` updates them in place", 1, ERR_INPLACE)
         if method in CONTAINER_STORE_METHODS and not resolved:
             if tainted is not None:
@@ -687,7 +691,7 @@ class _Walker:
                 params = _map_arguments(callee, call, args, kwargs, receiver, site)
                 # A callee that already runs under inference mode made inference tensors before the
                 # rewrite too: only the region's own values are followed into it.
-                inside = in_region and self.a.states.decorator_mode(callee) != "inference"
+                inside = in_region and self.a.states.decorator_mode(callee) != GradMode.INFERENCE
                 if not params and not inside:
                     continue
                 result = _merge(result, self.a.call_into(self.frame, callee, params, state, call.lineno,
@@ -720,9 +724,9 @@ class _Walker:
         in_place = method is not None and method.endswith("_") and not method.endswith("__")
         if in_place and not in_region and state[1] and receiver.inference and not receiver.container:
             if method == "requires_grad_":
-                self.a.hazard("inplace", self.frame, call, f"`{_short(call)}`", 1, ERR_REQUIRES_GRAD)
+                self.a.hazard(HazardKind.INPLACE, self.frame, call, f"`{_short(call)}`", 1, ERR_REQUIRES_GRAD)
             else:
-                self.a.hazard("inplace", self.frame, call, f"the in-place `{_short(call)}`", 1, ERR_INPLACE)
+                self.a.hazard(HazardKind.INPLACE, self.frame, call, f"the in-place `{_short(call)}`", 1, ERR_INPLACE)
         if in_region:
             return self.a.region_value()
         if method in NON_TENSOR_METHODS:
@@ -756,7 +760,8 @@ class _Walker:
                 return
             if name.startswith(TORCH_PREFIXES):
                 if self._mixes(operands):
-                    self.a.hazard("record", self.frame, call, f"`{_short(call)}` (an operand may require grad)",
+                    self.a.hazard(HazardKind.RECORD, self.frame, call,
+                                  f"`{_short(call)}` (an operand may require grad)",
                                   0, ERR_SAVED)
                 return
             self.a.note_unresolved(self.frame, call)
@@ -790,7 +795,8 @@ class _Walker:
             isinstance(t, Instance) and t.cls.lookup("forward") is not None)]
         if recording:
             what = _describe_module(recording[0])
-            self.a.hazard("record", self.frame, call, f"`{_short(call)}` ({what}, a module with parameters)", 0,
+            self.a.hazard(HazardKind.RECORD, self.frame, call,
+                          f"`{_short(call)}` ({what}, a module with parameters)", 0,
                           ERR_SAVED)
 
     # -- may a value require grad? ------------------------------------------------
