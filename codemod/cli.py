@@ -20,7 +20,7 @@ from . import __version__
 from .config import ConfigError, load_config
 from .diffing import unified_diff
 from .engine import CHECK, DIFF, OUTPUT, WRITE, Options, exit_code, find_project_root, run, select_transforms
-from .report import APPLIED, STATUSES, Report
+from .report import Report, Status
 from .sources import SourceError, make_target
 
 
@@ -160,9 +160,9 @@ def _print_sites(report: Report, mode: str, output_format: str, verbose: bool) -
             message = f"{site.transform} {site.status}: {site.reason}".replace("%", "%25").replace("\n", "%0A")
             click.echo(f"::{level} file={shown},line={site.line},title=chatterbox-codemod::{message}")
             continue
-        if site.status == APPLIED and not verbose:
+        if site.status == Status.APPLIED and not verbose:
             continue
-        state = site.status + (" (rewritten with --unsafe-fixes)" if site.rewritten and site.status != APPLIED
+        state = site.status + (" (rewritten with --unsafe-fixes)" if site.rewritten and site.status != Status.APPLIED
                                else "")
         click.echo(f"{shown}:{site.line}: {site.transform} {state}: {site.reason}", err=True)
 
@@ -179,7 +179,7 @@ def _print_summary(report: Report, mode: str) -> None:
         err=True,
     )
     for transform, row in report.counts().items():
-        counts = ", ".join(f"{row[s]} {s}" for s in STATUSES)
+        counts = ", ".join(f"{row[s]} {s}" for s in list(Status))
         click.echo(f"  {transform}: {counts}; {row['rewritten']} site{'s' * (row['rewritten'] != 1)} {verb}",
                    err=True)
 

@@ -40,7 +40,7 @@ from transforms.base import AnalysisContext, Transform
 from .analysis import ProjectIndex, build_index
 from .analysis.configs import CONFIG_SUFFIXES, read_configs
 from .config import Config
-from .report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, FileError, FileResult, Report, Site
+from .report import FileError, FileResult, Report, Site, Status
 from .sources import (
     SourceError,
     SourceFile,
@@ -205,12 +205,13 @@ def _finalize(sites: list[Site], index: ProjectIndex, unsafe_fixes: bool) -> Non
     for site in sites:
         module = index.by_path.get(site.path)
         if module is not None and module.skip_file:
-            site.status, site.reason = SUPPRESSED, "the file carries `# chatterbox-codemod: skip-file`"
+            site.status, site.reason = Status.SUPPRESSED, "the file carries `# chatterbox-codemod: skip-file`"
         elif module is not None and any(line in module.skip_lines for line in (site.line, *site.suppress_lines)):
-            site.status, site.reason = SUPPRESSED, "marked `# chatterbox-codemod: skip`"
-        if site.status in (NOT_APPLICABLE, SUPPRESSED):
+            site.status, site.reason = Status.SUPPRESSED, "marked `# chatterbox-codemod: skip`"
+        if site.status in (Status.NOT_APPLICABLE, Status.SUPPRESSED):
             site.fixable = False
-        site.rewritten = site.status == APPLIED or (site.status == UNSAFE and site.fixable and unsafe_fixes)
+        fixed = site.status == Status.UNSAFE and site.fixable and unsafe_fixes
+        site.rewritten = site.status == Status.APPLIED or fixed
 
 
 # ---------------------------------------------------------------------------

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 
-APPLIED = "applied"
-UNSAFE = "unsafe"
-NOT_APPLICABLE = "not-applicable"
-SUPPRESSED = "suppressed"
-STATUSES = (APPLIED, UNSAFE, NOT_APPLICABLE, SUPPRESSED)
+
+class Status(StrEnum):
+    """A site's verdict."""
+
+    APPLIED = "applied"  # safe: rewritten
+    UNSAFE = "unsafe"  # could change behaviour; the reason names the hazard and the code path
+    NOT_APPLICABLE = "not-applicable"  # cannot work or does not pay
+    SUPPRESSED = "suppressed"  # a skip comment or the configuration says so
 
 
 @dataclass
@@ -105,9 +109,9 @@ class Report:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
 
     def counts(self) -> dict[str, dict[str, int]]:
-        table = {t: {"rewritten": 0, **{s: 0 for s in STATUSES}} for t in self.transforms}
+        table = {t: {"rewritten": 0, **{s: 0 for s in Status}} for t in self.transforms}
         for site in self.sites:
-            row = table.setdefault(site.transform, {"rewritten": 0, **{s: 0 for s in STATUSES}})
+            row = table.setdefault(site.transform, {"rewritten": 0, **{s: 0 for s in Status}})
             row[site.status] += 1
             row["rewritten"] += int(site.rewritten)
         return table

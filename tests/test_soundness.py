@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 from codemod.engine import DIFF, Options, run
-from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE
+from codemod.report import Status
 
 
 def analyse(tmp_path: Path, files: dict[str, str], select=None, target: str = "", jobs: int = 1):
@@ -52,7 +52,7 @@ def test_activation_meets_region_tensor(tmp_path):
                 return h.transpose(0, 1) @ attn
         """})
     found = site(report, "M.forward")
-    assert (found.status, found.fixable) == (UNSAFE, True)
+    assert (found.status, found.fixable) == (Status.UNSAFE, True)
     assert "reach `h.transpose(0, 1) @ attn` (an operand may require grad) at m.py:12" in found.reason
 
 
@@ -65,7 +65,7 @@ def test_region_tensor_with_grad_free_operands_is_safe(tmp_path):
             window = torch.hann_window(4)
             return (attn * window * 2).sum().item()
         """})
-    assert site(report, "score").status == APPLIED
+    assert site(report, "score").status == Status.APPLIED
 
 
 def test_injected_module_of_unknown_type(tmp_path):
@@ -82,7 +82,7 @@ def test_injected_module_of_unknown_type(tmp_path):
                 return self.discriminator(fake.detach())
         """})
     found = site(report, "GAN.forward_discriminator")
-    assert found.status == UNSAFE
+    assert found.status == Status.UNSAFE
     assert "cannot resolve `self.discriminator(...)` at gan.py:12" in found.reason
     assert "check that call by hand" in found.reason
 
@@ -114,7 +114,7 @@ def test_constructor_call_sites_type_the_attributes(tmp_path):
         gan = GAN(Gen(), discriminator=Disc())
         """})
     found = site(report, "GAN.forward_discriminator")
-    assert found.status == UNSAFE
+    assert found.status == Status.UNSAFE
     assert "`self.conv(...)` (torch.nn.Conv1d, a module with parameters)" in found.reason
     assert "passed to Disc.forward" in found.reason
 
@@ -134,7 +134,7 @@ def test_recursion_without_an_outside_caller_runs_with_autograd_on(tmp_path):
                 return self.walk(y, n - 1)
         """})
     found = site(report, "R.walk")
-    assert found.status == UNSAFE
+    assert found.status == Status.UNSAFE
     assert "R.walk is called only from its own call cycle, so it is assumed to run with autograd on" in found.reason
 
 
@@ -160,10 +160,10 @@ def test_loss_returning_method_swapped_in_is_never_decorated(tmp_path):
         model(torch.randn(2, 4), torch.randn(2, 4))["l"].backward()
         """}, select=["entry-points"])
     dpo = site(report, "LM.forward_dpo", "entry-points")
-    assert dpo.status == UNSAFE and not dpo.rewritten
+    assert dpo.status == Status.UNSAFE and not dpo.rewritten
     assert "referenced as a value (`model.forward_dpo` at train.py:4)" in dpo.reason
     step = site(report, "LM.train_step", "entry-points")
-    assert (step.status, step.fixable) == (UNSAFE, False)
+    assert (step.status, step.fixable) == (Status.UNSAFE, False)
     assert "training code (returns what LM.forward_dpo returns, a loss)" in step.reason
 
 
@@ -179,7 +179,7 @@ def test_set_grad_enabled_keyword_and_positional_in_one_file(tmp_path):
                 y = x * 3
             return y.sum().item()
         """})
-    assert site(report, "f").status == site(report, "g").status == APPLIED
+    assert site(report, "f").status == site(report, "g").status == Status.APPLIED
     assert len(report.changed) == 1
 
 
@@ -199,7 +199,7 @@ def test_method_defined_twice_is_not_decorated(tmp_path):
                     return self.lin(x).sum().item()
         """}, select=["entry-points"])
     found = [s for s in report.sites if s.symbol == "T.embed"]
-    assert [(s.status, s.rewritten) for s in found] == [(UNSAFE, False), (UNSAFE, False)]
+    assert [(s.status, s.rewritten) for s in found] == [(Status.UNSAFE, False), (Status.UNSAFE, False)]
     assert "defined more than once" in found[0].reason
 
 
@@ -220,7 +220,7 @@ def test_modules_reached_through_a_holder_of_unknown_type(tmp_path):
         model.decoder.F0Ntrain(torch.randn(2, 4)).sum().backward()
         """}, select=["entry-points"], target="pkg")
     found = site(report, "Predictor.F0Ntrain", "entry-points")
-    assert found.status == UNSAFE and not found.rewritten
+    assert found.status == Status.UNSAFE and not found.rewritten
     assert "reached from training code" in found.reason
 
 
@@ -237,7 +237,7 @@ def test_no_duplicate_inference_mode(tmp_path):
             return (x * 2).sum().item()
         """}, select=["inference-mode"])
     statuses = sorted((s.symbol, s.status) for s in report.sites)
-    assert statuses == [("h", APPLIED), ("h", NOT_APPLICABLE), ("k", NOT_APPLICABLE)]
+    assert statuses == [("h", Status.APPLIED), ("h", Status.NOT_APPLICABLE), ("k", Status.NOT_APPLICABLE)]
     text = report.changed[0].rewritten.decode()
     assert "with torch.inference_mode(), torch.no_grad():" in text
     assert text.count("inference_mode()") == 2
@@ -276,7 +276,7 @@ def test_lambda_in_a_with_region_is_scanned_like_under_a_decorator(tmp_path):
         found = site(report, "L.run")
         verdicts.append((found.status, found.fixable))
         assert "rebinds parameter data (`self.lin.weight.data = ...`)" in found.reason
-    assert verdicts == [(UNSAFE, False), (UNSAFE, False)]
+    assert verdicts == [(Status.UNSAFE, False), (Status.UNSAFE, False)]
 
 
 def test_fine_tuning_script_next_to_the_package(tmp_path):
@@ -302,7 +302,7 @@ def test_fine_tuning_script_next_to_the_package(tmp_path):
             adapt_step(S3(), adapter, torch.optim.SGD(adapter.parameters(), 0.1), torch.randn(2, 4))
         """}, select=["entry-points"], target="pkg")
     found = site(report, "S3.embed_ref", "entry-points")
-    assert found.status == UNSAFE and not found.rewritten
+    assert found.status == Status.UNSAFE and not found.rewritten
     assert "returned by S3.embed_ref to adapt_step (finetune.py:4)" in found.reason
 
 
@@ -403,7 +403,7 @@ def test_models_built_from_hyperpyyaml_configuration(tmp_path):
             discriminator: !new:gan.models.Discriminator
         """}, target="gan")
     found = site(report, "HiFiGan.forward_discriminator")
-    assert found.status == UNSAFE
+    assert found.status == Status.UNSAFE
     assert "passed to Discriminator.forward" in found.reason
     assert "`self.conv(...)` (torch.nn.Conv1d, a module with parameters)" in found.reason
 

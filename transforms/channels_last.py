@@ -104,7 +104,7 @@ from codemod.analysis import (
     ProjectIndex,
     own_nodes,
 )
-from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE, Site
+from codemod.report import Site, Status
 
 from .base import AnalysisContext, ScopeTracker, Transform, ensure_torch, local_qualname, torch_name
 
@@ -539,7 +539,8 @@ class _Blocks:
             for call in (c for c in calls if statement_of[id(c)] == i and c.args):
                 argument = call.args[0]
                 if isinstance(argument, ast.Starred):
-                    raise _Refusal(NOT_APPLICABLE, f"`{ast.unparse(call)}` at {self.where(forward.module, call)} "
+                    raise _Refusal(Status.NOT_APPLICABLE,
+                                   f"`{ast.unparse(call)}` at {self.where(forward.module, call)} "
                                    "passes the activation unpacked; the tool converts a first positional argument")
                 if self.carries(argument, tainted, parents, stack_ids - {id(call)}):
                     continue
@@ -569,18 +570,20 @@ class _Blocks:
             plan.returns.extend(self._returns(forward, i, tainted, stack_ids))
             bound.update(_assigned_names(statement))
         if not plan.entries and not plan.inline_entries:
-            raise _Refusal(NOT_APPLICABLE, "no activation enters its convolutions as a first positional argument, "
+            raise _Refusal(Status.NOT_APPLICABLE,
+                           "no activation enters its convolutions as a first positional argument, "
                            "where the tool puts the entry boundary")
         for name in tainted:
             if not _read_after(name, after, parents):
                 continue
             if name in opaque:
-                raise _Refusal(NOT_APPLICABLE, f"`{name}` leaves the convolution stack, but "
+                raise _Refusal(Status.NOT_APPLICABLE, f"`{name}` leaves the convolution stack, but "
                                f"`{ast.unparse(opaque[name]).splitlines()[0]}` at "
                                f"{self.where(forward.module, opaque[name])} may not bind a tensor to it; "
                                "the tool cannot tell where `.contiguous()` belongs")
             if name not in bound:
-                raise _Refusal(NOT_APPLICABLE, f"`{name}` leaves the convolution stack but is bound only inside a "
+                raise _Refusal(Status.NOT_APPLICABLE,
+                               f"`{name}` leaves the convolution stack but is bound only inside a "
                                "branch or loop of it; the tool cannot place its `.contiguous()` after the stack")
             plan.exits.append((last, name))
         return plan, set(tainted), body[first:last + 1]
@@ -602,7 +605,8 @@ class _Blocks:
             carrying = [k for k, e in enumerate(elements) if self.carries(e, tainted, parents, stack_ids)]
             for k in carrying:
                 if not self.is_tensor(elements[k], forward):
-                    raise _Refusal(NOT_APPLICABLE, f"`{ast.unparse(node)}` returns the output of the convolution "
+                    raise _Refusal(Status.NOT_APPLICABLE,
+                                   f"`{ast.unparse(node)}` returns the output of the convolution "
                                    "stack, which may not be a tensor; the tool cannot tell where `.contiguous()` "
                                    "belongs")
             if carrying:
@@ -700,15 +704,15 @@ class ChannelsLast(Transform):
         judged = [(self._judge(blocks, cls), cls) for cls in index.classes.values()
                   if id(cls.module) in targets and blocks.is_block(cls)]
         # Blocks whose boundaries will be in place once this run is written.
-        covering = [cls for site, cls in judged if site.status == APPLIED]
+        covering = [cls for site, cls in judged if site.status == Status.APPLIED]
         covering += [cls for cls in index.classes.values() if _already_rewritten(cls)]
         covering = _in_file_order(covering)
         for site, cls in judged:
-            if site.status != APPLIED:
+            if site.status != Status.APPLIED:
                 continue
             outer = next((o for o in covering if o is not cls and cls.qualname in blocks.reach(o).nested), None)
             if outer is not None:
-                site.status, site.fixable = NOT_APPLICABLE, False
+                site.status, site.fixable = Status.NOT_APPLICABLE, False
                 site.reason = (f"covered by {outer.name}'s boundaries ({context.display(outer.module.path)}:"
                                f"{outer.node.lineno}): the activation arrives in channels_last and leaves "
                                f"through {outer.name}'s exit")
@@ -718,7 +722,7 @@ class ChannelsLast(Transform):
     def _judge(self, blocks: _Blocks, cls: ClassInfo) -> Site:
         forward = blocks.own_forward(cls)
         site = Site(transform=self.id, path=cls.module.path, line=cls.node.lineno, symbol=cls.name,
-                    status=APPLIED, reason="", suppress_lines=(cls.node.lineno, forward.node.lineno))
+                    status=Status.APPLIED, reason="", suppress_lines=(cls.node.lineno, forward.node.lineno))
         try:
             rank, plan = self._check(blocks, cls, forward)
         except _Refusal as refusal:  # never rewritten, not even with --unsafe-fixes
@@ -744,7 +748,7 @@ class ChannelsLast(Transform):
         reach = blocks.reach(cls)
         ranks = reach.ranks
         if ranks == {3}:
-            raise _Refusal(NOT_APPLICABLE, f"its convolutions are {reach.names(3)} (rank 3): {RANK3_REASON}")
+            raise _Refusal(Status.NOT_APPLICABLE, f"its convolutions are {reach.names(3)} (rank 3): {RANK3_REASON}")
         if len(ranks) > 1:
             inner = [c for c in blocks.nested_blocks(cls) if blocks.reach(c).ranks in ({4}, {5})]
             outermost = [c.name for c in inner if not any(c.qualname in blocks.reach(o).nested for o in inner)]
@@ -752,20 +756,20 @@ class ChannelsLast(Transform):
                       f"{_verb(outermost, 'its', 'their')} own" if outermost else "")
             low, high = sorted(ranks)[0], sorted(ranks)[-1]
             why = RANK3_REASON if low == 3 else "their activations need two different layouts"
-            raise _Refusal(NOT_APPLICABLE, f"mixes {reach.names(low)} (rank {low}) with {reach.names(high)} "
+            raise _Refusal(Status.NOT_APPLICABLE, f"mixes {reach.names(low)} (rank {low}) with {reach.names(high)} "
                            f"(rank {high}): {why}{judged}")
         rank = ranks.pop()
         if _already_rewritten(cls):
-            raise _Refusal(NOT_APPLICABLE, f"already rewritten: its forward calls `{BOUNDARIES[rank]}`")
+            raise _Refusal(Status.NOT_APPLICABLE, f"already rewritten: its forward calls `{BOUNDARIES[rank]}`")
         nested = _in_file_order(reach.nested.values())  # blocks and convolution subclasses with a forward
         built = [blocks.built(cls), *(blocks.built(c) for c in nested)]
         parametrized = [entry for b in built for entry in b.parametrized]
         if parametrized:
-            raise _Refusal(NOT_APPLICABLE, f"{parametrized[0]} recomputes the weight on every call, always "
+            raise _Refusal(Status.NOT_APPLICABLE, f"{parametrized[0]} recomputes the weight on every call, always "
                            "contiguous, so a channels_last weight never sticks")
         grouped = [entry for b in built for entry in b.grouped]
         if grouped:
-            raise _Refusal(NOT_APPLICABLE, f"{grouped[0]} is grouped (or depthwise); grouped and "
+            raise _Refusal(Status.NOT_APPLICABLE, f"{grouped[0]} is grouped (or depthwise); grouped and "
                            "depthwise convolutions run far slower in channels_last")
         self._check_structure(cls, rank)
         plan, activations, stack = blocks.plan(cls, forward)
@@ -775,7 +779,8 @@ class ChannelsLast(Transform):
             params = [p.arg for p in nested_forward.params() if p.arg != nested_forward.receiver][:1]
             hazards += blocks.function_hazards(nested_forward, frozenset(params))
         if hazards:
-            raise _Refusal(UNSAFE, f"{hazards[0]} reads the raw strides of the activation inside the convolution "
+            raise _Refusal(Status.UNSAFE,
+                           f"{hazards[0]} reads the raw strides of the activation inside the convolution "
                            "stack; in channels_last it would raise or see the values in another order")
         return rank, plan
 
@@ -783,19 +788,21 @@ class ChannelsLast(Transform):
     def _check_structure(cls: ClassInfo, rank: int) -> None:
         init = cls.methods.get("__init__")
         if init is None or init.receiver is None:
-            raise _Refusal(NOT_APPLICABLE, "it has no `__init__` of its own, where its weights would be converted")
+            raise _Refusal(Status.NOT_APPLICABLE,
+                           "it has no `__init__` of its own, where its weights would be converted")
         early = next((n for n in init.nodes if isinstance(n, ast.Return)), None)
         if early is not None:
-            raise _Refusal(NOT_APPLICABLE, f"its `__init__` returns at line {early.lineno}, before the weights "
+            raise _Refusal(Status.NOT_APPLICABLE, f"its `__init__` returns at line {early.lineno}, before the weights "
                            "could be converted at its end")
         if cls.lookup("to") is not None:
-            raise _Refusal(NOT_APPLICABLE, "it overrides `to`, which the weight conversion calls")
+            raise _Refusal(Status.NOT_APPLICABLE, "it overrides `to`, which the weight conversion calls")
         module = cls.module
         torch = next((local for local, name in module.imports.items() if name == "torch"), "torch")
         expected = {SWITCH: switch_source(), BOUNDARIES[rank]: boundary_source(rank, torch)}
         for name, source in expected.items():
             if _binds(module, name) and not _defines_as(module, name, source):
-                raise _Refusal(NOT_APPLICABLE, f"the name `{name}` the boundaries need is already used in this file")
+                raise _Refusal(Status.NOT_APPLICABLE,
+                               f"the name `{name}` the boundaries need is already used in this file")
 
     # -- rewrite -----------------------------------------------------------------
 
@@ -1041,7 +1048,8 @@ def _check_one_statement_per_line(method: FunctionInfo) -> None:
     lines = method.module.source.splitlines()
     for statement in method.node.body:
         if lines[statement.lineno - 1][:statement.col_offset].strip():
-            raise _Refusal(NOT_APPLICABLE, f"`{method.name}` puts statements on one line (line {statement.lineno}); "
+            raise _Refusal(Status.NOT_APPLICABLE,
+                           f"`{method.name}` puts statements on one line (line {statement.lineno}); "
                            "the tool adds boundaries as statements of their own and does not split lines")
 
 

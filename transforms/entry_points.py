@@ -79,7 +79,7 @@ from codemod.analysis import (
     ProjectIndex,
     Region,
 )
-from codemod.report import APPLIED, NOT_APPLICABLE, SUPPRESSED, UNSAFE, Site
+from codemod.report import Site, Status
 
 from .base import AnalysisContext, Transform, edit_definition, ensure_torch, inference_mode_call, local_qualname
 
@@ -116,10 +116,10 @@ class EntryPoints(Transform):
             site = _new_site(self.id, fn)
             sites[id(fn)] = site
             if _matches(fn, exclude):
-                site.status = SUPPRESSED
+                site.status = Status.SUPPRESSED
                 site.reason = "listed under `exclude` in [tool.chatterbox-codemod.entry-points]"
             elif (own := _own_grad_region(index, fn)) is not None:
-                site.status = NOT_APPLICABLE
+                site.status = Status.NOT_APPLICABLE
                 site.reason = (f"{fn.short} opens its own grad-off region at line {own}; the tool keeps the "
                                "author's boundary and looks at the methods it calls on the grad-on side instead")
             else:
@@ -132,7 +132,7 @@ class EntryPoints(Transform):
         for fn in undecided.values():
             site = sites[id(fn)]
             if not states.entry(fn)[0] and not _matches(fn, include):
-                site.status = NOT_APPLICABLE
+                site.status = Status.NOT_APPLICABLE
                 site.reason = (f"covered: every caller in the project already runs {fn.short} grad-off "
                                f"({_covering_callers(index, states, fn)})")
                 continue
@@ -146,31 +146,31 @@ class EntryPoints(Transform):
                 f"{fn.short} is listed under `include` in [tool.chatterbox-codemod.entry-points]")
         escape = flow.index.escape_of(fn)
         if fn.qualname.partition("@")[0] in flow.index.redefined:
-            site.status, site.fixable = UNSAFE, False
+            site.status, site.fixable = Status.UNSAFE, False
             site.reason = (f"{what}, but {fn.short} is defined more than once in its module; which definition runs "
                            "is decided at run time, so the tool does not decorate it.")
             return
         if escape is not None:
             where, node = escape
-            site.status = UNSAFE
+            site.status = Status.UNSAFE
             site.reason = (f"{what}, but cannot resolve its callers: it is referenced as a value "
                            f"(`{ast.unparse(node)}` at {flow.where(where, node.lineno)}), so it may be called from "
                            "training code the analysis cannot follow; check by hand.")
             return
         if id(fn) in training:
-            site.status, site.fixable = UNSAFE, False
+            site.status, site.fixable = Status.UNSAFE, False
             site.reason = (f"{what}, but it is training code ({training[id(fn)]}); inference mode would break its "
                            "backward pass.")
             return
         report = flow.analyze(Region(fn))
         notes = f" Note: {'; '.join(report.notes)}." if report.notes else ""
         if report.safe and id(fn) not in trained_from:
-            site.status = APPLIED
+            site.status = Status.APPLIED
             site.reason = (f"{what}, and nothing it returns or stores reaches autograd or an in-place update "
                            f"outside inference mode: decorated with @torch.inference_mode().{notes}")
             site.makes_inference = fn
             return
-        site.status = UNSAFE
+        site.status = Status.UNSAFE
         problems = []
         if not report.safe:
             first = next((h for h in report.hazards if not h.fixable), report.hazards[0])
@@ -196,7 +196,7 @@ class EntryPoints(Transform):
 
 def _new_site(transform_id: str, fn: FunctionInfo) -> Site:
     return Site(
-        transform=transform_id, path=fn.module.path, line=fn.node.lineno, symbol=fn.short, status=NOT_APPLICABLE,
+        transform=transform_id, path=fn.module.path, line=fn.node.lineno, symbol=fn.short, status=Status.NOT_APPLICABLE,
         reason="", anchor={"scope": local_qualname(fn.qualname, fn.module).split("@")[0]},
         suppress_lines=tuple(sorted({fn.node.lineno, *(d.lineno for d in fn.node.decorator_list)})),
     )

@@ -83,7 +83,7 @@ from codemod.analysis import (
     ModuleInfo,
     Region,
 )
-from codemod.report import APPLIED, NOT_APPLICABLE, UNSAFE, Site
+from codemod.report import Site, Status
 
 from .base import AnalysisContext, Transform, ensure_torch, inference_mode_call, remove_unused_imports, torch_name
 
@@ -129,18 +129,18 @@ class InferenceMode(Transform):
             if mode != GradMode.NO_GRAD and not _is_flag_grad_switch(index, fn.module, node, fn):
                 continue
             site = Site(
-                transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short, status=APPLIED,
+                transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short, status=Status.APPLIED,
                 reason="", anchor=self._anchor(fn.module, "decorator", node, node),
                 suppress_lines=(node.lineno, fn.node.lineno),
             )
             if mode != GradMode.NO_GRAD:
-                site.status, site.reason = NOT_APPLICABLE, f"`@{spelled}`: the flag is not the literal False"
+                site.status, site.reason = Status.NOT_APPLICABLE, f"`@{spelled}`: the flag is not the literal False"
             elif _repeats(index, fn, fn.node.decorator_list, fn.node.decorator_list.index(node)):
-                site.status, site.reason = NOT_APPLICABLE, (
+                site.status, site.reason = Status.NOT_APPLICABLE, (
                     f"`@{spelled}`: {fn.short} already has an `inference_mode` decorator (or a grad-off one that "
                     "becomes it); converting this one would only repeat it")
             elif blocked:
-                site.status, site.reason = NOT_APPLICABLE, blocked
+                site.status, site.reason = Status.NOT_APPLICABLE, blocked
             else:
                 self._judge(site, flow, Region(fn), f"`@{spelled}` on {fn.short}")
                 site.makes_inference = fn
@@ -153,7 +153,7 @@ class InferenceMode(Transform):
                     index.qualify(fn.module, node.value.func, fn) in SET_GRAD_ENABLED:
                 sites.append(Site(
                     transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short,
-                    status=NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
+                    status=Status.NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
                     reason=f"`{ast.unparse(node.value)}` switches grad for the rest of the thread, not for a "
                            "region; only decorators and `with` blocks are rewritten",
                 ))
@@ -167,18 +167,18 @@ class InferenceMode(Transform):
             return []
         spelled = ast.unparse(expr)
         site = Site(
-            transform=self.id, path=fn.module.path, line=expr.lineno, symbol=fn.short, status=APPLIED, reason="",
+            transform=self.id, path=fn.module.path, line=expr.lineno, symbol=fn.short, status=Status.APPLIED, reason="",
             anchor={**self._anchor(fn.module, "with", node, expr), "item": position},
             suppress_lines=tuple(sorted({node.lineno, expr.lineno})),
         )
         if mode != GradMode.NO_GRAD:
-            site.status, site.reason = NOT_APPLICABLE, f"`with {spelled}`: the flag is not the literal False"
+            site.status, site.reason = Status.NOT_APPLICABLE, f"`with {spelled}`: the flag is not the literal False"
         elif _repeats(index, fn, [item.context_expr for item in node.items], position):
-            site.status, site.reason = NOT_APPLICABLE, (
+            site.status, site.reason = Status.NOT_APPLICABLE, (
                 f"`with {spelled}`: the same `with` already enters `inference_mode` (or a grad-off item that becomes "
                 "it); converting this item would only repeat it")
         elif isinstance(node, ast.AsyncWith) or blocked:
-            site.status, site.reason = NOT_APPLICABLE, blocked or ASYNC_REASON
+            site.status, site.reason = Status.NOT_APPLICABLE, blocked or ASYNC_REASON
         else:
             self._judge(site, flow, Region(fn, node, position), f"`with {spelled}` in {fn.short}")
             site.makes_inference = expr
@@ -212,7 +212,7 @@ class InferenceMode(Transform):
             site.status, site.reason, site.fixable = self._settled[key]
             return
         self._verdict(site, flow.analyze(region), what)
-        if site.status == APPLIED or not site.fixable:
+        if site.status == Status.APPLIED or not site.fixable:
             self._settled[key] = (site.status, site.reason, site.fixable)
 
     @staticmethod
@@ -222,7 +222,7 @@ class InferenceMode(Transform):
             site.reason = (f"{what}: no tensor made in the region reaches an autograd-recording operation or an "
                            f"in-place update outside inference mode.{notes}")
             return
-        site.status = UNSAFE
+        site.status = Status.UNSAFE
         site.fixable = report.fixable
         first = report.hazards[0]
         more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
@@ -256,7 +256,7 @@ class InferenceMode(Transform):
                 continue
             sites.append(Site(
                 transform=self.id, path=module.path, line=node.lineno, symbol=fn.short,
-                status=NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
+                status=Status.NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
                 reason=f"`{ast.unparse(node)}` is used as a value here, not as a decorator or `with` item; the "
                        "tool does not follow where it is entered, so it is left alone",
             ))
