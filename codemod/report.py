@@ -35,6 +35,8 @@ class Site:
     status: str
     reason: str
     fixable: bool = True
+    hazard: str | None = None  # for `unsafe` sites: the kind of the hazard the reason names (a HazardKind)
+    subject: str = ""  # ... and the code it names (`self.lin(...)`, `layer.weight.data = ...`)
     anchor: dict[str, Any] = field(default_factory=dict)
     suppress_lines: tuple[int, ...] = ()  # lines where a skip comment also counts
     rewritten: bool = False  # set by the engine: rewritten (or, in --diff/--check, would be)
@@ -48,6 +50,8 @@ class Site:
             "symbol": self.symbol,
             "status": self.status,
             "reason": self.reason,
+            "hazard": self.hazard,
+            "subject": self.subject,
             "fixable": self.fixable,
             "rewritten": self.rewritten,
         }

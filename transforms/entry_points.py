@@ -76,6 +76,7 @@ from codemod.analysis import (
     FlowAnalyzer,
     FunctionInfo,
     GradStates,
+    HazardKind,
     ProjectIndex,
     Region,
 )
@@ -147,18 +148,21 @@ class EntryPoints(Transform):
         escape = flow.index.escape_of(fn)
         if fn.qualname.partition("@")[0] in flow.index.redefined:
             site.status, site.fixable = Status.UNSAFE, False
+            site.hazard, site.subject = HazardKind.UNRESOLVED, fn.short
             site.reason = (f"{what}, but {fn.short} is defined more than once in its module; which definition runs "
                            "is decided at run time, so the tool does not decorate it.")
             return
         if escape is not None:
             where, node = escape
             site.status = Status.UNSAFE
+            site.hazard, site.subject = HazardKind.UNRESOLVED, ast.unparse(node)
             site.reason = (f"{what}, but cannot resolve its callers: it is referenced as a value "
                            f"(`{ast.unparse(node)}` at {flow.where(where, node.lineno)}), so it may be called from "
                            "training code the analysis cannot follow; check by hand.")
             return
         if id(fn) in training:
             site.status, site.fixable = Status.UNSAFE, False
+            site.hazard, site.subject = HazardKind.TRAINING, fn.short
             site.reason = (f"{what}, but it is training code ({training[id(fn)]}); inference mode would break its "
                            "backward pass.")
             return
@@ -175,9 +179,12 @@ class EntryPoints(Transform):
         if not report.safe:
             first = next((h for h in report.hazards if not h.fixable), report.hazards[0])
             more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
-            subject = "it " if first.kind in ("state", "grad") else ""
+            subject = "it " if first.kind in (HazardKind.STATE, HazardKind.GRAD) else ""
             problems.append(f"{subject}{first.message}{more}")
+            site.hazard, site.subject = first.kind, first.subject
         if id(fn) in trained_from:
+            if report.safe:
+                site.hazard, site.subject = HazardKind.TRAINING, trained_from[id(fn)][0]
             problems.append(f"it is reached from training code ({' -> '.join(trained_from[id(fn)])}), whose "
                             "graph inference mode would cut")
         site.fixable = report.fixable and id(fn) not in trained_from

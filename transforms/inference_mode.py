@@ -231,6 +231,7 @@ class InferenceMode(Transform):
             site.reason = f"{what} {first.message}; inference mode cannot do that, so it is never rewritten{more}."
         else:
             site.reason = f"{what}: {first.message}{more}.{notes}"
+        site.hazard, site.subject = first.kind, first.subject
 
     def _value_uses(self, context: AnalysisContext, module: ModuleInfo) -> list[Site]:
         """`no_grad` referenced other than as a decorator or `with` item: reported, never rewritten."""
