@@ -179,11 +179,12 @@ def analyze(index: ProjectIndex, transforms: list[Transform], targets: set[Path]
     for transform in transforms:
         sites: list[Site] = []
         previous: set = set()
+        memo: dict = {}
         for _ in range(MAX_ANALYSIS_ROUNDS if transform.iterate else 1):
             context = AnalysisContext(
                 index=index, targets=targets, display=display,
                 options={"unsafe_fixes": unsafe_fixes, "config": config},
-                inference_regions=[*inference_regions, *_regions_of(sites)],
+                inference_regions=[*inference_regions, *_regions_of(sites)], memo=memo,
             )
             sites = transform.analyze(context)
             _finalize(sites, index, unsafe_fixes)

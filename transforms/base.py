@@ -38,6 +38,9 @@ class AnalysisContext:
     options: dict[str, Any] = field(default_factory=dict)
     # Functions and `with` items that run under inference mode once this run's rewrites land.
     inference_regions: list = field(default_factory=list)
+    # What a transform keeps for the rest of this run (the engine gives each transform one dict per run,
+    # the same in every analysis round); transform instances hold no state of their own.
+    memo: dict[str, Any] = field(default_factory=dict)
     _states: GradStates | None = None
 
     def grad_states(self) -> GradStates:

@@ -102,12 +102,6 @@ class InferenceMode(Transform):
     rewrite_order = 0
     iterate = True
 
-    def __init__(self) -> None:
-        # Verdicts that more inference regions cannot change (applied, never fixable), kept across
-        # the engine's analysis rounds so only the fixable unsafe sites are judged again.
-        self._settled: dict[tuple, tuple[str, str, bool]] = {}
-        self._ordinals: dict[int, dict[tuple[str, int, int], int]] = {}
-
     def analyze(self, context: AnalysisContext) -> list[Site]:
         states = context.grad_states()
         flow = FlowAnalyzer(context.index, states, context.where)
@@ -130,7 +124,7 @@ class InferenceMode(Transform):
                 continue
             site = Site(
                 transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short, status=Status.APPLIED,
-                reason="", anchor=self._anchor(fn.module, "decorator", node, node),
+                reason="", anchor=_anchor(context, fn.module, "decorator", node, node),
                 suppress_lines=(node.lineno, fn.node.lineno),
             )
             if mode != GradMode.NO_GRAD:
@@ -142,7 +136,7 @@ class InferenceMode(Transform):
             elif blocked:
                 site.status, site.reason = Status.NOT_APPLICABLE, blocked
             else:
-                self._judge(site, flow, Region(fn), f"`@{spelled}` on {fn.short}")
+                _judge(context, site, flow, Region(fn), f"`@{spelled}` on {fn.short}")
                 site.makes_inference = fn
             sites.append(site)
         for node in fn.nodes:
@@ -168,7 +162,7 @@ class InferenceMode(Transform):
         spelled = ast.unparse(expr)
         site = Site(
             transform=self.id, path=fn.module.path, line=expr.lineno, symbol=fn.short, status=Status.APPLIED, reason="",
-            anchor={**self._anchor(fn.module, "with", node, expr), "item": position},
+            anchor={**_anchor(context, fn.module, "with", node, expr), "item": position},
             suppress_lines=tuple(sorted({node.lineno, expr.lineno})),
         )
         if mode != GradMode.NO_GRAD:
@@ -180,58 +174,9 @@ class InferenceMode(Transform):
         elif isinstance(node, ast.AsyncWith) or blocked:
             site.status, site.reason = Status.NOT_APPLICABLE, blocked or ASYNC_REASON
         else:
-            self._judge(site, flow, Region(fn, node, position), f"`with {spelled}` in {fn.short}")
+            _judge(context, site, flow, Region(fn, node, position), f"`with {spelled}` in {fn.short}")
             site.makes_inference = expr
         return [site]
-
-    def _anchor(self, module: ModuleInfo, kind: str, node: ast.AST, expr: ast.expr) -> dict:
-        """Where the rewrite finds the site: its rank among the file's decorators or `with` statements.
-
-        Both ASTs list those in the order of the source, so the rank locates the LibCST node without
-        computing positions for the whole file; `expr` lets the rewrite check it found the right one.
-        """
-        if id(module) not in self._ordinals:
-            found = []
-            for n in ast.walk(module.tree):
-                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    found.extend(("decorator", d.lineno, d.col_offset) for d in n.decorator_list)
-                elif isinstance(n, (ast.With, ast.AsyncWith)):
-                    found.append(("with", n.lineno, n.col_offset))
-            ranks: dict[tuple[str, int, int], int] = {}
-            counts = {"decorator": 0, "with": 0}
-            for key in sorted(found, key=lambda k: (k[1], k[2])):
-                ranks[key] = counts[key[0]]
-                counts[key[0]] += 1
-            self._ordinals[id(module)] = ranks
-        rank = self._ordinals[id(module)][(kind, node.lineno, node.col_offset)]
-        return {"kind": kind, "rank": rank, "expr": ast.dump(expr)}
-
-    def _judge(self, site: Site, flow: FlowAnalyzer, region: Region, what: str) -> None:
-        key = (site.path, site.line, site.anchor.get("item"))
-        if key in self._settled:
-            site.status, site.reason, site.fixable = self._settled[key]
-            return
-        self._verdict(site, flow.analyze(region), what)
-        if site.status == Status.APPLIED or not site.fixable:
-            self._settled[key] = (site.status, site.reason, site.fixable)
-
-    @staticmethod
-    def _verdict(site: Site, report, what: str) -> None:
-        notes = f" Note: {'; '.join(report.notes)}." if report.notes else ""
-        if report.safe:
-            site.reason = (f"{what}: no tensor made in the region reaches an autograd-recording operation or an "
-                           f"in-place update outside inference mode.{notes}")
-            return
-        site.status = Status.UNSAFE
-        site.fixable = report.fixable
-        first = report.hazards[0]
-        more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
-        if not report.fixable:
-            first = next(h for h in report.hazards if not h.fixable)
-            site.reason = f"{what} {first.message}; inference mode cannot do that, so it is never rewritten{more}."
-        else:
-            site.reason = f"{what}: {first.message}{more}.{notes}"
-        site.hazard, site.subject = first.kind, first.subject
 
     def _value_uses(self, context: AnalysisContext, module: ModuleInfo) -> list[Site]:
         """`no_grad` referenced other than as a decorator or `with` item: reported, never rewritten."""
@@ -367,3 +312,57 @@ def _is_torchscript(fn: FunctionInfo) -> bool:
                 return True
     return False
 
+
+def _anchor(context: AnalysisContext, module: ModuleInfo, kind: str, node: ast.AST, expr: ast.expr) -> dict:
+    """Where the rewrite finds the site: its rank among the file's decorators or `with` statements.
+
+    Both ASTs list those in the order of the source, so the rank locates the LibCST node without
+    computing positions for the whole file; `expr` lets the rewrite check it found the right one.
+    """
+    ordinals = context.memo.setdefault("ranks", {})
+    if id(module) not in ordinals:
+        found = []
+        for n in ast.walk(module.tree):
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found.extend(("decorator", d.lineno, d.col_offset) for d in n.decorator_list)
+            elif isinstance(n, (ast.With, ast.AsyncWith)):
+                found.append(("with", n.lineno, n.col_offset))
+        ranks: dict[tuple[str, int, int], int] = {}
+        counts = {"decorator": 0, "with": 0}
+        for key in sorted(found, key=lambda k: (k[1], k[2])):
+            ranks[key] = counts[key[0]]
+            counts[key[0]] += 1
+        ordinals[id(module)] = ranks
+    rank = ordinals[id(module)][(kind, node.lineno, node.col_offset)]
+    return {"kind": kind, "rank": rank, "expr": ast.dump(expr)}
+
+
+def _judge(context: AnalysisContext, site: Site, flow: FlowAnalyzer, region: Region, what: str) -> None:
+    # Verdicts that more inference regions cannot change (applied, never fixable) are kept across the
+    # engine's analysis rounds, so only the fixable unsafe sites are judged again.
+    settled = context.memo.setdefault("settled", {})
+    key = (site.path, site.line, site.anchor.get("item"))
+    if key in settled:
+        site.status, site.reason, site.fixable, site.hazard, site.subject = settled[key]
+        return
+    _verdict(site, flow.analyze(region), what)
+    if site.status == Status.APPLIED or not site.fixable:
+        settled[key] = (site.status, site.reason, site.fixable, site.hazard, site.subject)
+
+
+def _verdict(site: Site, report, what: str) -> None:
+    notes = f" Note: {'; '.join(report.notes)}." if report.notes else ""
+    if report.safe:
+        site.reason = (f"{what}: no tensor made in the region reaches an autograd-recording operation or an "
+                       f"in-place update outside inference mode.{notes}")
+        return
+    site.status = Status.UNSAFE
+    site.fixable = report.fixable
+    first = report.hazards[0]
+    more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
+    if not report.fixable:
+        first = next(h for h in report.hazards if not h.fixable)
+        site.reason = f"{what} {first.message}; inference mode cannot do that, so it is never rewritten{more}."
+    else:
+        site.reason = f"{what}: {first.message}{more}.{notes}"
+    site.hazard, site.subject = first.kind, first.subject
