@@ -108,6 +108,8 @@ def list_transforms() -> None:
         click.echo(f"{transform.id}\n    {transform.summary()}")
         for line in transform.fix_safety().splitlines():
             click.echo(f"    {line}" if line else "")
+        for option in transform.options:
+            click.echo(f"    [tool.chatterbox-codemod.{transform.id}] {option.name}: {option.help}")
         click.echo("")
 
 

@@ -12,6 +12,7 @@ include = ["mypkg.model.Model.embed"]  # methods to consider even if not found a
 exclude = ["ChatterboxTTS.generate"]   # methods never to decorate
 ```
 Command-line flags override these. An unknown key is an error that names it.
+Each transform declares the keys of its own table (`Transform.options`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transforms import TRANSFORMS
+
 SECTION = "chatterbox-codemod"
-TOP_KEYS = {"select", "ignore", "exclude", "unsafe-fixes", "entry-points"}
-ENTRY_POINT_KEYS = {"include", "exclude"}
+TOP_KEYS = {"select", "ignore", "exclude", "unsafe-fixes"}
 
 
 class ConfigError(Exception):
@@ -36,8 +38,7 @@ class Config:
     ignore: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     unsafe_fixes: bool = False
-    entry_points_include: list[str] = field(default_factory=list)
-    entry_points_exclude: list[str] = field(default_factory=list)
+    settings: dict[str, dict] = field(default_factory=dict)  # transform id -> its table, validated
 
 
 def load_config(project_root: Path) -> Config:
@@ -54,25 +55,30 @@ def load_config(project_root: Path) -> Config:
         return Config(path=path)
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [tool.{SECTION}] must be a table")
-    unknown = sorted(set(section) - TOP_KEYS)
+    tables = {t.id: t for t in TRANSFORMS if t.options}
+    unknown = sorted(set(section) - TOP_KEYS - set(tables))
     if unknown:
         raise ConfigError(f"{path}: unknown key `{unknown[0]}` in [tool.{SECTION}] "
-                          f"(known: {', '.join(sorted(TOP_KEYS))})")
-    entry = section.get("entry-points", {})
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{path}: [tool.{SECTION}.entry-points] must be a table")
-    unknown = sorted(set(entry) - ENTRY_POINT_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key `{unknown[0]}` in [tool.{SECTION}.entry-points] "
-                          f"(known: {', '.join(sorted(ENTRY_POINT_KEYS))})")
+                          f"(known: {', '.join(sorted(TOP_KEYS | set(tables)))})")
+    settings = {}
+    for transform_id, transform in tables.items():
+        table = section.get(transform_id, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [tool.{SECTION}.{transform_id}] must be a table")
+        known = {option.name: option for option in transform.options}
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise ConfigError(f"{path}: unknown key `{unknown[0]}` in [tool.{SECTION}.{transform_id}] "
+                              f"(known: {', '.join(sorted(known))})")
+        settings[transform_id] = {name: (_strings if option.kind is list else _bool)(table, name, path)
+                                  for name, option in known.items()}
     return Config(
         path=path,
         select=_strings(section, "select", path) if "select" in section else None,
         ignore=_strings(section, "ignore", path),
         exclude=_strings(section, "exclude", path),
         unsafe_fixes=_bool(section, "unsafe-fixes", path),
-        entry_points_include=_strings(entry, "include", path),
-        entry_points_exclude=_strings(entry, "exclude", path),
+        settings=settings,
     )
 
 

@@ -182,8 +182,8 @@ def analyze(index: ProjectIndex, transforms: list[Transform], targets: set[Path]
         memo: dict = {}
         for _ in range(MAX_ANALYSIS_ROUNDS if transform.iterate else 1):
             context = AnalysisContext(
-                index=index, targets=targets, display=display,
-                options={"unsafe_fixes": unsafe_fixes, "config": config},
+                index=index, targets=targets, display=display, unsafe_fixes=unsafe_fixes,
+                settings=config.settings.get(transform.id, {}),
                 inference_regions=[*inference_regions, *_regions_of(sites)], memo=memo,
             )
             sites = transform.analyze(context)

@@ -112,6 +112,9 @@ def test_usage_errors_exit_2(tmp_path):
     proc = cli("apply", root, check_rc=2)
     assert "unknown key `selekt`" in proc.stderr
     assert (root / "infer.py").read_text() == SAFE
+    (root / "pyproject.toml").write_text("[tool.chatterbox-codemod.entry-points]\nincludes = ['A.b']\n")
+    proc = cli("apply", root, check_rc=2)
+    assert "unknown key `includes` in [tool.chatterbox-codemod.entry-points] (known: exclude, include)" in proc.stderr
 
 
 def test_bad_files_are_reported_and_the_rest_is_processed(tmp_path):

@@ -35,7 +35,8 @@ class AnalysisContext:
     index: ProjectIndex
     targets: set[Path]  # files whose sites are reported (and may be rewritten)
     display: Callable[[Path], str]  # path as reasons show it
-    options: dict[str, Any] = field(default_factory=dict)
+    unsafe_fixes: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)  # this transform's own configuration table
     # Functions and `with` items that run under inference mode once this run's rewrites land.
     inference_regions: list = field(default_factory=list)
     # What a transform keeps for the rest of this run (the engine gives each transform one dict per run,
@@ -57,10 +58,22 @@ class AnalysisContext:
         return f"{self.display(fn.module.path)}:{line}"
 
 
+@dataclass(frozen=True)
+class Option:
+    """A key a transform reads from `[tool.chatterbox-codemod.<transform-id>]` in the target's pyproject.toml."""
+
+    name: str
+    kind: type  # `list` (of strings) or `bool`
+    help: str
+
+
 class Transform:
     """Base class; subclasses set `id` and document themselves in their module docstring."""
 
     id: ClassVar[str]
+    # The keys of its own configuration table; the engine validates them and hands the values over as
+    # `AnalysisContext.settings`.
+    options: ClassVar[tuple[Option, ...]] = ()
     # Rewrites run in this order within a file. Transforms that find their sites by line
     # number go first; later ones find theirs by qualified name, which edits do not move.
     rewrite_order: ClassVar[int] = 0

@@ -82,7 +82,7 @@ from codemod.analysis import (
 )
 from codemod.report import Site, Status
 
-from .base import AnalysisContext, Transform, edit_definition, ensure_torch, inference_mode_call, local_qualname
+from .base import AnalysisContext, Option, Transform, edit_definition, ensure_torch, inference_mode_call, local_qualname
 
 NEVER_CANDIDATES = frozenset({"forward", "__call__", "__init__"})
 OPTIMIZER_HINTS = ("optim", "scaler", "opt")
@@ -97,13 +97,17 @@ FUNCTIONAL_LOSSES = frozenset({
 
 class EntryPoints(Transform):
     id = "entry-points"
+    options = (
+        Option("include", list, "methods to consider even when the analysis would not pick them "
+                                "(`pkg.mod.Class.method` or `Class.method` patterns)"),
+        Option("exclude", list, "methods never to decorate"),
+    )
     rewrite_order = 1
 
     def analyze(self, context: AnalysisContext) -> list[Site]:
         index = context.index
-        config = context.options.get("config")
-        include = list(getattr(config, "entry_points_include", []) or [])
-        exclude = list(getattr(config, "entry_points_exclude", []) or [])
+        include = context.settings.get("include", [])
+        exclude = context.settings.get("exclude", [])
         training = _training_functions(index)
         trained_from = _reached_from(index, training)
         reach = _WorkFinder(index, context.where)
