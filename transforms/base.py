@@ -74,6 +74,8 @@ class Transform:
     # The keys of its own configuration table; the engine validates them and hands the values over as
     # `AnalysisContext.settings`.
     options: ClassVar[tuple[Option, ...]] = ()
+    # Analyses run in this order: a transform sees the inference regions the ones before it add.
+    analysis_order: ClassVar[int] = 0
     # Rewrites run in this order within a file. Transforms that find their sites by line
     # number go first; later ones find theirs by qualified name, which edits do not move.
     rewrite_order: ClassVar[int] = 0

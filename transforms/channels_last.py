@@ -694,6 +694,7 @@ class _Blocks:
 
 class ChannelsLast(Transform):
     id = "channels-last"
+    analysis_order = 2
     rewrite_order = 2
     iterate = False
 

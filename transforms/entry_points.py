@@ -102,6 +102,7 @@ class EntryPoints(Transform):
                                 "(`pkg.mod.Class.method` or `Class.method` patterns)"),
         Option("exclude", list, "methods never to decorate"),
     )
+    analysis_order = 0
     rewrite_order = 1
 
     def analyze(self, context: AnalysisContext) -> list[Site]:

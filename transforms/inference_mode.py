@@ -99,6 +99,7 @@ JIT_REASON = "in a TorchScript function: scripting rejects `inference_mode` (and
 
 class InferenceMode(Transform):
     id = "inference-mode"
+    analysis_order = 1
     rewrite_order = 0
     iterate = True
 
