@@ -12,9 +12,11 @@
    second run would.
 5. **Rewrite** only the files with sites to rewrite, with LibCST (in parallel
    with `--jobs`).
-6. **Verify**: every rewritten file must parse, and a second analysis over
-   the rewritten sources must find nothing more to rewrite; a file that fails
-   either check is reported as an error and never written.
+6. **Verify**: every rewritten file must parse, a second analysis over the
+   rewritten sources must find nothing more to rewrite, and outside the nodes
+   the transforms own (`Transform.erase_owned`) its AST must equal the
+   original's; a file that fails a check is reported as an error and never
+   written.
 7. **Output**: write in place (atomically), print a diff, check, or write a
    complete copy of the tree.
 """
@@ -376,6 +378,20 @@ def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list
         report.errors.append(FileError(path, "not stable: a second run would rewrite it again; not written"))
         changed.pop(path).rewritten = None
         _unmark(report.sites, path)
+    for path, result in sorted(changed.items()):
+        source = next(item.source for item in parsed if item.source.path == path)
+        if changes_outside_owned(source.text, result.rewritten.decode(source.encoding).lstrip("\ufeff"), transforms):
+            report.errors.append(FileError(path, "the rewrite changed code that no transform owns; not written"))
+            result.rewritten = None
+            _unmark(report.sites, path)
+
+
+def changes_outside_owned(original: str, rewritten: str, transforms: list[Transform]) -> bool:
+    """Whether the two sources differ anywhere but in the nodes the transforms own."""
+    before, after = ast.parse(original), ast.parse(rewritten)
+    for transform in transforms:
+        before, after = transform.erase_owned(before), transform.erase_owned(after)
+    return ast.dump(before) != ast.dump(after)
 
 
 def _write_in_place(report: Report, sources: dict[Path, SourceFile]) -> None:

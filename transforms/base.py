@@ -13,6 +13,7 @@ summary, then sections (`Rewrites`, `Refuses`, `Fix safety`) that
 
 from __future__ import annotations
 
+import ast
 import inspect
 import io
 import re
@@ -85,6 +86,16 @@ class Transform:
 
     def analyze(self, context: AnalysisContext) -> list[Site]:
         raise NotImplementedError
+
+    @classmethod
+    def erase_owned(cls, tree: ast.Module) -> ast.Module:
+        """`tree` with the nodes this transform owns erased (those its rewrite may add, change or remove).
+
+        The engine erases the owned nodes of every selected transform from the original and the rewritten
+        file; what is left must be identical (black's `assert_equivalent`, limited to what is not ours),
+        or the file is not written.
+        """
+        return tree
 
     def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
         raise NotImplementedError
@@ -226,6 +237,44 @@ def remove_unused_imports(module: cst.Module, sources: frozenset[str], names: fr
 def _is_import_from(small: cst.BaseSmallStatement, sources: frozenset[str]) -> bool:
     return isinstance(small, cst.ImportFrom) and not small.relative and small.module is not None and \
         not isinstance(small.names, cst.ImportStar) and _dotted_name(small.module) in sources
+
+
+class EraseGradModes(ast.NodeTransformer):
+    """Erases grad-mode decorators and `with` items and the imports of torch and its grad switches: what the
+    grad-mode transforms own."""
+
+    NAMES = frozenset({"no_grad", "inference_mode", "set_grad_enabled", "enable_grad"})
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        self.names = set(self.NAMES)  # and what `from torch import no_grad as ng` binds
+        for statement in ast.walk(node):
+            if isinstance(statement, ast.ImportFrom) and (statement.module or "").startswith("torch"):
+                self.names.update(a.asname for a in statement.names if a.asname and a.name in self.NAMES)
+        return self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> ast.Import | None:
+        node.names = [a for a in node.names if a.name != "torch" or a.asname]
+        return node if node.names else None
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.ImportFrom | None:
+        if node.level == 0 and (node.module or "").startswith("torch"):
+            node.names = [a for a in node.names if a.name not in self.NAMES]
+        return node if node.names else None
+
+    def visit_FunctionDef(self, node):
+        node.decorator_list = [d for d in node.decorator_list if not self._is_grad_mode(d)]
+        return self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_withitem(self, node: ast.withitem) -> ast.withitem:
+        if self._is_grad_mode(node.context_expr):
+            node.context_expr = ast.Name("GRAD_MODE", ast.Load())
+        return self.generic_visit(node)
+
+    def _is_grad_mode(self, node: ast.expr) -> bool:
+        target = node.func if isinstance(node, ast.Call) else node
+        return (target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")) in self.names
 
 
 def inference_mode_call(torch: str) -> cst.Call:

@@ -698,6 +698,10 @@ class ChannelsLast(Transform):
     rewrite_order = 2
     iterate = False
 
+    @classmethod
+    def erase_owned(cls, tree: ast.Module) -> ast.Module:
+        return _EraseBoundaries().visit(tree)
+
     def analyze(self, context: AnalysisContext) -> list[Site]:
         blocks = _Blocks(context)
         index = context.index
@@ -1227,4 +1231,45 @@ def _read_after(name: str, statements: Sequence[ast.stmt], parents) -> bool:
             return True
         if name in _assigned_names(statement):
             return False
+    return False
+
+
+class _EraseBoundaries(ast.NodeTransformer):
+    """Erases what this transform owns: the switch and the helpers, their imports, the boundary calls, and
+    the one-time weight conversion."""
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        node.body = [s for s in node.body if not _is_boundary_helper(s)]
+        return self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> ast.Import | None:
+        node.names = [a for a in node.names if a.name not in ("os", "torch") or a.asname]
+        return node if node.names else None
+
+    def visit_If(self, node: ast.If) -> ast.AST | None:
+        if isinstance(node.test, ast.Name) and node.test.id.startswith(SWITCH):
+            return None  # the one-time weight conversion at the end of `__init__`
+        return self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in BOUNDARIES.values() and len(node.args) == 1:
+            return node.args[0]  # entry boundary
+        if isinstance(func, ast.Attribute) and func.attr == "contiguous" and not node.args and not node.keywords:
+            return func.value  # exit boundary (erased on both sides alike)
+        return node
+
+    def visit_Assign(self, node: ast.Assign) -> ast.Assign | None:
+        self.generic_visit(node)
+        if len(node.targets) == 1 and ast.dump(node.targets[0]).replace("Store", "Load") == ast.dump(node.value):
+            return None  # `y = y.contiguous()` once the boundary is erased
+        return node
+
+
+def _is_boundary_helper(statement: ast.stmt) -> bool:
+    if isinstance(statement, ast.FunctionDef):
+        return statement.name in BOUNDARIES.values()
+    if isinstance(statement, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == SWITCH for t in statement.targets)
     return False

@@ -82,7 +82,16 @@ from codemod.analysis import (
 )
 from codemod.report import Site, Status
 
-from .base import AnalysisContext, Option, Transform, edit_definition, ensure_torch, inference_mode_call, local_qualname
+from .base import (
+    AnalysisContext,
+    EraseGradModes,
+    Option,
+    Transform,
+    edit_definition,
+    ensure_torch,
+    inference_mode_call,
+    local_qualname,
+)
 
 NEVER_CANDIDATES = frozenset({"forward", "__call__", "__init__"})
 OPTIMIZER_HINTS = ("optim", "scaler", "opt")
@@ -104,6 +113,10 @@ class EntryPoints(Transform):
     )
     analysis_order = 0
     rewrite_order = 1
+
+    @classmethod
+    def erase_owned(cls, tree: ast.Module) -> ast.Module:
+        return EraseGradModes().visit(tree)
 
     def analyze(self, context: AnalysisContext) -> list[Site]:
         index = context.index

@@ -85,7 +85,15 @@ from codemod.analysis import (
 )
 from codemod.report import Site, Status
 
-from .base import AnalysisContext, Transform, ensure_torch, inference_mode_call, remove_unused_imports, torch_name
+from .base import (
+    AnalysisContext,
+    EraseGradModes,
+    Transform,
+    ensure_torch,
+    inference_mode_call,
+    remove_unused_imports,
+    torch_name,
+)
 
 ASYNC_REASON = (
     "inside an `async def`: neither no_grad nor inference_mode reaches the body of a coroutine "
@@ -102,6 +110,10 @@ class InferenceMode(Transform):
     analysis_order = 1
     rewrite_order = 0
     iterate = True
+
+    @classmethod
+    def erase_owned(cls, tree: ast.Module) -> ast.Module:
+        return EraseGradModes().visit(tree)
 
     def analyze(self, context: AnalysisContext) -> list[Site]:
         states = context.grad_states()
