@@ -81,6 +81,8 @@ class ProjectIndex:
         self._param_attrs: dict[int, frozenset] = {}
         self._attribute_readers: dict[str, list[tuple[FunctionInfo, frozenset[int]]]] = {}
         self._escapes: dict[int, tuple[FunctionInfo, ast.AST]] | None = None
+        self._methods: set[str] | None = None  # names of the project's methods
+        self._roots: set[str] | None = None  # the project's top-level package names
         self._types_from_call_sites = False  # set once every call has been resolved a first time
         self.configs: list[tuple[Path, list[Construction]]] = []  # configuration files that build models
         self._configured: dict[tuple[int, str], frozenset] = {}  # (id(__init__), parameter) -> types
@@ -701,12 +703,12 @@ class ProjectIndex:
                 site.unresolved = True
 
     def _method_names(self) -> set[str]:
-        if not hasattr(self, "_methods"):
+        if self._methods is None:
             self._methods = {fn.name for fn in self.functions.values() if fn.is_method}
         return self._methods
 
     def _project_roots(self) -> set[str]:
-        if not hasattr(self, "_roots"):
+        if self._roots is None:
             self._roots = {name.split(".")[0] for name in self.modules}
         return self._roots
 

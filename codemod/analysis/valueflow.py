@@ -419,7 +419,7 @@ class _Walker:
             self._expr(stmt.test, state, in_region)
             self._block(stmt.body, state, in_region)
             self._block(stmt.orelse, state, in_region)
-        elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        elif isinstance(stmt, (ast.Try, ast.TryStar)):
             self._block(stmt.body, state, in_region)
             for handler in stmt.handlers:
                 self._block(handler.body, state, in_region)
