@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from .workload import CHECKPOINT_FILES, COMPONENT_NAMES, SIZES, component
+from .workload import ALL_COMPONENT_NAMES, CHECKPOINT_FILES, PACKAGES, SIZES, component
 
 
 @click.command()
@@ -31,8 +31,16 @@ from .workload import CHECKPOINT_FILES, COMPONENT_NAMES, SIZES, component
               help="auto: cuda when torch sees a GPU, else cpu.")
 @click.option("--size", type=click.Choice(list(SIZES)), default="smoke", show_default=True,
               help="smoke: a few minutes on 2 CPU cores; full: a 10 s reference and 20 s of output audio.")
+@click.option("--package", type=click.Choice(list(PACKAGES)), default="chatterbox-tts", show_default=True,
+              help="The package to verify. chatterbox-streaming (0.1.2) runs in a virtual environment of its own, "
+                   "made on first use under the cache folder (see --streaming-env).")
+@click.option("--streaming-env", type=click.Path(file_okay=False, path_type=Path),
+              help="Where chatterbox-streaming's virtual environment lives (default: "
+                   "$XDG_CACHE_HOME/chatterbox-codemod/venv-chatterbox-streaming-0.1.2-pyX.Y).")
 @click.option("--components", metavar="A,B,...",
-              help=f"Components to run (default: all of {', '.join(COMPONENT_NAMES)}).")
+              help="Components to run. chatterbox-tts: " + ", ".join(PACKAGES["chatterbox-tts"].components) +
+                   " (default: all but tts); chatterbox-streaming: " +
+                   ", ".join(PACKAGES["chatterbox-streaming"].components) + " (default: stream).")
 @click.option("--rounds", type=click.IntRange(min=1),
               help="Timed rounds per component (default: " +
                    ", ".join(f"{s.rounds} for {s.name}" for s in SIZES.values()) + ").")
@@ -47,8 +55,8 @@ from .workload import CHECKPOINT_FILES, COMPONENT_NAMES, SIZES, component
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the weights, inputs and every call.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
               help="Worker processes for the codemod's rewrite (0: one per CPU).")
-def bench(original, rewritten, device, size, components, rounds, ckpt_dir, json_path, plot_path, fail_below, seed,
-          jobs) -> None:
+def bench(original, rewritten, device, size, package, streaming_env, components, rounds, ckpt_dir, json_path,
+          plot_path, fail_below, seed, jobs) -> None:
     """Verify the rewritten chatterbox: same outputs, and how much faster.
 
     Without --original/--rewritten, a copy of the installed chatterbox is
@@ -57,7 +65,7 @@ def bench(original, rewritten, device, size, components, rounds, ckpt_dir, json_
     """
     if (original is None) != (rewritten is None):
         raise click.UsageError("--original and --rewritten go together")
-    selected = _components(components)
+    selected = _components(components, package)
     if ckpt_dir is not None:
         _check_checkpoints(ckpt_dir, selected)
     if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
@@ -69,7 +77,8 @@ def bench(original, rewritten, device, size, components, rounds, ckpt_dir, json_
     chosen_size = SIZES[size]
     options = BenchOptions(size=chosen_size, components=selected, rounds=rounds or chosen_size.rounds,
                            device=device, original=original, rewritten=rewritten, ckpt_dir=ckpt_dir,
-                           fail_below=fail_below, seed=seed, jobs=jobs)
+                           fail_below=fail_below, seed=seed, jobs=jobs, package=package,
+                           streaming_env=streaming_env)
     started = time.perf_counter()
 
     def progress(message: str) -> None:
@@ -88,15 +97,18 @@ def bench(original, rewritten, device, size, components, rounds, ckpt_dir, json_
     sys.exit(0 if result.passed else 1)
 
 
-def _components(value: str | None) -> list[str]:
+def _components(value: str | None, package: str = "chatterbox-tts") -> list[str]:
+    known = PACKAGES[package].components
     if not value:
-        return list(COMPONENT_NAMES)
+        return list(PACKAGES[package].default)
     asked = {part.strip() for part in value.split(",") if part.strip()}
-    unknown = sorted(asked - set(COMPONENT_NAMES))
+    unknown = sorted(asked - set(known))
     if unknown or not asked:
+        elsewhere = [name for name in unknown if name in ALL_COMPONENT_NAMES]
+        hint = f"; {', '.join(elsewhere)} not with --package {package}" if elsewhere else ""
         raise click.UsageError(f"--components: unknown {', '.join(unknown) or '(none given)'} "
-                               f"(known: {', '.join(COMPONENT_NAMES)})")
-    return [name for name in COMPONENT_NAMES if name in asked]
+                               f"(known: {', '.join(known)}{hint})")
+    return [name for name in known if name in asked]
 
 
 def _check_checkpoints(ckpt_dir: Path, components: list[str]) -> None:

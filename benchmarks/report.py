@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from codemod import __version__
 
 from .equivalence import ATOL, RTOL
 from .verify import LABELS, ORIGINAL, REWRITTEN, BenchResult, ComponentResult
-from .workload import S3GEN_SR, component
+from .workload import S3GEN_SR, TTS_SETTINGS, TTS_TEXT, component
 
 MIB = 1024 * 1024
 MEMORY_MEASURES = {
@@ -37,6 +38,8 @@ def format_report(result: BenchResult) -> str:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
+    for outcome in result.components:
+        lines += _pipeline_lines(outcome)
     details = [line for c in result.components for line in _details(c)]
     if details:
         lines += ["", *details]
@@ -58,6 +61,7 @@ def _header(result: BenchResult) -> list[str]:
     weights = f"checkpoint {options.ckpt_dir}" if options.ckpt_dir else f"random init (seed {options.seed})"
     lines = [
         f"chatterbox-codemod {__version__} bench, {result.started}, {result.wall_seconds:.0f} s in all",
+        f"package: {options.package}",
         f"device: {device}",
         f"torch {env.get('torch', '?')}, float32 (TF32 off), weights: {weights}",
         f"C allocator in both workers: {_allocator_line(env.get('allocator') or {})}",
@@ -65,6 +69,7 @@ def _header(result: BenchResult) -> list[str]:
          f"({size.ref_samples / S3GEN_SR:.2f} s), mel of {size.mel_seconds:g} s, {size.speech_tokens} speech tokens "
          f"({size.output_seconds:g} s of audio); {options.rounds} timed round{'s' * (options.rounds != 1)} "
          "after untimed calls for the outputs and for memory"),
+        *_pipeline_header(result),
         f"original:  {result.trees[ORIGINAL]}",
         f"rewritten: {result.trees[REWRITTEN]}",
         f"transforms applied: {_transforms_line(result.transforms)}",
@@ -77,6 +82,79 @@ def _header(result: BenchResult) -> list[str]:
     if _has_resident(result):
         lines.append(f"peak RSS: {MEMORY_MEASURES['resident_call_peak_bytes']['cpu']}")
     lines += [f"codemod error: {error}" for error in result.codemod_errors]
+    return lines
+
+
+def _pipeline_header(result: BenchResult) -> list[str]:
+    if not any(component(c.name).pipeline for c in result.components):
+        return []
+    size = result.options.size
+    settings = ", ".join(f"{key}={value}" for key, value in TTS_SETTINGS.items())
+    t3 = ("T3 from the checkpoint" if result.options.ckpt_dir else
+          "T3 random init, its head sharpened to sample speech tokens only")
+    return [f"pipeline (tts, stream): text {TTS_TEXT!r}, audio prompt: the reference clip, {settings}; "
+            f"T3 budget {size.tts_tokens} speech tokens (in place of max_new_tokens=1000); stream: chunk_size "
+            f"{size.stream_chunk_tokens}, context_window {size.stream_context_tokens}; {t3}"]
+
+
+def pipeline_summary(outcome: ComponentResult) -> dict | None:
+    """Per tree: median seconds of each stage over the timed rounds and its share of the whole call;
+    for `stream`, the chunks and the time to the first one. None for other components."""
+    if not outcome.pipeline_first:
+        return None
+    summary: dict = {"trees": {}}
+    for label in LABELS:
+        rounds = outcome.pipeline_rounds.get(label) or []
+        first = outcome.pipeline_first.get(label)
+        if first is None:
+            continue
+        tree: dict = {"speech_tokens": first["speech_tokens"]}
+        if rounds:
+            total = statistics.median(outcome.times[label])
+            stages = {stage: statistics.median(r["stages"][stage] for r in rounds) for stage in rounds[0]["stages"]}
+            tree["stage_seconds"] = stages
+            tree["stage_shares"] = {stage: seconds / total for stage, seconds in stages.items()}
+            firsts = [r["first_chunk_seconds"] for r in rounds if r.get("first_chunk_seconds") is not None]
+            if firsts:
+                tree["first_chunk_seconds"] = statistics.median(firsts)
+        if "chunk_samples" in first:
+            tree["chunk_samples"] = first["chunk_samples"]
+            tree["chunk_boundaries"] = list(itertools.accumulate(first["chunk_samples"]))
+        summary["trees"][label] = tree
+    if any("chunk_samples" in tree for tree in summary["trees"].values()):
+        chunk_diffs = [d for d in outcome.diffs if d.name.startswith("chunk.")]
+        summary["chunks_equal"] = {
+            "count": len({len(t.get("chunk_samples", [])) for t in summary["trees"].values()}) == 1,
+            "boundaries": len({tuple(t.get("chunk_boundaries", [])) for t in summary["trees"].values()}) == 1,
+            "samples": bool(chunk_diffs) and all(d.passed for d in chunk_diffs),
+            "concatenation": any(d.name == "concatenated" and d.passed for d in outcome.diffs),
+        }
+        numbers = [d.max_abs for d in chunk_diffs if d.max_abs is not None]
+        summary["chunk_max_abs_diff"] = max(numbers) if numbers else None
+    return summary
+
+
+def _pipeline_lines(outcome: ComponentResult) -> list[str]:
+    summary = pipeline_summary(outcome)
+    if summary is None or not summary["trees"]:
+        return []
+    lines = ["", f"{outcome.name}: stages, median seconds over the rounds (share of the call)"]
+    for label, tree in summary["trees"].items():
+        parts = [f"{tree['speech_tokens']} speech tokens"]
+        if "stage_seconds" in tree:
+            parts += [f"{stage} {_seconds(seconds)} ({tree['stage_shares'][stage]:.0%})"
+                      for stage, seconds in tree["stage_seconds"].items()]
+        if "first_chunk_seconds" in tree:
+            parts.append(f"first chunk after {_seconds(tree['first_chunk_seconds'])}")
+        lines.append(f"  {label:<9}  " + ", ".join(parts))
+    if "chunks_equal" in summary:
+        for label, tree in summary["trees"].items():
+            lines.append(f"  {label:<9}  {len(tree['chunk_samples'])} chunks, ending at samples "
+                         + ", ".join(str(b) for b in tree["chunk_boundaries"]))
+        same = summary["chunks_equal"]
+        diff = summary["chunk_max_abs_diff"]
+        lines.append("  chunks: " + ", ".join(f"{what} {'same' if ok else 'DIFFERENT'}" for what, ok in same.items())
+                     + (f"; max abs diff over the chunks {diff:.2g}" if diff is not None else ""))
     return lines
 
 
@@ -183,6 +261,7 @@ def to_json(result: BenchResult) -> dict:
         "size": options.size.to_json(),
         "rounds": options.rounds,
         "seed": options.seed,
+        "package": options.package,
         "weights": str(options.ckpt_dir) if options.ckpt_dir else "random",
         "fail_below": options.fail_below,
         "tolerance": {"atol": ATOL, "rtol": RTOL},
@@ -215,6 +294,9 @@ def _component_json(outcome: ComponentResult) -> dict:
         {"median": speed.median, "low": speed.low, "high": speed.high, "per_round": speed.per_round},
         "audio_seconds": outcome.audio_seconds,
         "rtf": _rtf(outcome, medians) or None,
+        "pipeline": pipeline_summary(outcome),
+        "pipeline_calls": {"first": outcome.pipeline_first, "rounds": outcome.pipeline_rounds}
+        if outcome.pipeline_first else None,
         "memory": outcome.memory or None,
     }
 

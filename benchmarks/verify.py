@@ -39,7 +39,7 @@ from codemod.engine import OUTPUT, Options, run
 from .equivalence import OutputDiff, compare_outputs
 from .memory import ALLOCATOR_ENV, RESIDENT, TENSORS
 from .stats import SpeedRatio, speed_ratio
-from .workload import COMPONENT_NAMES, Size, component
+from .workload import COMPONENT_NAMES, STREAMING_PACKAGE, Size, component
 
 ORIGINAL, REWRITTEN = "original", "rewritten"
 LABELS = (ORIGINAL, REWRITTEN)
@@ -64,6 +64,8 @@ class BenchOptions:
     fail_below: float | None = None
     seed: int = 0
     jobs: int = 0  # codemod engine workers (0: one per CPU)
+    package: str = "chatterbox-tts"  # or chatterbox-streaming, run in its own environment
+    streaming_env: Path | None = None  # where that environment lives (None: the cache folder)
 
 
 @dataclass
@@ -75,6 +77,10 @@ class ComponentResult:
     times: dict[str, list[float]] = field(default_factory=lambda: {label: [] for label in LABELS})
     memory: dict[str, dict] = field(default_factory=dict)  # label -> what the memory calls measured
     audio_seconds: float | None = None
+    # Pipeline components (`tts`, `stream`): label -> what the first call and each timed round did
+    # (seconds per stage, speech tokens, chunk lengths, time to the first chunk).
+    pipeline_first: dict[str, dict] = field(default_factory=dict)
+    pipeline_rounds: dict[str, list[dict]] = field(default_factory=lambda: {label: [] for label in LABELS})
     speed: SpeedRatio | None = None  # once every round ran
     below_threshold: bool = False
 
@@ -119,13 +125,14 @@ def run_bench(options: BenchOptions, progress: Progress) -> BenchResult:
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="chatterbox-bench-") as temp:
         workdir = Path(temp)
-        trees, transforms, codemod_errors = prepare_trees(options, workdir, progress)
+        python = worker_python(options, progress)
+        trees, transforms, codemod_errors = prepare_trees(options, workdir, progress, python)
         device = resolve_device(options.device)
         progress(f"starting the workers on {device}")
         result = BenchResult(options=options, trees={k: str(v) for k, v in trees.items()}, environment={},
                              transforms=transforms, codemod_errors=codemod_errors, components=[], started=started)
-        workers = {label: WorkerProcess(label, trees[label], workdir, device) for label in LABELS}
-        maker = WorkerProcess("maker", trees[ORIGINAL], workdir, device)
+        workers = {label: WorkerProcess(label, trees[label], workdir, device, python) for label in LABELS}
+        maker = WorkerProcess("maker", trees[ORIGINAL], workdir, device, python)
         try:
             _setup(workers, maker, options, result, progress)
             for name in options.components:
@@ -141,8 +148,20 @@ def run_bench(options: BenchOptions, progress: Progress) -> BenchResult:
 # Trees
 
 
-def prepare_trees(options: BenchOptions, workdir: Path, progress: Progress) -> tuple[dict[str, Path], dict | None,
-                                                                                     list[str]]:
+def worker_python(options: BenchOptions, progress: Progress) -> Path:
+    """The Python the workers run: this one, or that of chatterbox-streaming's own environment."""
+    if options.package != STREAMING_PACKAGE:
+        return Path(sys.executable)
+    from . import streaming_env
+
+    try:
+        return streaming_env.ensure(options.streaming_env, progress)
+    except (streaming_env.StreamingEnvError, OSError) as exc:
+        raise SetupError(f"cannot make the {STREAMING_PACKAGE} environment: {exc}") from exc
+
+
+def prepare_trees(options: BenchOptions, workdir: Path, progress: Progress,
+                  python: Path | None = None) -> tuple[dict[str, Path], dict | None, list[str]]:
     """The folders each worker puts first on sys.path, and what the codemod did to make the rewritten one."""
     if options.original is not None and options.rewritten is not None:
         trees = {ORIGINAL: options.original.resolve(), REWRITTEN: options.rewritten.resolve()}
@@ -151,11 +170,19 @@ def prepare_trees(options: BenchOptions, workdir: Path, progress: Progress) -> t
                 raise SetupError(f"--{label} {tree}: no `chatterbox` package in it (expected {tree}/chatterbox/)")
         return trees, None, []
 
-    spec = importlib.util.find_spec("chatterbox")
-    if spec is None or not spec.submodule_search_locations:
-        raise SetupError("chatterbox is not installed; pip install 'chatterbox-codemod[bench]', "
-                         "or give two trees with --original and --rewritten")
-    installed = Path(next(iter(spec.submodule_search_locations))).resolve()
+    if options.package == STREAMING_PACKAGE:
+        from . import streaming_env
+
+        try:
+            installed = streaming_env.installed_package(python).resolve()
+        except streaming_env.StreamingEnvError as exc:
+            raise SetupError(str(exc)) from exc
+    else:
+        spec = importlib.util.find_spec("chatterbox")
+        if spec is None or not spec.submodule_search_locations:
+            raise SetupError("chatterbox is not installed; pip install 'chatterbox-codemod[bench]', "
+                             "or give two trees with --original and --rewritten")
+        installed = Path(next(iter(spec.submodule_search_locations))).resolve()
     original = workdir / ORIGINAL
     shutil.copytree(installed, original / "chatterbox", ignore=shutil.ignore_patterns("__pycache__"))
     progress(f"rewriting a copy of {installed}")
@@ -198,7 +225,7 @@ def resolve_device(requested: str) -> str:
 class WorkerProcess:
     """A `benchmarks.worker` process: one JSON request in, one JSON answer out."""
 
-    def __init__(self, label: str, tree: Path, workdir: Path, device: str) -> None:
+    def __init__(self, label: str, tree: Path, workdir: Path, device: str, python: Path | None = None) -> None:
         self.label = label
         self.log_path = workdir / f"worker-{label}.log"
         # The package that holds `benchmarks` goes on the path so the worker imports this very
@@ -208,8 +235,8 @@ class WorkerProcess:
                "PYTHONPATH": os.pathsep.join(filter(None, [str(package_root), os.environ.get("PYTHONPATH")]))}
         with self.log_path.open("w", encoding="utf-8") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.worker", "--tree", str(tree), "--workdir", str(workdir),
-                 "--device", device],
+                [str(python or sys.executable), "-m", "benchmarks.worker", "--tree", str(tree),
+                 "--workdir", str(workdir), "--device", device],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=workdir, env=env,
             )
 
@@ -310,12 +337,15 @@ def _run_component(name: str, workers: dict[str, WorkerProcess], options: BenchO
     outcome.diffs = compare_outputs(*(torch.load(workdir / f"{name}-{label}.pt", weights_only=True)
                                       for label in LABELS))
     outcome.audio_seconds = first[ORIGINAL].get("audio_seconds")
+    outcome.pipeline_first = {label: answer["pipeline"] for label, answer in first.items() if "pipeline" in answer}
     failed = [d for d in outcome.diffs if not d.passed]
     progress(f"{name}: outputs " + ("equivalent" if not failed else
                                     "DIVERGE: " + "; ".join(f"{d.name}: {d.problem}" for d in failed)))
 
     # Each memory measure gets a call of its own, so neither disturbs the other or the timed calls.
-    measures = [TENSORS] if result.environment["device"] == "cuda" else [TENSORS, RESIDENT]
+    # A pipeline call is long: it gets the tensor measure only.
+    cpu = result.environment["device"] != "cuda"
+    measures = [TENSORS, RESIDENT] if cpu and not component(name).pipeline else [TENSORS]
     for measure in measures:
         for label, worker in workers.items():
             answer = worker.request("call", component=name, seed=options.seed, memory=measure)
@@ -334,6 +364,8 @@ def _run_component(name: str, workers: dict[str, WorkerProcess], options: BenchO
                 progress(f"{name}: the {label} package raised {answer['error']}")
                 return outcome
             outcome.times[label].append(answer["seconds"])
+            if "pipeline" in answer:
+                outcome.pipeline_rounds[label].append(answer["pipeline"])
         times = {label: outcome.times[label][-1] for label in LABELS}
         progress(f"{name}: round {round_index + 1}/{options.rounds}: original {times[ORIGINAL]:.4f} s, "
                  f"rewritten {times[REWRITTEN]:.4f} s (ratio {times[ORIGINAL] / times[REWRITTEN]:.3f})")

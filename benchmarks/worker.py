@@ -39,10 +39,14 @@ import torch
 
 from benchmarks import workload
 from benchmarks.memory import ALLOCATOR_ENV, RESIDENT, TENSORS, resident_peak, tensor_peak
-from benchmarks.workload import CHECKPOINT_FILES, S3GEN_SR, SPEECH_SR
+from benchmarks.workload import CHECKPOINT_FILES, S3GEN_SR, SPEECH_SR, SPEECH_TOKEN_LIMIT, TTS_SETTINGS, TTS_TEXT
 
 WEIGHTS_FILE = "weights-{model}.pt"
 INPUTS_FILE = "inputs.pt"
+REFERENCE_WAV = "reference.wav"  # the pipeline components' audio prompt (float32 WAV, 24 kHz)
+TOKENIZER_FILE = "tokenizer.json"  # the text tokenizer the bench makes (or the checkpoint's)
+# How much sharper the seeded random T3 is made (its final norm's scale): see `shape_random_t3`.
+T3_SHARPEN = 6.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,6 +79,7 @@ class Worker:
         self.device = device
         self.models: dict[str, torch.nn.Module] = {}
         self.inputs: dict[str, Any] = {}
+        self.pipeline: PipelineProbe | None = None  # the ChatterboxTTS of `tts` and `stream`, instrumented
         # Real fp32: TF32 convolutions would put both packages ~1e-3 apart, far outside the tolerance.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
@@ -94,6 +99,10 @@ class Worker:
         from chatterbox.models.voice_encoder import VoiceEncoder
 
         constructors = {"s3gen": S3Gen, "voice_encoder": VoiceEncoder}
+        if "t3" in models:
+            from chatterbox.models.t3 import T3  # imports transformers: only when the pipeline runs
+
+            constructors["t3"] = T3  # its default config (English, Llama 520M), random init, no download
         torch.manual_seed(seed)
         for name in models:
             self.models[name] = constructors[name]().to(self.device).eval()
@@ -106,11 +115,25 @@ class Worker:
         for name, model in self.models.items():
             if ckpt_dir is not None:
                 load_checkpoint(name, model, Path(ckpt_dir))
+            elif name == "t3":
+                shape_random_t3(model)
             # The full state_dict, not the checkpoint file: it also carries whatever the
             # checkpoint leaves at its (seeded) initial value.
             weights.append(self.workdir / WEIGHTS_FILE.format(model=name))
             torch.save(model.state_dict(), weights[-1])
-        torch.save(self.make_inputs(size, components, seed), self.workdir / INPUTS_FILE)
+        inputs = self.make_inputs(size, components, seed)
+        if "t3" in self.models:
+            import soundfile
+
+            soundfile.write(self.workdir / REFERENCE_WAV, inputs["ref_24k"].numpy(), S3GEN_SR, subtype="FLOAT")
+            tokenizer = Path(ckpt_dir, TOKENIZER_FILE) if ckpt_dir is not None else None
+            if tokenizer is not None and tokenizer.is_file():
+                (self.workdir / TOKENIZER_FILE).write_bytes(tokenizer.read_bytes())
+            else:
+                write_tokenizer(self.workdir / TOKENIZER_FILE)
+            inputs["pipeline"] = {"tokens": size["tts_tokens"], "chunk": size["stream_chunk_tokens"],
+                                  "context": size["stream_context_tokens"]}
+        torch.save(inputs, self.workdir / INPUTS_FILE)
         return {"weights": [str(path) for path in weights]}
 
     def make_inputs(self, size: dict, components: list[str], seed: int) -> dict[str, Any]:
@@ -139,6 +162,13 @@ class Worker:
                                weights_only=True)
             model.load_state_dict(state)
         self.inputs = to_device(torch.load(self.workdir / INPUTS_FILE, weights_only=True), self.device)
+        if "t3" in self.models:
+            from chatterbox.models.tokenizers import EnTokenizer
+            from chatterbox.tts import ChatterboxTTS
+
+            tts = ChatterboxTTS(self.models["t3"], self.models["s3gen"], self.models["voice_encoder"],
+                                EnTokenizer(str(self.workdir / TOKENIZER_FILE)), self.device.type)
+            self.pipeline = PipelineProbe(tts, self.inputs["pipeline"], self.synchronize)
         return {}
 
     def call(self, component: str, seed: int, outputs: str | None = None, memory: str | None = None) -> dict:
@@ -156,6 +186,8 @@ class Worker:
         answer = {"seconds": seconds,
                   "graph": {name: {"requires_grad": t.requires_grad, "inference": t.is_inference()}
                             for name, t in tensors.items()}}
+        if workload.component(component).pipeline:
+            answer["pipeline"] = self.pipeline.facts(seconds)
         if memory is not None:
             answer["memory"] = measured
         if workload.component(component).produces_audio:
@@ -192,7 +224,152 @@ class Worker:
             "voice_encoder": lambda: self.models["voice_encoder"].embeds_from_wavs([speech_clip],
                                                                                     sample_rate=SPEECH_SR),
         }
+        if name in ("tts", "stream"):
+            return self.pipeline.prepare(name, str(self.workdir / REFERENCE_WAV))
         return calls[name]
+
+
+class PipelineProbe:
+    """A `ChatterboxTTS` whose stages are timed, with T3's token budget set.
+
+    The package's own methods run; the probe wraps, on this one object, the
+    calls `generate` and `generate_stream` make (`prepare_conditionals`,
+    `t3.inference`, `inference_stream`, `s3gen.inference`) to time them, to
+    keep the speech tokens T3 gave, and to pass the size's token budget
+    where the package passes its fixed `max_new_tokens=1000`.
+    """
+
+    STAGES = ("conditioning", "t3", "s3gen")
+
+    def __init__(self, tts: Any, settings: dict, synchronize: Callable[[], None]) -> None:
+        self.tts = tts
+        self.budget = settings["tokens"]
+        self.chunk = settings["chunk"]
+        self.context = settings["context"]
+        self.synchronize = synchronize
+        self.stages = dict.fromkeys(self.STAGES, 0.0)
+        self.tokens: list[torch.Tensor] = []
+        self.first_chunk: float | None = None
+        self.chunk_samples: list[int] = []
+        tts.prepare_conditionals = self._timed("conditioning", tts.prepare_conditionals)
+        tts.s3gen.inference = self._timed("s3gen", tts.s3gen.inference)
+        tts.t3.inference = self._timed("t3", tts.t3.inference, keep_tokens=True)
+        if hasattr(tts, "inference_stream"):  # chatterbox-streaming
+            tts.inference_stream = self._timed_stream(tts.inference_stream)
+
+    def _timed(self, stage: str, method: Callable, keep_tokens: bool = False) -> Callable:
+        def timed(*args, **kwargs):
+            if keep_tokens:
+                kwargs["max_new_tokens"] = self.budget
+            self.synchronize()
+            started = time.perf_counter()
+            result = method(*args, **kwargs)
+            self.synchronize()
+            self.stages[stage] += time.perf_counter() - started
+            if keep_tokens:
+                self.tokens.append(result.detach().clone())
+            return result
+
+        return timed
+
+    def _timed_stream(self, method: Callable) -> Callable:
+        """T3's streaming generator: the time spent inside it is T3's, the time between its chunks is not."""
+
+        def timed(*args, **kwargs):
+            kwargs["max_new_tokens"] = self.budget
+            chunks = method(*args, **kwargs)
+            while True:
+                self.synchronize()
+                started = time.perf_counter()
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    return
+                finally:
+                    self.synchronize()
+                    self.stages["t3"] += time.perf_counter() - started
+                self.tokens.append(chunk.detach().clone())
+                yield chunk
+
+        return timed
+
+    def prepare(self, name: str, reference: str) -> Callable[[], Any]:
+        def generate():
+            self._reset()
+            waveform = self.tts.generate(TTS_TEXT, audio_prompt_path=reference, **TTS_SETTINGS)
+            return {"waveform": waveform, "speech_tokens": torch.cat(self.tokens, dim=-1)}
+
+        def generate_stream():
+            self._reset()
+            started = time.perf_counter()
+            chunks = []
+            for audio, _metrics in self.tts.generate_stream(TTS_TEXT, audio_prompt_path=reference,
+                                                            chunk_size=self.chunk, context_window=self.context,
+                                                            print_metrics=False, **TTS_SETTINGS):
+                if self.first_chunk is None:
+                    self.synchronize()
+                    self.first_chunk = time.perf_counter() - started
+                chunks.append(audio)
+            self.chunk_samples = [chunk.shape[-1] for chunk in chunks]
+            outputs = {"concatenated": torch.cat(chunks, dim=-1) if chunks else torch.zeros(1, 0)}
+            outputs.update({f"chunk.{index:03d}": chunk for index, chunk in enumerate(chunks)})
+            outputs["speech_tokens"] = torch.cat(self.tokens, dim=-1)
+            return outputs
+
+        return {"tts": generate, "stream": generate_stream}[name]
+
+    def _reset(self) -> None:
+        self.stages = dict.fromkeys(self.STAGES, 0.0)
+        self.tokens = []
+        self.first_chunk = None
+        self.chunk_samples = []
+
+    def facts(self, seconds: float) -> dict:
+        """What the last call did: seconds per stage (the rest: tokenizing, watermarking, ...), chunks."""
+        stages = dict(self.stages)
+        stages["other"] = max(seconds - sum(stages.values()), 0.0)
+        facts = {"stages": stages, "speech_tokens": int(sum(t.shape[-1] for t in self.tokens))}
+        if self.first_chunk is not None or self.chunk_samples:
+            facts.update(first_chunk_seconds=self.first_chunk, chunk_samples=self.chunk_samples)
+        return facts
+
+
+def shape_random_t3(t3: torch.nn.Module) -> None:
+    """Make the seeded random T3 sample speech tokens only, as the trained one does.
+
+    A random head gives the ids that are not speech tokens (6561 and up:
+    start and stop of speech, and 1,631 unused ids) a fifth of the
+    probability; chatterbox-tts filters them out after T3, but
+    chatterbox-streaming hands them to S3Gen, whose embedding then fails
+    (`index out of range`). Their rows of the head are zeroed, and the final
+    norm is scaled so that the speech-token logits spread wide enough for
+    top-p and min-p to drop the zeroed ones. With no stop token, T3 runs to
+    the token budget. Done once, in the maker: both packages load the result.
+    """
+    with torch.no_grad():
+        t3.speech_head.weight[SPEECH_TOKEN_LIMIT:] = 0.0
+        t3.tfmr.norm.weight.mul_(T3_SHARPEN)
+
+
+def write_tokenizer(path: Path) -> None:
+    """A character-level text tokenizer in the `tokenizers` JSON format `EnTokenizer` loads.
+
+    The real one (`tokenizer.json` of the checkpoint) comes from a hub this
+    bench does not reach. Ids stay below T3's text vocabulary (704).
+    """
+    specials = ["[START]", "[STOP]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]"]
+    characters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-"
+    vocab = {token: index for index, token in enumerate([*specials, *characters])}
+    spec = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": vocab[token], "content": token, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True} for token in specials],
+        "normalizer": None, "pre_tokenizer": None, "post_processor": None, "decoder": None,
+        "model": {"type": "BPE", "dropout": None, "unk_token": "[UNK]", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "vocab": vocab,
+                  "merges": []},
+    }
+    path.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
 
 
 def load_checkpoint(name: str, model: torch.nn.Module, ckpt_dir: Path) -> None:
@@ -200,6 +377,8 @@ def load_checkpoint(name: str, model: torch.nn.Module, ckpt_dir: Path) -> None:
     from safetensors.torch import load_file
 
     state = load_file(ckpt_dir / CHECKPOINT_FILES[name])
+    if name == "t3" and "model" in state:
+        state = state["model"][0]
     # from_local loads s3gen non-strictly: the checkpoint lacks buffers S3Gen computes itself.
     model.load_state_dict(state, strict=name != "s3gen")
 
