@@ -37,7 +37,7 @@ from pathlib import Path
 import libcst as cst
 
 from transforms import TRANSFORMS, by_id
-from transforms.base import AnalysisContext, Transform
+from transforms.base import AnalysisContext, Finding, Transform
 
 from .analysis import ProjectIndex, build_index
 from .analysis.configs import CONFIG_SUFFIXES, read_configs
@@ -142,12 +142,12 @@ def _run(options: Options) -> Report:
 
     # 4. Analyse.
     targets_parsed = {p.source.path for p in parsed if p.source.path in target_files}
-    sites = analyze(index, transforms, targets_parsed, display, options.unsafe_fixes, config)
-    report.sites = sites
+    findings = analyze(index, transforms, targets_parsed, display, options.unsafe_fixes, config)
+    report.sites = [f.site for f in findings]
 
     # 5-6. Rewrite and verify.
     sources = {p.source.path: p.source for p in parsed}
-    results = _rewrite_files(sites, sources, transforms, options.jobs, report)
+    results = _rewrite_files(findings, sources, transforms, options.jobs, report)
     _verify(results, parsed, configs, project_root, transforms, display, options.unsafe_fixes, config, report)
 
     # 7. Output.
@@ -174,42 +174,43 @@ def select_transforms(select: Iterable[str] | None, ignore: Iterable[str]) -> li
 
 
 def analyze(index: ProjectIndex, transforms: list[Transform], targets: set[Path], display, unsafe_fixes: bool,
-            config: Config) -> list[Site]:
-    """Every transform's sites, each analysis repeated until its verdicts stop changing."""
+            config: Config) -> list[Finding]:
+    """Every transform's findings, each analysis repeated until its verdicts stop changing."""
     inference_regions: list = []
-    all_sites: list[Site] = []
+    everything: list[Finding] = []
     for transform in transforms:
-        sites: list[Site] = []
+        findings: list[Finding] = []
         previous: set = set()
         memo: dict = {}
         for _ in range(MAX_ANALYSIS_ROUNDS if transform.iterate else 1):
             context = AnalysisContext(
                 index=index, targets=targets, display=display, unsafe_fixes=unsafe_fixes,
                 settings=config.settings.get(transform.id, {}),
-                inference_regions=[*inference_regions, *_regions_of(sites)], memo=memo,
+                inference_regions=[*inference_regions, *_regions_of(findings)], memo=memo,
             )
-            sites = transform.analyze(context)
-            _finalize(sites, index, unsafe_fixes)
-            rewritten = {(s.path, s.line, s.anchor.get("item")) for s in sites if s.rewritten}
+            findings = transform.analyze(context)
+            _finalize(findings, index, unsafe_fixes)
+            rewritten = {(f.site.path, f.site.line, f.anchor) for f in findings if f.site.rewritten}
             if rewritten == previous:
                 break
             previous = rewritten
-        inference_regions.extend(_regions_of(sites))
-        all_sites.extend(sites)
-    return all_sites
+        inference_regions.extend(_regions_of(findings))
+        everything.extend(findings)
+    return everything
 
 
-def _regions_of(sites: list[Site]) -> list:
-    return [s.makes_inference for s in sites if s.rewritten and s.makes_inference is not None]
+def _regions_of(findings: list[Finding]) -> list:
+    return [f.region for f in findings if f.site.rewritten and f.region is not None]
 
 
-def _finalize(sites: list[Site], index: ProjectIndex, unsafe_fixes: bool) -> None:
+def _finalize(findings: list[Finding], index: ProjectIndex, unsafe_fixes: bool) -> None:
     """Apply suppression comments and decide which sites are rewritten."""
-    for site in sites:
+    for finding in findings:
+        site = finding.site
         module = index.by_path.get(site.path)
         if module is not None and module.skip_file:
             site.status, site.reason = Status.SUPPRESSED, "the file carries `# chatterbox-codemod: skip-file`"
-        elif module is not None and any(line in module.skip_lines for line in (site.line, *site.suppress_lines)):
+        elif module is not None and any(line in module.skip_lines for line in (site.line, *finding.suppress_lines)):
             site.status, site.reason = Status.SUPPRESSED, "marked `# chatterbox-codemod: skip`"
         if site.status in (Status.NOT_APPLICABLE, Status.SUPPRESSED):
             site.fixable = False
@@ -295,7 +296,7 @@ def _map(function, items: list, jobs: int) -> list:
 # Rewriting and verification
 
 
-def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Site]]]]) -> tuple[Path, bytes | None, str | None,
+def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Finding]]]]) -> tuple[Path, bytes | None, str | None,
                                                                                  int | None]:
     source, plan = job
     try:
@@ -305,8 +306,8 @@ def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Site]]]]) -> tuple[
     except (RecursionError, MemoryError) as exc:
         return source.path, None, f"LibCST cannot parse it: {type(exc).__name__}", None
     try:
-        for transform_id, sites in plan:
-            module = by_id(transform_id)().rewrite(module, sites)
+        for transform_id, findings in plan:
+            module = by_id(transform_id)().rewrite(module, findings)
         data = module.bytes
     except RecursionError:
         return source.path, None, "nested too deeply for LibCST to rewrite; not written", None
@@ -321,17 +322,18 @@ def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Site]]]]) -> tuple[
     return source.path, (data if data != source.raw else None), None, None
 
 
-def _rewrite_files(sites: list[Site], sources: dict[Path, SourceFile], transforms: list[Transform], jobs: int,
+def _rewrite_files(findings: list[Finding], sources: dict[Path, SourceFile], transforms: list[Transform], jobs: int,
                    report: Report) -> dict[Path, FileResult]:
     order = sorted(transforms, key=lambda t: t.rewrite_order)
-    jobs_by_file: dict[Path, list[tuple[str, list[Site]]]] = {}
+    jobs_by_file: dict[Path, list[tuple[str, list[Finding]]]] = {}
     for transform in order:
-        for site in sites:
+        for finding in findings:
+            site = finding.site
             if site.transform == transform.id and site.rewritten:
                 plan = jobs_by_file.setdefault(site.path, [])
                 if not plan or plan[-1][0] != transform.id:
                     plan.append((transform.id, []))
-                plan[-1][1].append(_portable(site))
+                plan[-1][1].append(finding.portable())
     work = [(sources[path], plan) for path, plan in sorted(jobs_by_file.items())]
     results: dict[Path, FileResult] = {}
     for path, data, error, line in _map(_rewrite_one, work, jobs):
@@ -341,12 +343,6 @@ def _rewrite_files(sites: list[Site], sources: dict[Path, SourceFile], transform
             continue
         results[path] = FileResult(path=path, rel=report.rel(path), original=sources[path].raw, rewritten=data)
     return results
-
-
-def _portable(site: Site) -> Site:
-    """A copy a worker process can receive (no index objects attached)."""
-    return Site(transform=site.transform, path=site.path, line=site.line, symbol=site.symbol, status=site.status,
-                reason=site.reason, fixable=site.fixable, anchor=dict(site.anchor), rewritten=site.rewritten)
 
 
 def _unmark(sites: list[Site], path: Path) -> None:
@@ -374,7 +370,7 @@ def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list
             modules.append((path, item.source.text, item.tree))
     index = build_index(root, modules, configs)
     again = analyze(index, [type(t)() for t in transforms], set(changed), display, unsafe_fixes, config)
-    for path in sorted({s.path for s in again if s.rewritten}):
+    for path in sorted({f.site.path for f in again if f.site.rewritten}):
         report.errors.append(FileError(path, "not stable: a second run would rewrite it again; not written"))
         changed.pop(path).rewritten = None
         _unmark(report.sites, path)

@@ -22,25 +22,18 @@ class Status(StrEnum):
 
 @dataclass
 class Site:
-    """One place a transform looked at, with its verdict.
-
-    `anchor` is private to the transform that made the site: whatever it
-    needs to find the node again when it rewrites (a line, a qualified name).
-    """
+    """One place a transform looked at, with its verdict: what the report shows and serialises."""
 
     transform: str
     path: Path  # absolute
     line: int  # 1-based, in the original file
     symbol: str  # the function or class it belongs to, e.g. "SineGen.forward"
-    status: str
+    status: Status
     reason: str
     fixable: bool = True
     hazard: str | None = None  # for `unsafe` sites: the kind of the hazard the reason names (a HazardKind)
     subject: str = ""  # ... and the code it names (`self.lin(...)`, `layer.weight.data = ...`)
-    anchor: dict[str, Any] = field(default_factory=dict)
-    suppress_lines: tuple[int, ...] = ()  # lines where a skip comment also counts
     rewritten: bool = False  # set by the engine: rewritten (or, in --diff/--check, would be)
-    makes_inference: Any = None  # FunctionInfo that runs under inference mode once rewritten
 
     def to_json(self, rel: str) -> dict[str, Any]:
         return {

@@ -62,7 +62,7 @@ def test_fixture(transform, source, tmp_path):
 
     pyproject = source.with_name(f"{name}.pyproject.toml")
     report, rewritten = _run(transform, tmp_path, name, text, options, pyproject)
-    ordered = sorted(report.sites, key=lambda s: (s.line, s.anchor.get("item", 0)))
+    ordered = sorted(report.sites, key=lambda s: s.line)  # a `with`'s items stay in their order
     # The verdict, the hazard's kind and the code it names: a reworded reason rewrites no fixture (the
     # reasons' wording is checked where it matters, in test_soundness.py and test_real_trees.py).
     sites = [{k: v for k, v in site.to_json(report.rel(site.path)).items() if k != "reason"} for site in ordered]

@@ -59,6 +59,43 @@ class AnalysisContext:
         return f"{self.display(fn.module.path)}:{line}"
 
 
+class Anchor:
+    """Where a finding's rewrite happens, in terms that survive re-parsing the file with LibCST."""
+
+    def locate(self, module: cst.Module) -> cst.CSTNode:
+        """The node this anchor names in `module`; LookupError when it is not there."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DefinitionAnchor(Anchor):
+    """A function or class, by its scope path (`Class.method`, as `local_qualname` gives it)."""
+
+    scope: str
+
+    def locate(self, module: cst.Module) -> cst.FunctionDef | cst.ClassDef:
+        found: list = []
+        edit_definition(module, self.scope, lambda node: found.append(node) or node)
+        return found[0]
+
+
+@dataclass
+class Finding:
+    """What a transform found: the site it reports, where to rewrite it, and what it means to the analysis.
+
+    Only `site` reaches the report; the rest stays with the run (and `region` holds analysis objects).
+    """
+
+    site: Site
+    anchor: Anchor | None = None  # None: nothing to rewrite
+    suppress_lines: tuple[int, ...] = ()  # lines where a skip comment counts too (the decorator, the `def`)
+    region: FunctionInfo | ast.expr | None = None  # what runs under inference mode once this is rewritten
+
+    def portable(self) -> Finding:
+        """A copy a worker process can receive: no analysis objects attached."""
+        return Finding(self.site, self.anchor, self.suppress_lines)
+
+
 @dataclass(frozen=True)
 class Option:
     """A key a transform reads from `[tool.chatterbox-codemod.<transform-id>]` in the target's pyproject.toml."""
@@ -84,7 +121,7 @@ class Transform:
     # (only for analyses that more inference regions can make safer, never less safe).
     iterate: ClassVar[bool] = False
 
-    def analyze(self, context: AnalysisContext) -> list[Site]:
+    def analyze(self, context: AnalysisContext) -> list[Finding]:
         raise NotImplementedError
 
     @classmethod
@@ -97,7 +134,7 @@ class Transform:
         """
         return tree
 
-    def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
+    def rewrite(self, module: cst.Module, findings: Sequence[Finding]) -> cst.Module:
         raise NotImplementedError
 
     # -- documentation -------------------------------------------------------

@@ -106,7 +106,16 @@ from codemod.analysis import (
 )
 from codemod.report import Site, Status
 
-from .base import AnalysisContext, ScopeTracker, Transform, ensure_torch, local_qualname, torch_name
+from .base import (
+    AnalysisContext,
+    DefinitionAnchor,
+    Finding,
+    ScopeTracker,
+    Transform,
+    ensure_torch,
+    local_qualname,
+    torch_name,
+)
 
 ENV_VAR = "CHATTERBOX_CHANNELS_LAST"
 SWITCH = "_CHANNELS_LAST"
@@ -702,17 +711,18 @@ class ChannelsLast(Transform):
     def erase_owned(cls, tree: ast.Module) -> ast.Module:
         return _EraseBoundaries().visit(tree)
 
-    def analyze(self, context: AnalysisContext) -> list[Site]:
+    def analyze(self, context: AnalysisContext) -> list[Finding]:
         blocks = _Blocks(context)
         index = context.index
         targets = {id(module) for module in context.target_modules()}
         judged = [(self._judge(blocks, cls), cls) for cls in index.classes.values()
                   if id(cls.module) in targets and blocks.is_block(cls)]
         # Blocks whose boundaries will be in place once this run is written.
-        covering = [cls for site, cls in judged if site.status == Status.APPLIED]
+        covering = [cls for finding, cls in judged if finding.site.status == Status.APPLIED]
         covering += [cls for cls in index.classes.values() if _already_rewritten(cls)]
         covering = _in_file_order(covering)
-        for site, cls in judged:
+        for finding, cls in judged:
+            site = finding.site
             if site.status != Status.APPLIED:
                 continue
             outer = next((o for o in covering if o is not cls and cls.qualname in blocks.reach(o).nested), None)
@@ -721,33 +731,27 @@ class ChannelsLast(Transform):
                 site.reason = (f"covered by {outer.name}'s boundaries ({context.display(outer.module.path)}:"
                                f"{outer.node.lineno}): the activation arrives in channels_last and leaves "
                                f"through {outer.name}'s exit")
-                site.anchor = {}
-        return [site for site, _ in judged]
+                finding.anchor = None
+        return [finding for finding, _ in judged]
 
-    def _judge(self, blocks: _Blocks, cls: ClassInfo) -> Site:
+    def _judge(self, blocks: _Blocks, cls: ClassInfo) -> Finding:
         forward = blocks.own_forward(cls)
         site = Site(transform=self.id, path=cls.module.path, line=cls.node.lineno, symbol=cls.name,
-                    status=Status.APPLIED, reason="", suppress_lines=(cls.node.lineno, forward.node.lineno))
+                    status=Status.APPLIED, reason="")
+        finding = Finding(site, suppress_lines=(cls.node.lineno, forward.node.lineno))
         try:
             rank, plan = self._check(blocks, cls, forward)
         except _Refusal as refusal:  # never rewritten, not even with --unsafe-fixes
             site.status, site.reason, site.fixable = refusal.status, refusal.reason, False
-            return site
+            return finding
         reach = blocks.reach(cls)
         nested = [c.name for c in blocks.nested_blocks(cls)]
         covers = f"; covers {_listing(nested)}" if nested else ""
         site.reason = (f"{reach.names(rank)} stack (rank {rank}): {plan.describe(BOUNDARIES[rank])}; rank-{rank} "
                        f"weights converted at the end of `__init__`{covers}")
-        site.anchor = {
-            "class": local_qualname(cls.qualname, cls.module),
-            "rank": rank,
-            "receiver": cls.methods["__init__"].receiver,
-            "entries": plan.entries,
-            "inline_entries": plan.inline_entries,
-            "exits": plan.exits,
-            "returns": plan.returns,
-        }
-        return site
+        finding.anchor = BlockAnchor(local_qualname(cls.qualname, cls.module), rank, cls.methods["__init__"].receiver,
+                                     plan)
+        return finding
 
     def _check(self, blocks: _Blocks, cls: ClassInfo, forward: FunctionInfo) -> tuple[int, _Plan]:
         reach = blocks.reach(cls)
@@ -811,21 +815,30 @@ class ChannelsLast(Transform):
 
     # -- rewrite -----------------------------------------------------------------
 
-    def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
+    def rewrite(self, module: cst.Module, findings: Sequence[Finding]) -> cst.Module:
         torch = torch_name(module) or "torch"
-        editor = _BlockEditor({site.anchor["class"]: site.anchor for site in sites}, torch)
+        editor = _BlockEditor({f.anchor.scope: f.anchor for f in findings}, torch)
         module = module.visit(editor)
         if editor.pending:
             raise LookupError(f"class {sorted(editor.pending)[0]} not found in the parsed file")
-        module = _add_boundary_helpers(module, sorted({site.anchor["rank"] for site in sites}), torch)
+        module = _add_boundary_helpers(module, sorted({f.anchor.rank for f in findings}), torch)
         module, _ = ensure_torch(module)
         return _ensure_import_os(module)
+
+
+@dataclass(frozen=True, eq=False)
+class BlockAnchor(DefinitionAnchor):
+    """A convolution block (a class, by its scope path), with where its boundaries go."""
+
+    rank: int
+    receiver: str  # the name of `self` in its `__init__`
+    plan: _Plan
 
 
 class _BlockEditor(ScopeTracker):
     """Adds the boundaries to `forward` and the weight conversion to `__init__` of the planned classes."""
 
-    def __init__(self, plans: dict[str, dict], torch: str):
+    def __init__(self, plans: dict[str, BlockAnchor], torch: str):
         super().__init__()
         self.plans = plans
         self.pending = set(plans)
@@ -838,7 +851,7 @@ class _BlockEditor(ScopeTracker):
             updated_node = self._edit(updated_node, plan)
         return super().leave_ClassDef(original_node, updated_node)
 
-    def _edit(self, node: cst.ClassDef, plan: dict) -> cst.ClassDef:
+    def _edit(self, node: cst.ClassDef, plan: BlockAnchor) -> cst.ClassDef:
         body = list(node.body.body)
         methods = {s.name.value: i for i, s in enumerate(body) if isinstance(s, cst.FunctionDef)}
         if "forward" not in methods or "__init__" not in methods:
@@ -847,20 +860,21 @@ class _BlockEditor(ScopeTracker):
         body[methods["__init__"]] = self._edit_init(body[methods["__init__"]], plan)
         return node.with_changes(body=node.body.with_changes(body=body))
 
-    def _edit_forward(self, forward: cst.FunctionDef, plan: dict) -> cst.FunctionDef:
-        helper = BOUNDARIES[plan["rank"]]
+    def _edit_forward(self, forward: cst.FunctionDef, anchor: BlockAnchor) -> cst.FunctionDef:
+        helper = BOUNDARIES[anchor.rank]
+        plan = anchor.plan
         statements = list(forward.body.body)
-        edits = [(i, _WrapArgument(callee, argument, helper)) for i, callee, argument in plan["inline_entries"]]
-        edits += [(i, _ContiguousReturn(ordinal, elements)) for i, ordinal, elements in plan["returns"]]
+        edits = [(i, _WrapArgument(callee, argument, helper)) for i, callee, argument in plan.inline_entries]
+        edits += [(i, _ContiguousReturn(ordinal, elements)) for i, ordinal, elements in plan.returns]
         for i, edit in edits:
             statements[i] = statements[i].visit(edit)
             if not edit.found:
                 raise LookupError(f"a boundary of {self.path}.forward not found in its statement {i}")
         before: dict[int, list[cst.BaseStatement]] = {}
         after: dict[int, list[cst.BaseStatement]] = {}
-        for i, name in plan["entries"]:
+        for i, name in plan.entries:
             before.setdefault(i, []).append(cst.parse_statement(f"{name} = {helper}({name})\n"))
-        for i, name in plan["exits"]:
+        for i, name in plan.exits:
             after.setdefault(i, []).append(cst.parse_statement(f"{name} = {name}.contiguous()\n"))
         edited: list[cst.BaseStatement] = []
         for i, statement in enumerate(statements):
@@ -871,10 +885,10 @@ class _BlockEditor(ScopeTracker):
             edited += [*added, statement, *after.get(i, [])]
         return forward.with_changes(body=forward.body.with_changes(body=edited))
 
-    def _edit_init(self, init: cst.FunctionDef, plan: dict) -> cst.FunctionDef:
-        fmt = MEMORY_FORMATS[plan["rank"]]
+    def _edit_init(self, init: cst.FunctionDef, anchor: BlockAnchor) -> cst.FunctionDef:
+        fmt = MEMORY_FORMATS[anchor.rank]
         conversion = cst.parse_statement(
-            f"if {SWITCH}:\n    {plan['receiver']}.to(memory_format={self.torch}.{fmt})\n"
+            f"if {SWITCH}:\n    {anchor.receiver}.to(memory_format={self.torch}.{fmt})\n"
         )
         return init.with_changes(body=init.body.with_changes(body=[*init.body.body, conversion]))
 

@@ -84,7 +84,9 @@ from codemod.report import Site, Status
 
 from .base import (
     AnalysisContext,
+    DefinitionAnchor,
     EraseGradModes,
+    Finding,
     Option,
     Transform,
     edit_definition,
@@ -118,7 +120,7 @@ class EntryPoints(Transform):
     def erase_owned(cls, tree: ast.Module) -> ast.Module:
         return EraseGradModes().visit(tree)
 
-    def analyze(self, context: AnalysisContext) -> list[Site]:
+    def analyze(self, context: AnalysisContext) -> list[Finding]:
         index = context.index
         include = context.settings.get("include", [])
         exclude = context.settings.get("exclude", [])
@@ -129,11 +131,11 @@ class EntryPoints(Transform):
         considered = [fn for fn in index.functions.values() if fn.module.path in context.targets and
                       fn.grad_decorator is None and (_is_candidate_shape(fn) or _matches(fn, include))]
         candidates = [fn for fn in considered if _matches(fn, include) or reach.work_of(fn) is not None]
-        sites: dict[int, Site] = {}
+        findings: dict[int, Finding] = {}
         undecided: dict[int, FunctionInfo] = {}
         for fn in candidates:
-            site = _new_site(self.id, fn)
-            sites[id(fn)] = site
+            findings[id(fn)] = _new_finding(self.id, fn)
+            site = findings[id(fn)].site
             if _matches(fn, exclude):
                 site.status = Status.SUPPRESSED
                 site.reason = "listed under `exclude` in [tool.chatterbox-codemod.entry-points]"
@@ -149,17 +151,18 @@ class EntryPoints(Transform):
         states = GradStates(index, context.inference_regions)
         flow = FlowAnalyzer(index, states, context.where, follow_graph=True)
         for fn in undecided.values():
-            site = sites[id(fn)]
+            site = findings[id(fn)].site
             if not states.entry(fn)[0] and not _matches(fn, include):
                 site.status = Status.NOT_APPLICABLE
                 site.reason = (f"covered: every caller in the project already runs {fn.short} grad-off "
                                f"({_covering_callers(index, states, fn)})")
                 continue
-            self._judge(site, fn, states, flow, reach, training, trained_from)
-        return list(sites.values())
+            self._judge(findings[id(fn)], fn, states, flow, reach, training, trained_from)
+        return list(findings.values())
 
-    def _judge(self, site: Site, fn: FunctionInfo, states: GradStates, flow: FlowAnalyzer, reach: _WorkFinder,
+    def _judge(self, finding: Finding, fn: FunctionInfo, states: GradStates, flow: FlowAnalyzer, reach: _WorkFinder,
                training: dict[int, str], trained_from: dict[int, list[str]]) -> None:
+        site = finding.site
         work = reach.work_of(fn)
         what = (f"{fn.short} runs modules with autograd on ({work})" if work else
                 f"{fn.short} is listed under `include` in [tool.chatterbox-codemod.entry-points]")
@@ -190,7 +193,7 @@ class EntryPoints(Transform):
             site.status = Status.APPLIED
             site.reason = (f"{what}, and nothing it returns or stores reaches autograd or an in-place update "
                            f"outside inference mode: decorated with @torch.inference_mode().{notes}")
-            site.makes_inference = fn
+            finding.region = fn
             return
         site.status = Status.UNSAFE
         problems = []
@@ -208,23 +211,22 @@ class EntryPoints(Transform):
         site.fixable = report.fixable and id(fn) not in trained_from
         site.reason = f"{what}, but {'; and '.join(problems)}.{notes}"
 
-    def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
+    def rewrite(self, module: cst.Module, findings: Sequence[Finding]) -> cst.Module:
         module, torch = ensure_torch(module)
 
         def decorate(node: cst.FunctionDef) -> cst.FunctionDef:
             return node.with_changes(decorators=[*node.decorators, cst.Decorator(decorator=inference_mode_call(torch))])
 
-        for site in sites:
-            module = edit_definition(module, site.anchor["scope"], decorate)
+        for finding in findings:
+            module = edit_definition(module, finding.anchor.scope, decorate)
         return module
 
 
-def _new_site(transform_id: str, fn: FunctionInfo) -> Site:
-    return Site(
-        transform=transform_id, path=fn.module.path, line=fn.node.lineno, symbol=fn.short, status=Status.NOT_APPLICABLE,
-        reason="", anchor={"scope": local_qualname(fn.qualname, fn.module).split("@")[0]},
-        suppress_lines=tuple(sorted({fn.node.lineno, *(d.lineno for d in fn.node.decorator_list)})),
-    )
+def _new_finding(transform_id: str, fn: FunctionInfo) -> Finding:
+    site = Site(transform=transform_id, path=fn.module.path, line=fn.node.lineno, symbol=fn.short,
+                status=Status.NOT_APPLICABLE, reason="")
+    return Finding(site, DefinitionAnchor(local_qualname(fn.qualname, fn.module).split("@")[0]),
+                   suppress_lines=tuple(sorted({fn.node.lineno, *(d.lineno for d in fn.node.decorator_list)})))
 
 
 def _is_candidate_shape(fn: FunctionInfo) -> bool:

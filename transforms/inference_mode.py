@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -87,7 +88,9 @@ from codemod.report import Site, Status
 
 from .base import (
     AnalysisContext,
+    Anchor,
     EraseGradModes,
+    Finding,
     Transform,
     ensure_torch,
     inference_mode_call,
@@ -115,19 +118,19 @@ class InferenceMode(Transform):
     def erase_owned(cls, tree: ast.Module) -> ast.Module:
         return EraseGradModes().visit(tree)
 
-    def analyze(self, context: AnalysisContext) -> list[Site]:
+    def analyze(self, context: AnalysisContext) -> list[Finding]:
         states = context.grad_states()
         flow = FlowAnalyzer(context.index, states, context.where)
-        sites: list[Site] = []
+        findings: list[Finding] = []
         for module in context.target_modules():
             for fn in context.index.functions_of(module):
-                sites.extend(self._function_sites(context, flow, fn))
-            sites.extend(self._value_uses(context, module))
-        return sites
+                findings.extend(self._function_sites(context, flow, fn))
+            findings.extend(self._value_uses(context, module))
+        return findings
 
-    def _function_sites(self, context: AnalysisContext, flow: FlowAnalyzer, fn: FunctionInfo) -> list[Site]:
+    def _function_sites(self, context: AnalysisContext, flow: FlowAnalyzer, fn: FunctionInfo) -> list[Finding]:
         index = context.index
-        sites: list[Site] = []
+        findings: list[Finding] = []
         blocked = ASYNC_REASON if fn.is_async or _inside_async(fn) else (
             JIT_REASON if _is_torchscript(fn) else None)
         for node in fn.node.decorator_list:
@@ -135,11 +138,10 @@ class InferenceMode(Transform):
             spelled = ast.unparse(node)
             if mode != GradMode.NO_GRAD and not _is_flag_grad_switch(index, fn.module, node, fn):
                 continue
-            site = Site(
-                transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short, status=Status.APPLIED,
-                reason="", anchor=_anchor(context, fn.module, "decorator", node, node),
-                suppress_lines=(node.lineno, fn.node.lineno),
-            )
+            site = Site(transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short,
+                        status=Status.APPLIED, reason="")
+            finding = Finding(site, _anchor(context, fn.module, "decorator", node, node),
+                              suppress_lines=(node.lineno, fn.node.lineno))
             if mode != GradMode.NO_GRAD:
                 site.status, site.reason = Status.NOT_APPLICABLE, f"`@{spelled}`: the flag is not the literal False"
             elif _repeats(index, fn, fn.node.decorator_list, fn.node.decorator_list.index(node)):
@@ -149,35 +151,34 @@ class InferenceMode(Transform):
             elif blocked:
                 site.status, site.reason = Status.NOT_APPLICABLE, blocked
             else:
-                _judge(context, site, flow, Region(fn), f"`@{spelled}` on {fn.short}")
-                site.makes_inference = fn
-            sites.append(site)
+                _judge(context, finding, flow, Region(fn), f"`@{spelled}` on {fn.short}")
+                finding.region = fn
+            findings.append(finding)
         for node in fn.nodes:
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 for position, item in enumerate(node.items):
-                    sites.extend(self._with_site(context, flow, fn, node, position, item, blocked))
+                        findings.extend(self._with_site(context, flow, fn, node, position, item, blocked))
             elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
                     index.qualify(fn.module, node.value.func, fn) in SET_GRAD_ENABLED:
-                sites.append(Site(
+                findings.append(Finding(Site(
                     transform=self.id, path=fn.module.path, line=node.lineno, symbol=fn.short,
-                    status=Status.NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
+                    status=Status.NOT_APPLICABLE, fixable=False,
                     reason=f"`{ast.unparse(node.value)}` switches grad for the rest of the thread, not for a "
                            "region; only decorators and `with` blocks are rewritten",
-                ))
-        return sites
+                ), suppress_lines=(node.lineno,)))
+        return findings
 
-    def _with_site(self, context, flow, fn, node, position, item, blocked) -> list[Site]:
+    def _with_site(self, context, flow, fn, node, position, item, blocked) -> list[Finding]:
         index = context.index
         expr = item.context_expr
         mode = index.grad_mode_of(fn.module, expr, fn)
         if mode != GradMode.NO_GRAD and not _is_flag_grad_switch(index, fn.module, expr, fn):
             return []
         spelled = ast.unparse(expr)
-        site = Site(
-            transform=self.id, path=fn.module.path, line=expr.lineno, symbol=fn.short, status=Status.APPLIED, reason="",
-            anchor={**_anchor(context, fn.module, "with", node, expr), "item": position},
-            suppress_lines=tuple(sorted({node.lineno, expr.lineno})),
-        )
+        site = Site(transform=self.id, path=fn.module.path, line=expr.lineno, symbol=fn.short, status=Status.APPLIED,
+                    reason="")
+        finding = Finding(site, _anchor(context, fn.module, "with", node, expr, position),
+                          suppress_lines=tuple(sorted({node.lineno, expr.lineno})))
         if mode != GradMode.NO_GRAD:
             site.status, site.reason = Status.NOT_APPLICABLE, f"`with {spelled}`: the flag is not the literal False"
         elif _repeats(index, fn, [item.context_expr for item in node.items], position):
@@ -187,11 +188,11 @@ class InferenceMode(Transform):
         elif isinstance(node, ast.AsyncWith) or blocked:
             site.status, site.reason = Status.NOT_APPLICABLE, blocked or ASYNC_REASON
         else:
-            _judge(context, site, flow, Region(fn, node, position), f"`with {spelled}` in {fn.short}")
-            site.makes_inference = expr
-        return [site]
+            _judge(context, finding, flow, Region(fn, node, position), f"`with {spelled}` in {fn.short}")
+            finding.region = expr
+        return [finding]
 
-    def _value_uses(self, context: AnalysisContext, module: ModuleInfo) -> list[Site]:
+    def _value_uses(self, context: AnalysisContext, module: ModuleInfo) -> list[Finding]:
         """`no_grad` referenced other than as a decorator or `with` item: reported, never rewritten."""
         index = context.index
         names = {"no_grad"} | {name for name, target in module.imports.items() if index.canonical(target) in NO_GRAD}
@@ -213,38 +214,56 @@ class InferenceMode(Transform):
         for fn, node in sorted(references, key=lambda pair: (pair[1].lineno, pair[1].col_offset)):
             if id(node) in handled or index.qualify(module, node, fn) not in NO_GRAD:
                 continue
-            sites.append(Site(
+            sites.append(Finding(Site(
                 transform=self.id, path=module.path, line=node.lineno, symbol=fn.short,
-                status=Status.NOT_APPLICABLE, fixable=False, suppress_lines=(node.lineno,),
+                status=Status.NOT_APPLICABLE, fixable=False,
                 reason=f"`{ast.unparse(node)}` is used as a value here, not as a decorator or `with` item; the "
                        "tool does not follow where it is entered, so it is left alone",
-            ))
+            ), suppress_lines=(node.lineno,)))
         return sites
 
     # -- rewrite ---------------------------------------------------------------
 
-    def rewrite(self, module: cst.Module, sites: Sequence[Site]) -> cst.Module:
+    def rewrite(self, module: cst.Module, findings: Sequence[Finding]) -> cst.Module:
         torch = torch_name(module) or "torch"
-        replacer = _Replacer(sites, torch)
+        replacer = _Replacer([f.anchor for f in findings], torch)
         rewritten = module.visit(replacer)
         if replacer.pending:
-            missing = min(replacer.pending.values(), key=lambda site: site.line)
+            missing = min(replacer.pending.values(), key=lambda anchor: anchor.line)
             raise LookupError(f"site at line {missing.line} not found in the parsed file")
         rewritten, _ = ensure_torch(rewritten)
         return remove_unused_imports(rewritten, GRAD_SWITCH_MODULES, GRAD_SWITCH_NAMES)
 
 
+@dataclass(frozen=True)
+class GradSwitchAnchor(Anchor):
+    """A grad-mode decorator, or one item of a `with`: its rank among the file's decorators or `with`
+    statements (both ASTs list them in source order, outer before inner), and the expression as `ast.dump`
+    shows it, so a rewrite never replaces anything but what the analysis saw."""
+
+    kind: str  # "decorator" or "with"
+    rank: int
+    expr: str
+    line: int
+    item: int | None = None  # which item of the `with`
+
+    def locate(self, module: cst.Module) -> cst.Decorator | cst.WithItem:
+        finder = _Replacer([self], torch=None)
+        module.visit(finder)
+        if self not in finder.found:
+            raise LookupError(f"site at line {self.line} not found in the parsed file")
+        return finder.found[self]
+
+
 class _Replacer(cst.CSTTransformer):
-    """Puts `<torch>.inference_mode()` in place of the planned decorators and `with` items.
+    """Puts `<torch>.inference_mode()` in place of the anchored decorators and `with` items (with `torch`
+    None, only finds them: `found`), and leaves an anchor pending when the expression there is not the one
+    the analysis saw."""
 
-    Finds each site by its rank among the file's decorators or `with` statements (counted in source
-    order, outer before inner), and leaves it pending when the expression there is not the one the
-    analysis saw.
-    """
-
-    def __init__(self, sites: Sequence[Site], torch: str):
+    def __init__(self, anchors: Sequence[GradSwitchAnchor], torch: str | None):
         super().__init__()
-        self.pending = {(s.anchor["kind"], s.anchor["rank"], s.anchor.get("item")): s for s in sites}
+        self.pending = {(a.kind, a.rank, a.item): a for a in anchors}
+        self.found: dict[GradSwitchAnchor, cst.CSTNode] = {}
         self.torch = torch
         self.counts = {"decorator": 0, "with": 0}
         self.ranks: dict[int, int] = {}
@@ -253,13 +272,15 @@ class _Replacer(cst.CSTTransformer):
         self.ranks[id(node)] = self.counts[kind]
         self.counts[kind] += 1
 
-    def _take(self, kind: str, node: cst.CSTNode, item: int | None, expr: cst.BaseExpression) -> bool:
+    def _take(self, kind: str, node: cst.CSTNode, item: int | None, found: cst.CSTNode,
+              expr: cst.BaseExpression) -> bool:
         key = (kind, self.ranks[id(node)], item)
-        site = self.pending.get(key)
-        if site is None or _dump(expr) != site.anchor["expr"]:
+        anchor = self.pending.get(key)
+        if anchor is None or _dump(expr) != anchor.expr:
             return False
         del self.pending[key]
-        return True
+        self.found[anchor] = found
+        return self.torch is not None
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
         self._count("decorator", node)
@@ -268,14 +289,14 @@ class _Replacer(cst.CSTTransformer):
         self._count("with", node)
 
     def leave_Decorator(self, original_node: cst.Decorator, updated_node: cst.Decorator) -> cst.Decorator:
-        if self._take("decorator", original_node, None, original_node.decorator):
+        if self._take("decorator", original_node, None, original_node, original_node.decorator):
             return updated_node.with_changes(decorator=inference_mode_call(self.torch))
         return updated_node
 
     def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
         items = [
             new.with_changes(item=inference_mode_call(self.torch))
-            if self._take("with", original_node, position, old.item) else new
+            if self._take("with", original_node, position, old, old.item) else new
             for position, (old, new) in enumerate(zip(original_node.items, updated_node.items, strict=True))
         ]
         return updated_node.with_changes(items=items)
@@ -326,7 +347,8 @@ def _is_torchscript(fn: FunctionInfo) -> bool:
     return False
 
 
-def _anchor(context: AnalysisContext, module: ModuleInfo, kind: str, node: ast.AST, expr: ast.expr) -> dict:
+def _anchor(context: AnalysisContext, module: ModuleInfo, kind: str, node: ast.AST, expr: ast.expr,
+            item: int | None = None) -> GradSwitchAnchor:
     """Where the rewrite finds the site: its rank among the file's decorators or `with` statements.
 
     Both ASTs list those in the order of the source, so the rank locates the LibCST node without
@@ -347,14 +369,15 @@ def _anchor(context: AnalysisContext, module: ModuleInfo, kind: str, node: ast.A
             counts[key[0]] += 1
         ordinals[id(module)] = ranks
     rank = ordinals[id(module)][(kind, node.lineno, node.col_offset)]
-    return {"kind": kind, "rank": rank, "expr": ast.dump(expr)}
+    return GradSwitchAnchor(kind, rank, ast.dump(expr), expr.lineno, item)
 
 
-def _judge(context: AnalysisContext, site: Site, flow: FlowAnalyzer, region: Region, what: str) -> None:
+def _judge(context: AnalysisContext, finding: Finding, flow: FlowAnalyzer, region: Region, what: str) -> None:
     # Verdicts that more inference regions cannot change (applied, never fixable) are kept across the
     # engine's analysis rounds, so only the fixable unsafe sites are judged again.
     settled = context.memo.setdefault("settled", {})
-    key = (site.path, site.line, site.anchor.get("item"))
+    site = finding.site
+    key = (site.path, site.line, finding.anchor.item)
     if key in settled:
         site.status, site.reason, site.fixable, site.hazard, site.subject = settled[key]
         return
