@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import difflib
 import gc
 import multiprocessing
 import os
@@ -374,8 +375,9 @@ def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list
         report.errors.append(FileError(path, "not stable: a second run would rewrite it again; not written"))
         changed.pop(path).rewritten = None
         _unmark(report.sites, path)
+    sources = {item.source.path: item.source for item in parsed}
     for path, result in sorted(changed.items()):
-        source = next(item.source for item in parsed if item.source.path == path)
+        source = sources[path]
         if changes_outside_owned(source.text, result.rewritten.decode(source.encoding).lstrip("\ufeff"), transforms):
             report.errors.append(FileError(path, "the rewrite changed code that no transform owns; not written"))
             result.rewritten = None
@@ -383,11 +385,56 @@ def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list
 
 
 def changes_outside_owned(original: str, rewritten: str, transforms: list[Transform]) -> bool:
-    """Whether the two sources differ anywhere but in the nodes the transforms own."""
+    """Whether the two sources differ anywhere but in the nodes the transforms own.
+
+    Statements whose text came through unchanged are left out (a class is compared statement by statement
+    inside); the others, with every import of the file (the transforms own imports, and name their aliases
+    there), are erased and compared as ASTs.
+    """
     before, after = ast.parse(original), ast.parse(rewritten)
+    changed_before: list[ast.stmt] = []
+    changed_after: list[ast.stmt] = []
+    _changed_statements(before.body, after.body, original.splitlines(), rewritten.splitlines(), changed_before,
+                        changed_after)
+    if not changed_before and not changed_after:
+        return False
+
+    def part(tree: ast.Module, changed: list[ast.stmt]) -> ast.Module:
+        imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom)) and s not in changed]
+        return ast.Module(body=[*imports, *changed], type_ignores=[])
+
+    erased_before, erased_after = part(before, changed_before), part(after, changed_after)
     for transform in transforms:
-        before, after = transform.erase_owned(before), transform.erase_owned(after)
-    return ast.dump(before) != ast.dump(after)
+        erased_before, erased_after = transform.erase_owned(erased_before), transform.erase_owned(erased_after)
+    return ast.dump(erased_before) != ast.dump(erased_after)
+
+
+def _header(cls: ast.ClassDef) -> str:
+    """A class's name, bases, keywords and decorators: what is not in its body."""
+    return ast.dump(ast.ClassDef(name=cls.name, bases=cls.bases, keywords=cls.keywords, body=[],
+                                 decorator_list=cls.decorator_list))
+
+
+def _changed_statements(before: list[ast.stmt], after: list[ast.stmt], lines_before: list[str],
+                        lines_after: list[str], changed_before: list[ast.stmt], changed_after: list[ast.stmt]) -> None:
+    """Collect the statements whose source text differs, aligned as a diff aligns lines."""
+    def text(statement: ast.stmt, lines: list[str]) -> str:
+        start = min([statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", ()))])
+        return "\n".join(lines[start - 1:statement.end_lineno])
+
+    texts_before = [text(s, lines_before) for s in before]
+    texts_after = [text(s, lines_after) for s in after]
+    matcher = difflib.SequenceMatcher(a=texts_before, b=texts_after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        old, new = before[i1:i2], after[j1:j2]
+        if len(old) == len(new) == 1 and isinstance(old[0], ast.ClassDef) and isinstance(new[0], ast.ClassDef) \
+                and old[0].name == new[0].name and _header(old[0]) == _header(new[0]):
+            _changed_statements(old[0].body, new[0].body, lines_before, lines_after, changed_before, changed_after)
+        else:
+            changed_before += old
+            changed_after += new
 
 
 def _write_in_place(report: Report, sources: dict[Path, SourceFile]) -> None:

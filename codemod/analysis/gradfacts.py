@@ -23,6 +23,7 @@ cannot resolve may.
 from __future__ import annotations
 
 import ast
+import weakref
 from collections.abc import Callable
 
 from .index import ProjectIndex, argument_for
@@ -43,7 +44,18 @@ NameLookup = Callable[[str], bool | None]
 
 
 class GradFacts:
-    """May-require-grad facts over one project index (memoized per function and name)."""
+    """May-require-grad facts over one project index (memoized per function and name).
+
+    They depend on the index alone, so one instance serves every analysis of a run: `GradFacts.of(index)`.
+    """
+
+    _by_index: weakref.WeakKeyDictionary[ProjectIndex, GradFacts] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, index: ProjectIndex) -> GradFacts:
+        if index not in cls._by_index:
+            cls._by_index[index] = cls(index)
+        return cls._by_index[index]
 
     def __init__(self, index: ProjectIndex):
         self.index = index

@@ -42,7 +42,7 @@ class GradStates:
     def __init__(self, index: ProjectIndex, inference_regions: Iterable[FunctionInfo | ast.expr] = ()):
         """`inference_regions`: functions and `with` items that will run under inference mode once rewritten."""
         self.index = index
-        self.facts = GradFacts(index)
+        self.facts = GradFacts.of(index)
         regions = list(inference_regions)
         self.overlay = {id(r) for r in regions if isinstance(r, FunctionInfo)}
         self.overlay_items = {id(r) for r in regions if isinstance(r, ast.expr)}
