@@ -50,11 +50,14 @@ def _alarm(signum, frame):
 
 def init_worker() -> None:
     import torch
+    import torch._dynamo  # noqa: F401 - imported lazily by `inference_mode` otherwise, under the low limit below
 
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)  # layout changes must not show up as rounding differences
     sys.dont_write_bytecode = True
-    sys.setrecursionlimit(600)
+    # Generated recursion is bounded, but a defect there must fail fast. Torch's own lazy imports need
+    # more depth than that: they happen above (a partly imported module would fail every later driver).
+    sys.setrecursionlimit(2000)
     warnings.simplefilter("ignore")
     signal.signal(signal.SIGALRM, _alarm)
 
