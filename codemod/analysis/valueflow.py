@@ -1,26 +1,23 @@
 """Where the tensors a region makes end up, and what they meet there.
 
-Two questions decide whether a region may run under `torch.inference_mode()`
-instead of `torch.no_grad()` (or be wrapped in it at all):
+Every tensor created under inference mode is an inference tensor, and so is
+every view of one. Outside the mode such a tensor raises when an operation
+that keeps its inputs for backward records it next to a value that requires
+grad (a module with parameters; `*`, `@`, `matmul`, indexing, `masked_fill`
+with a parameter or with any activation computed from one), or when it is
+modified in place. `FlowAnalyzer` follows the region's tensors through
+assignments, returns, tuple and dict packing, calls, attributes and
+module-level state across the whole project, and reports the first such use
+on a path that can run with autograd on (or outside inference mode), with that
+path (`gradstates`). Whether the other operand may require grad is a fact
+from `gradfacts`. A call it cannot resolve that the region's values reach on
+such a path is a hazard that names the call: what the analysis cannot resolve
+is never assumed harmless.
 
-1. *What does the region itself do?* Writing persistent state (parameter
-   data, buffers, module construction, weight loading, moving modules) or
-   switching autograd back on cannot work under inference mode at all; those
-   hazards are never fixable.
-2. *Where do the tensors it makes go?* Every tensor created under inference
-   mode is an inference tensor, and so is every view of one. Outside the
-   mode such a tensor raises when it reaches an operation that records
-   autograd (a module with parameters, an op with a parameter operand, the
-   output of a `forward` that runs with autograd on) or when it is modified
-   in place. The analysis follows the tensors through assignments, returns,
-   tuple/dict packing, calls and attribute state across the whole project,
-   and reports the first such use on a path that can run with autograd on
-   (or outside inference mode), with that path.
-
-`GradStates` answers, for every function, whether it may run with autograd
-on and whether it may run outside inference mode, from decorators, `with`
-blocks and callers. A function with no caller in the project is assumed to
-be called with autograd on.
+With `follow_graph` (entry points), values computed from the region's outputs
+with autograd on are followed too: if one becomes the output of a `forward`
+that runs with autograd on, wrapping the region in inference mode would cut
+the graph a training step differentiates.
 """
 
 from __future__ import annotations
@@ -139,13 +136,7 @@ class _Frame:
 
 
 class FlowAnalyzer:
-    """Follows the values a region makes, across the project, to their first hazardous use.
-
-    With `follow_graph` (entry points), values computed from the region's
-    outputs with autograd on are followed too: if one becomes the output of a
-    `forward` that runs with autograd on, wrapping the region in inference mode
-    would cut the graph a training step differentiates.
-    """
+    """Follows the values a region makes, across the project, to their first hazardous use."""
 
     MAX_FRAMES = 4000
 
