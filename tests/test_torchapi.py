@@ -14,6 +14,7 @@ from codemod.analysis.torchapi import (
     ERR_SAVED,
     NON_SAVING_BINOPS,
     NON_SAVING_FUNCTIONS,
+    NON_SAVING_METHODS,
     STATE_METHODS,
     VIEW_METHODS,
 )
@@ -55,17 +56,33 @@ def test_non_saving_functions_pass_with_an_activation(name):
     _backward(lambda a: function([t, a]) if name in ("cat", "stack") else function(t, a))
 
 
+UNARY_OR_FACTORY = {"clone", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "neg", "negative",
+                    "detach_"}
+
+
+@pytest.mark.parametrize("method", sorted(NON_SAVING_METHODS - UNARY_OR_FACTORY))
+def test_non_saving_methods_pass_with_an_activation(method):
+    """Each method listed as keeping nothing for backward, on an activation, with a region tensor as operand."""
+    t, _, _ = _region_tensors()
+    operand = () if method == "zero_" else (t.sum(),) if method == "fill_" else (t,)
+    _backward(lambda a: getattr(a * 1, method)(*operand))
+
+
 @pytest.mark.parametrize("use", [
     lambda t, m, i, a: t * a,
     lambda t, m, i, a: a / t,
     lambda t, m, i, a: t @ a,
     lambda t, m, i, a: torch.einsum("ij,jk->ik", a, t),
     lambda t, m, i, a: a.masked_fill(m, 0.0),
+    lambda t, m, i, a: (a * 1).masked_fill_(m, 0.0),
+    lambda t, m, i, a: a.mul(t),
+    lambda t, m, i, a: a.clamp(max=t),
     lambda t, m, i, a: torch.where(m, a, a * 2),
     lambda t, m, i, a: a[i],
     lambda t, m, i, a: t.detach() * a,
     lambda t, m, i, a: t.t() * a,
-], ids=["mul", "div", "matmul", "einsum", "masked_fill mask", "where mask", "index", "detach", "view"])
+], ids=["mul", "div", "matmul", "einsum", "masked_fill mask", "masked_fill_ mask", "mul method", "clamp method",
+        "where mask", "index", "detach", "view"])
 def test_saving_uses_with_an_activation_raise(use):
     """Not only parameters: an activation that requires grad makes every saving op raise."""
     t, mask, index = _region_tensors()

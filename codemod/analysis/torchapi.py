@@ -140,7 +140,13 @@ NON_SAVING_FUNCTIONS = frozenset(f"torch.{n}" for n in (
 ))
 NON_SAVING_METHODS = frozenset({
     "add", "sub", "subtract", "add_", "sub_", "neg", "negative", "clone", "new_zeros", "new_ones", "new_empty",
-    "new_full", "new_tensor", "zero_", "fill_", "copy_", "masked_fill_", "detach_",
+    "new_full", "new_tensor", "zero_", "fill_", "copy_", "detach_",
+})
+# Tensor methods known to keep an operand for backward (checked: tests/test_torchapi.py); on a value of
+# unknown type they are reported as the recording they are, other methods as calls to check by hand.
+SAVING_METHODS = frozenset({
+    "mul", "mul_", "div", "div_", "matmul", "mm", "bmm", "masked_fill", "masked_fill_", "clamp", "clamp_", "where",
+    "index_select", "gather", "pow", "pow_", "maximum", "minimum",
 })
 # Factories whose result does not require grad (unless called with `requires_grad=True`).
 GRAD_FREE_FACTORIES = frozenset(f"torch.{n}" for n in (

@@ -47,6 +47,7 @@ from .torchapi import (
     NON_TENSOR_BUILTINS,
     NON_TENSOR_METHODS,
     PARAMETER_CLASSES,
+    SAVING_METHODS,
     TORCH_PREFIXES,
     VIEW_FUNCTIONS,
     VIEW_METHODS,
@@ -662,6 +663,8 @@ class _Walker:
             self.a.hazard(HazardKind.INPLACE, self.frame, call,
                           f"`{_short(call)}`, which keeps them in a module, where a "
                                                        "later `load_state_dict` updates them in place", 1, ERR_INPLACE)
+        if method is not None and not resolved and (method in CONTAINER_STORE_METHODS or _in_place(method)):
+            self._note_stored(func.value, call, in_region)  # `acts.append(a)`, `x.add_(w)`: it holds `a`, `w` now
         if method in CONTAINER_STORE_METHODS and not resolved:
             if tainted is not None:
                 self._store_into(func.value, tainted, call)
@@ -712,7 +715,7 @@ class _Walker:
     def _tensor_method(self, call: ast.Call, method: str | None, receiver: Taint, tainted: Taint | None,
                        state: State, in_region: bool) -> Taint | None:
         """A method the index cannot resolve, called on a region value: a tensor (or dict/list) method."""
-        in_place = method is not None and method.endswith("_") and not method.endswith("__")
+        in_place = method is not None and _in_place(method)
         if in_place and not in_region and state[1] and receiver.inference and not receiver.container:
             if method == "requires_grad_":
                 self.a.hazard(HazardKind.INPLACE, self.frame, call, f"`{_short(call)}`", 1, ERR_REQUIRES_GRAD)
@@ -770,6 +773,9 @@ class _Walker:
                 return
             if not self._mixes(operands):
                 return  # no region tensor meets a value that may require grad: nothing is recorded with it
+            if func.attr in SAVING_METHODS:
+                self.a.hazard(HazardKind.RECORD, self.frame, call, f"`{_short(call)}` (an operand may require grad)",
+                              0, ERR_SAVED)
         self.a.note_unresolved(self.frame, call)
 
     def _mixes(self, operands: list[tuple[ast.expr, Taint | None]]) -> bool:
@@ -808,6 +814,16 @@ class _Walker:
         grad = self._made_in_region_grad(value) if in_region else self._may_grad(value)
         for name in names:
             self.grad[name] = self.grad.get(name, False) or grad
+
+    def _note_stored(self, receiver: ast.expr, call: ast.Call, in_region: bool) -> None:
+        """A container or tensor that a call stores values into may require grad if one of them may."""
+        base = receiver
+        while isinstance(base, ast.Subscript):
+            base = base.value
+        if isinstance(base, ast.Name):
+            grad = self._made_in_region_grad if in_region else self._may_grad
+            operands = [*call.args, *(kw.value for kw in call.keywords)]
+            self.grad[base.id] = self.grad.get(base.id, False) or any(grad(o) for o in operands)
 
     def _made_in_region_grad(self, expr: ast.expr) -> bool:
         """Under a grad-off mode a computed tensor never requires grad; an alias or a view of one may."""
@@ -851,6 +867,10 @@ class _Walker:
             if expr is not None and not self._may_grad(expr):
                 free.add(name)
         return frozenset(free)
+
+
+def _in_place(method: str) -> bool:
+    return method.endswith("_") and not method.endswith("__")
 
 
 def _is_inference(*values: Taint | None) -> bool:

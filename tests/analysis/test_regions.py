@@ -112,3 +112,26 @@ def test_in_place_update_outside_the_mode(tmp_path):
             return n.tolist()
         """, "lengths")
     assert report.fixable and "the in-place update `n[0] = ...`" in report.hazards[0].message
+
+
+def test_activations_appended_to_a_list_make_it_require_grad(tmp_path):
+    """StyleTTS2's SLM adversarial loss: a zeros tensor filled from a list of softmax activations meets the
+    region's `t_en` in a matmul; the list got its activations through `.append`."""
+    report = judge(tmp_path, """
+        class Loss(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.aligner = nn.Linear(4, 4)
+                self.encoder = nn.Linear(4, 4)
+            def forward(self, x, text):
+                preds = []
+                for _ in range(2):
+                    preds.append(F.softmax(self.aligner(x), dim=0))
+                with torch.no_grad():
+                    t_en = self.encoder(text)
+                attn = torch.zeros(2, 4, 4)
+                for i in range(2):
+                    attn[i] = preds[i]
+                return t_en @ attn
+        """, "Loss.forward")
+    assert report.fixable and "`t_en @ attn` (an operand may require grad)" in report.hazards[0].message
