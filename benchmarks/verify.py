@@ -11,7 +11,8 @@
    state_dict and see the same inputs.
 3. **Components**, one after the other: an untimed first call in each worker
    whose outputs are compared (it also pays for lazy initialisation), untimed
-   calls measured for memory (`benchmarks.memory`), then the timed rounds. The workers take
+   calls measured for memory (`benchmarks.memory`; a pipeline component,
+   `tts` or `stream`, measures its tensor memory in the first call), then the timed rounds. The workers take
    turns, the first of the pair changing every round (A B, B A, A B, ...), so
    drift and warm caches favour neither. Every call starts from the same seed.
 """
@@ -323,8 +324,11 @@ def _run_component(name: str, workers: dict[str, WorkerProcess], options: BenchO
         outcome.errors[REWRITTEN] = f"setup failed: {result.setup_error}"
         return outcome
 
+    # A pipeline call is long: its first call, untimed, also measures the peak tensor memory
+    # (the profiler slows it but cannot change what it computes); it gets no resident-memory call.
+    pipeline = component(name).pipeline
     first = {label: worker.request("call", component=name, seed=options.seed,
-                                   outputs=str(workdir / f"{name}-{label}.pt"))
+                                   outputs=str(workdir / f"{name}-{label}.pt"), memory=TENSORS if pipeline else None)
              for label, worker in workers.items()}
     for label, answer in first.items():
         if answer["ok"]:
@@ -343,9 +347,9 @@ def _run_component(name: str, workers: dict[str, WorkerProcess], options: BenchO
                                     "DIVERGE: " + "; ".join(f"{d.name}: {d.problem}" for d in failed)))
 
     # Each memory measure gets a call of its own, so neither disturbs the other or the timed calls.
-    # A pipeline call is long: it gets the tensor measure only.
-    cpu = result.environment["device"] != "cuda"
-    measures = [TENSORS, RESIDENT] if cpu and not component(name).pipeline else [TENSORS]
+    if pipeline:
+        outcome.memory = {label: answer["memory"] for label, answer in first.items()}
+    measures = [] if pipeline else [TENSORS] if result.environment["device"] == "cuda" else [TENSORS, RESIDENT]
     for measure in measures:
         for label, worker in workers.items():
             answer = worker.request("call", component=name, seed=options.seed, memory=measure)

@@ -188,8 +188,10 @@ class Builder:
 OPS = {
     "soft": ["{h} @ {r}", "{r} @ {h}", "$T.matmul({h}, {r})", "$T.einsum('ij,jk->ik', {h}, {r})",
              "$T.bmm({h}.unsqueeze(0), {r}.unsqueeze(0)).squeeze(0)", "{h} * {r}", "{h} / {r}", "{h} + {r}",
-             "{h} - {r}", "$T.cat([{h}, {r}], 0)", "F.linear({h}, {r})", "{h} * {r}.sum()", "{h} + {r} * 2.0"],
-    "mask": ["{h}.masked_fill({r}, 0.0)", "$T.where({r}, {h}, {h} * 0.5)", "{h} * {r}", "{h} + {r}"],
+             "{h} - {r}", "$T.cat([{h}, {r}], 0)", "F.linear({h}, {r})", "{h} * {r}.sum()", "{h} + {r} * 2.0",
+             "({h} * 1).mul_({r})", "({h} * 1).add_({r})"],
+    "mask": ["{h}.masked_fill({r}, 0.0)", "$T.where({r}, {h}, {h} * 0.5)", "{h} * {r}", "{h} + {r}",
+             "({h} * 1).masked_fill_({r}, 0.0)"],
     "idx": ["{h}[{r}]", "{h}.index_select(0, {r})", "$T.gather({h}, 1, {r}.unsqueeze(1))", "{h} + {r}"],
 }
 COMPUTE = {"soft": "$T.softmax({s} @ {s}.t(), -1)", "mask": "{s} > 0", "idx": "{s}.argmax(-1)"}
@@ -210,7 +212,11 @@ def model_attention(b: Builder) -> None:
     op = rng.choice(OPS[produce])
     via_module = rng.random() < 0.4
     source = "self.q({t})" if via_module else "{t}"
-    h = rng.choice(["self.w", "self.enc(x)", "self.enc(x).relu()"])
+    h_lines = rng.choice([  # the grad-carrying operand: a parameter, an activation, or a tensor filled with one
+        [f"h = {rng.choice(['self.w', 'self.enc(x)', 'self.enc(x).relu()'])}"],
+        ["acts = []", "acts.append(self.enc(x))", "h = acts[0]"],
+        ["h = $T.zeros(4, 4)", "h[0] = self.enc(x)[0]"],
+    ])
     kind = rng.choice(["with", "method", "function", "lambda_with", "lambda_deco", "closure"])
     flow = rng.choice(["direct", "tuple", "dict", "list", "self_attr", "other_attr"])
     pack, unpack = PACK.get(flow, PACK["direct"])
@@ -278,7 +284,8 @@ def model_attention(b: Builder) -> None:
         b.put(lo, "def $MIX(h, r):\n    return $OP", MIX=mix, OP=op.format(h="h", r="r"))
         uses.append((lo, mix))
         combined = f"{mix}(h, {read})"
-    forward = ["def forward(self, x):", f"    h = {h}", *("    " + line for line in region), f"    return {combined}"]
+    forward = ["def forward(self, x):", *("    " + line for line in h_lines), *("    " + line for line in region),
+               f"    return {combined}"]
     lines = ["class $BOX:", "    value = None", "", "", "class $CLS(nn.Module):", "    def __init__(self):",
              "        super().__init__()", "        self.enc = nn.Linear(4, 4)", "        self.q = nn.Linear(4, 4)",
              "        self.w = nn.Parameter($T.randn(4, 4) * 0.3)", "        self.box = $BOX()",

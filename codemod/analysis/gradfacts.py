@@ -29,6 +29,7 @@ from collections.abc import Callable
 from .index import ProjectIndex, argument_for
 from .project import MODULE_CODE, CallSite, Container, FunctionInfo, ModuleInfo
 from .torchapi import (
+    CONTAINER_STORE_METHODS,
     GRAD_FREE_BUILTINS,
     GRAD_FREE_FACTORIES,
     GRAD_FREE_METHODS,
@@ -36,6 +37,7 @@ from .torchapi import (
     NON_TENSOR_ATTRS,
     NON_TENSOR_METHODS,
     TORCH_PREFIXES,
+    is_in_place,
 )
 
 MAX_DEPTH = 16
@@ -63,6 +65,7 @@ class GradFacts:
         self._locals: dict[tuple[int, str], bool] = {}
         self._returns: dict[int, bool] = {}
         self._globals: dict[tuple[int, str], bool] = {}
+        self._store_table: dict[int, dict[str, list[ast.expr]]] = {}
         self._sites: dict[int, dict[int, CallSite]] = {}
 
     def may_grad(self, expr: ast.expr | None, fn: FunctionInfo, lookup: NameLookup | None = None,
@@ -168,7 +171,8 @@ class GradFacts:
             key = (id(fn), name)
             if key not in self._locals:
                 self._locals[key] = False  # the least fixed point: a binding from itself adds nothing
-                self._locals[key] = any(self._source_may_grad(fn, name, kind, node) for kind, node in sources)
+                self._locals[key] = any(self._source_may_grad(fn, name, kind, node) for kind, node in sources) or \
+                    any(self.may_grad(value, fn) for value in self._stores(fn).get(name, ()))
             return self._locals[key]
         scope = fn.parent
         while scope is not None:  # a closure's free variable
@@ -199,6 +203,25 @@ class GradFacts:
                             found = True
             self._globals[key] = found
         return self._globals[key]
+
+    def _stores(self, fn: FunctionInfo) -> dict[str, list[ast.expr]]:
+        """What `fn` stores into its locals after binding them: `x[i] = v`, `x += v`, `x.append(v)`, `x.add_(v)`."""
+        table = self._store_table.get(id(fn))
+        if table is None:
+            table = self._store_table[id(fn)] = {}
+            for node in fn.nodes:
+                if isinstance(node, (ast.Assign, ast.AugAssign)):
+                    for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                        base = target
+                        while isinstance(base, ast.Subscript):
+                            base = base.value
+                        if isinstance(base, ast.Name) and (base is not target or isinstance(node, ast.AugAssign)):
+                            table.setdefault(base.id, []).append(node.value)
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                        isinstance(node.func.value, ast.Name) and \
+                        (node.func.attr in CONTAINER_STORE_METHODS or is_in_place(node.func.attr)):
+                    table.setdefault(node.func.value.id, []).extend([*node.args, *(k.value for k in node.keywords)])
+        return table
 
     def _source_may_grad(self, fn: FunctionInfo, name: str, kind: str, node) -> bool:
         if kind == "param":

@@ -148,6 +148,13 @@ SAVING_METHODS = frozenset({
     "mul", "mul_", "div", "div_", "matmul", "mm", "bmm", "masked_fill", "masked_fill_", "clamp", "clamp_", "where",
     "index_select", "gather", "pow", "pow_", "maximum", "minimum",
 })
+
+
+def is_in_place(method: str) -> bool:
+    """`add_`, `masked_fill_`: a tensor method that updates its receiver (not a dunder)."""
+    return method.endswith("_") and not method.endswith("__")
+
+
 # Factories whose result does not require grad (unless called with `requires_grad=True`).
 GRAD_FREE_FACTORIES = frozenset(f"torch.{n}" for n in (
     "zeros", "ones", "empty", "full", "arange", "range", "linspace", "logspace", "eye", "rand", "randn",

@@ -52,6 +52,7 @@ from .torchapi import (
     VIEW_FUNCTIONS,
     VIEW_METHODS,
     GradMode,
+    is_in_place,
 )
 
 
@@ -663,7 +664,7 @@ class _Walker:
             self.a.hazard(HazardKind.INPLACE, self.frame, call,
                           f"`{_short(call)}`, which keeps them in a module, where a "
                                                        "later `load_state_dict` updates them in place", 1, ERR_INPLACE)
-        if method is not None and not resolved and (method in CONTAINER_STORE_METHODS or _in_place(method)):
+        if method is not None and not resolved and (method in CONTAINER_STORE_METHODS or is_in_place(method)):
             self._note_stored(func.value, call, in_region)  # `acts.append(a)`, `x.add_(w)`: it holds `a`, `w` now
         if method in CONTAINER_STORE_METHODS and not resolved:
             if tainted is not None:
@@ -715,7 +716,7 @@ class _Walker:
     def _tensor_method(self, call: ast.Call, method: str | None, receiver: Taint, tainted: Taint | None,
                        state: State, in_region: bool) -> Taint | None:
         """A method the index cannot resolve, called on a region value: a tensor (or dict/list) method."""
-        in_place = method is not None and _in_place(method)
+        in_place = method is not None and is_in_place(method)
         if in_place and not in_region and state[1] and receiver.inference and not receiver.container:
             if method == "requires_grad_":
                 self.a.hazard(HazardKind.INPLACE, self.frame, call, f"`{_short(call)}`", 1, ERR_REQUIRES_GRAD)
@@ -867,10 +868,6 @@ class _Walker:
             if expr is not None and not self._may_grad(expr):
                 free.add(name)
         return frozenset(free)
-
-
-def _in_place(method: str) -> bool:
-    return method.endswith("_") and not method.endswith("__")
 
 
 def _is_inference(*values: Taint | None) -> bool:

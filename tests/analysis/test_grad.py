@@ -101,3 +101,28 @@ def test_functions_referenced_as_values_run_in_any_grad_state(tmp_path):
     hook = function(index, "hook")
     assert states.entry(hook) == (True, True)
     assert states.outside_entry(hook).startswith("is referenced as a value (`hook`, m.py:9)")
+
+
+def test_values_stored_into_a_local_after_it_is_bound(tmp_path):
+    """`h = torch.zeros(...)` then `h[0] = activation`: `h` may require grad at every call site it is passed to."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        def mix(h, r):
+            return h @ r
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.enc = nn.Linear(4, 4)
+            def forward(self, x, r):
+                h = torch.zeros(4, 4)
+                h[0] = self.enc(x)[0]
+                acc = torch.zeros(4)
+                acc += self.enc(x).sum(0)
+                rows = []
+                rows.append(self.enc(x))
+                return mix(h, r), mix(acc, r), rows
+        """})
+    facts = GradFacts(index)
+    forward = function(index, "M.forward")
+    assert facts.name_may_grad(forward, "h") and facts.name_may_grad(forward, "acc")
+    assert facts.name_may_grad(forward, "rows")
+    assert facts.param_may_grad(function(index, "mix"), "h")
