@@ -8,13 +8,12 @@ parsed or written).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from pathlib import Path
 
 import click
-
-from benchmarks.cli import bench
 
 from . import __version__
 from .config import ConfigError, load_config
@@ -28,7 +27,23 @@ def _split_ids(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose `bench` command is imported only when click asks for it: it needs torch and
+    matplotlib, and a plain `apply` must not load them."""
+
+    LAZY = {"bench": ("benchmarks.cli", "bench")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY:
+            module, attribute = self.LAZY[name]
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="chatterbox-codemod")
 def main() -> None:
     """Safe codemods for PyTorch inference code (chatterbox and beyond)."""
@@ -96,7 +111,6 @@ def apply(paths, diff, check, output, report_path, select, ignore, unsafe_fixes,
     sys.exit(exit_code(report, mode))
 
 
-main.add_command(bench)
 
 
 @main.command("list-transforms")
