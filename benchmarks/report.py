@@ -6,7 +6,7 @@ import itertools
 import statistics
 from pathlib import Path
 
-from codemod import __version__
+from chatterbox_codemod import __version__
 
 from .equivalence import ATOL, RTOL
 from .verify import LABELS, ORIGINAL, REWRITTEN, BenchResult, ComponentResult

@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-
-from codemod.engine import OUTPUT, Options, run
+from chatterbox_codemod.engine import OUTPUT, Options, run
 
 from .equivalence import OutputDiff, compare_outputs
 from .memory import ALLOCATOR_ENV, RESIDENT, TENSORS

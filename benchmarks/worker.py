@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks import workload
-from benchmarks.memory import ALLOCATOR_ENV, RESIDENT, TENSORS, resident_peak, tensor_peak
-from benchmarks.workload import CHECKPOINT_FILES, S3GEN_SR, SPEECH_SR, SPEECH_TOKEN_LIMIT, TTS_SETTINGS, TTS_TEXT
+from . import workload
+from .memory import ALLOCATOR_ENV, RESIDENT, TENSORS, resident_peak, tensor_peak
+from .workload import CHECKPOINT_FILES, S3GEN_SR, SPEECH_SR, SPEECH_TOKEN_LIMIT, TTS_SETTINGS, TTS_TEXT
 
 WEIGHTS_FILE = "weights-{model}.pt"
 INPUTS_FILE = "inputs.pt"

@@ -1,4 +1,4 @@
-"""The command line: a thin layer over `codemod.engine`.
+"""The command line: a thin layer over `chatterbox_codemod.engine`.
 
 Exit codes: 0 nothing pending (or everything written); 1 `--diff`/`--check`
 found pending rewrites; 2 an error (usage, or a file that could not be read,
@@ -31,7 +31,7 @@ class _LazyGroup(click.Group):
     """A group whose `bench` command is imported only when click asks for it: it needs torch and
     matplotlib, and a plain `apply` must not load them."""
 
-    LAZY = {"bench": ("benchmarks.cli", "bench")}
+    LAZY = {"bench": ("chatterbox_codemod.benchmarks.cli", "bench")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
@@ -116,7 +116,7 @@ def apply(paths, diff, check, output, report_path, select, ignore, unsafe_fixes,
 @main.command("list-transforms")
 def list_transforms() -> None:
     """List the transforms: id, what they do, and how safe their fixes are."""
-    from transforms import TRANSFORMS
+    from chatterbox_codemod.transforms import TRANSFORMS
 
     for transform in TRANSFORMS:
         click.echo(f"{transform.id}\n    {transform.summary()}")

@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transforms import TRANSFORMS
+from chatterbox_codemod.transforms import TRANSFORMS
 
 SECTION = "chatterbox-codemod"
 TOP_KEYS = {"select", "ignore", "exclude", "unsafe-fixes"}

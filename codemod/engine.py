@@ -4,7 +4,7 @@
    they belong to).
 2. **Read and parse** them with `ast`; a file that cannot be read, decoded or
    parsed becomes an error and the run goes on.
-3. **Index** the whole project once (`codemod.analysis.index`).
+3. **Index** the whole project once (`chatterbox_codemod.analysis.index`).
 4. **Analyse**: each selected transform, in dependency order, turns the
    index into sites with verdicts. Regions a transform will rewrite to
    inference mode are fed to the transforms after it, and each analysis is
@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-
-from transforms import TRANSFORMS, by_id
-from transforms.base import AnalysisContext, Finding, Transform
+from chatterbox_codemod.transforms import TRANSFORMS, by_id
+from chatterbox_codemod.transforms.base import AnalysisContext, Finding, Transform
 
 from .analysis import ProjectIndex, build_index
 from .analysis.configs import CONFIG_SUFFIXES, read_configs

@@ -10,8 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from codemod.engine import DIFF, Options, run
+from chatterbox_codemod.engine import DIFF, Options, run
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -25,7 +24,7 @@ def run_engine(paths, mode=DIFF, **kwargs):
 def cli(*args, cwd=None, check_rc=None, env=None):
     """Run the installed CLI as a user would; returns the CompletedProcess."""
     proc = subprocess.run(
-        [sys.executable, "-m", "codemod", *map(str, args)],
+        [sys.executable, "-m", "chatterbox_codemod", *map(str, args)],
         cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})},
     )
     if check_rc is not None:

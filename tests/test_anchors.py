@@ -7,10 +7,9 @@ import textwrap
 from pathlib import Path
 
 import libcst as cst
-
-from codemod.analysis import build_index
-from codemod.config import Config
-from codemod.engine import analyze, select_transforms
+from chatterbox_codemod.analysis import build_index
+from chatterbox_codemod.config import Config
+from chatterbox_codemod.engine import analyze, select_transforms
 
 SOURCE = textwrap.dedent('''
     import torch

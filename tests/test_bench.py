@@ -8,13 +8,12 @@ import shutil
 
 import pytest
 import torch
+from chatterbox_codemod.benchmarks.equivalence import compare_tensor
+from chatterbox_codemod.benchmarks.memory import ALLOCATOR_ENV
+from chatterbox_codemod.benchmarks.stats import speed_ratio
+from chatterbox_codemod.benchmarks.verify import rewrite_copy
+from chatterbox_codemod.benchmarks.workload import COMPONENT_NAMES
 from conftest import cli, installed_chatterbox, load_json
-
-from benchmarks.equivalence import compare_tensor
-from benchmarks.memory import ALLOCATOR_ENV
-from benchmarks.stats import speed_ratio
-from benchmarks.verify import rewrite_copy
-from benchmarks.workload import COMPONENT_NAMES
 
 
 @pytest.fixture(scope="session")

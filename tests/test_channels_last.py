@@ -6,9 +6,8 @@ import py_compile
 import textwrap
 
 import pytest
+from chatterbox_codemod.transforms.channels_last import ChannelsLast
 from conftest import cli, load_json, report_sites, run_engine
-
-from transforms.channels_last import ChannelsLast
 
 XVECTOR = "models/s3gen/xvector.py"
 SUBSAMPLING = "models/s3gen/transformer/subsampling.py"

@@ -193,7 +193,7 @@ def test_suppression_comments(tmp_path):
 
 def test_list_transforms_names_every_transform_with_its_fix_safety():
     proc = cli("list-transforms", check_rc=0)
-    from transforms import TRANSFORMS
+    from chatterbox_codemod.transforms import TRANSFORMS
 
     for transform in TRANSFORMS:
         assert f"{transform.id}\n    {transform.summary()}\n" in proc.stdout

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from codemod.docs import PAGE, render
-from transforms import TRANSFORMS
+from chatterbox_codemod.docs import PAGE, render
+from chatterbox_codemod.transforms import TRANSFORMS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_transform_docs_page_matches_the_docstrings():
-    assert PAGE.read_text(encoding="utf-8") == render(), "run `python -m codemod.docs` and commit docs/transforms.md"
+    assert PAGE.read_text(encoding="utf-8") == render(), \
+        "run `python -m chatterbox_codemod.docs` and commit docs/transforms.md"
 
 
 def test_every_transform_documents_its_id_and_sections():

@@ -20,9 +20,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from chatterbox_codemod.config import load_config
 from conftest import FIXTURES, run_engine
-
-from codemod.config import load_config
 
 UPDATE = os.environ.get("UPDATE_FIXTURES") == "1"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from codemod.engine import changes_outside_owned
-from transforms import TRANSFORMS
+from chatterbox_codemod.engine import changes_outside_owned
+from chatterbox_codemod.transforms import TRANSFORMS
 
 ORIGINAL = """
 import torch

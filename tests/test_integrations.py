@@ -77,7 +77,7 @@ def test_interrupted_runs_leave_every_file_whole(tmp_path, how):
     duration = time.monotonic() - started
     rng = random.Random(how)
     for attempt in range(6):
-        proc = subprocess.Popen([sys.executable, "-m", "codemod", "apply", "--jobs", "1", str(root / "pkg")],
+        proc = subprocess.Popen([sys.executable, "-m", "chatterbox_codemod", "apply", "--jobs", "1", str(root / "pkg")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(rng.uniform(0.2, duration * 1.2))
         proc.send_signal(how)
@@ -111,7 +111,7 @@ def test_file_changed_during_the_run_is_not_overwritten(tmp_path):
         "    Path(sys.argv[1]).write_text('# edited meanwhile\\n')\n"
         "    original(report, sources)\n"
         "engine._write_in_place = edit_then_write\n"
-        "from codemod.cli import main\nmain(['apply', sys.argv[1]])\n"
+        "from chatterbox_codemod.cli import main\nmain(['apply', sys.argv[1]])\n"
     )
     proc = subprocess.run([sys.executable, "-c", script, str(root / "infer.py")], capture_output=True, text=True)
     assert proc.returncode == 2

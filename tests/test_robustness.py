@@ -18,10 +18,9 @@ import re
 from pathlib import Path
 
 import pytest
+from chatterbox_codemod.engine import changes_outside_owned
+from chatterbox_codemod.transforms import TRANSFORMS
 from conftest import cli, download_wheel, unpack_wheel
-
-from codemod.engine import changes_outside_owned
-from transforms import TRANSFORMS
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import random
 import textwrap
 from pathlib import Path
 
-from codemod.engine import DIFF, Options, run
-from codemod.report import Status
+from chatterbox_codemod.engine import DIFF, Options, run
+from chatterbox_codemod.report import Status
 
 
 def analyse(tmp_path: Path, files: dict[str, str], select=None, target: str = "", jobs: int = 1):

@@ -6,9 +6,7 @@ import ast
 
 import pytest
 import torch
-from torch import nn
-
-from codemod.analysis.torchapi import (
+from chatterbox_codemod.analysis.torchapi import (
     ERR_INPLACE,
     ERR_REQUIRES_GRAD,
     ERR_SAVED,
@@ -18,6 +16,7 @@ from codemod.analysis.torchapi import (
     STATE_METHODS,
     VIEW_METHODS,
 )
+from torch import nn
 
 
 def _region_tensors():

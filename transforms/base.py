@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import libcst as cst
-
-from codemod.analysis import FunctionInfo, GradStates, ModuleInfo, ProjectIndex
-from codemod.report import Site
+from chatterbox_codemod.analysis import FunctionInfo, GradStates, ModuleInfo, ProjectIndex
+from chatterbox_codemod.report import Site
 
 
 @dataclass

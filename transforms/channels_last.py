@@ -90,9 +90,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.helpers import get_full_name_for_node
-
-from codemod.analysis import (
+from chatterbox_codemod.analysis import (
     CallSite,
     ClassInfo,
     ClassRef,
@@ -104,7 +102,8 @@ from codemod.analysis import (
     ProjectIndex,
     own_nodes,
 )
-from codemod.report import Site, Status
+from chatterbox_codemod.report import Site, Status
+from libcst.helpers import get_full_name_for_node
 
 from .base import (
     AnalysisContext,

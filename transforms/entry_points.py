@@ -68,8 +68,7 @@ import fnmatch
 from collections.abc import Sequence
 
 import libcst as cst
-
-from codemod.analysis import (
+from chatterbox_codemod.analysis import (
     GRAD_OFF_MODES,
     TORCH_PREFIXES,
     External,
@@ -80,7 +79,7 @@ from codemod.analysis import (
     ProjectIndex,
     Region,
 )
-from codemod.report import Site, Status
+from chatterbox_codemod.report import Site, Status
 
 from .base import (
     AnalysisContext,

@@ -74,8 +74,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import libcst as cst
-
-from codemod.analysis import (
+from chatterbox_codemod.analysis import (
     NO_GRAD,
     SET_GRAD_ENABLED,
     FlowAnalyzer,
@@ -84,7 +83,7 @@ from codemod.analysis import (
     ModuleInfo,
     Region,
 )
-from codemod.report import Site, Status
+from chatterbox_codemod.report import Site, Status
 
 from .base import (
     AnalysisContext,

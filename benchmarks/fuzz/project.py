@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from codemod.engine import OUTPUT, Options, run
+from chatterbox_codemod.engine import OUTPUT, Options, run
 
 from .generator import PACKAGE, Program
 from .runner import DriverRef, Task

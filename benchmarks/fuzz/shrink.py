@@ -20,7 +20,7 @@ import time
 from itertools import count
 from pathlib import Path
 
-from codemod.engine import DIFF, Options, run
+from chatterbox_codemod.engine import DIFF, Options, run
 
 from .campaign import TIME_LIMIT, FalseSafe
 from .generator import PACKAGE

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from chatterbox_codemod.analysis import GradStates
+from chatterbox_codemod.analysis.gradfacts import GradFacts
 from tiny import HEADER, expression, function, index_of
-
-from codemod.analysis import GradStates
-from codemod.analysis.gradfacts import GradFacts
 
 
 def test_what_may_require_grad(tmp_path):

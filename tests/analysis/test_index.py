@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from chatterbox_codemod.analysis import External, Instance
 from tiny import HEADER, call, function, index_of
-
-from codemod.analysis import External, Instance
 
 
 def test_imports_aliases_and_reexports_resolve_to_the_defining_module(tmp_path):

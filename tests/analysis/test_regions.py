@@ -5,9 +5,8 @@ from __future__ import annotations
 import ast
 
 import pytest
+from chatterbox_codemod.analysis import FlowAnalyzer, GradStates, Region
 from tiny import HEADER, function, index_of
-
-from codemod.analysis import FlowAnalyzer, GradStates, Region
 
 
 def judge(tmp_path, text: str, symbol: str):

@@ -6,9 +6,9 @@ import ast
 import textwrap
 from pathlib import Path
 
-from codemod.analysis import FunctionInfo, ProjectIndex, build_index
-from codemod.analysis.configs import read_configs
-from codemod.analysis.project import CallSite
+from chatterbox_codemod.analysis import FunctionInfo, ProjectIndex, build_index
+from chatterbox_codemod.analysis.configs import read_configs
+from chatterbox_codemod.analysis.project import CallSite
 
 HEADER = "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
 

@@ -1,6 +1,6 @@
 """CAMPPlus with and without the channels-last rewrite, side by side in one process.
 
-    python -m benchmarks.channels_last_campplus [--seconds 10] [--rounds 20] [--device cpu|cuda|all] [--threads N]
+    python -m benchmarks.dev.channels_last_campplus [--seconds 10] [--rounds 20] [--device cpu|cuda|all] [--threads N]
 
 The installed chatterbox-tts `models/s3gen/xvector.py` and its channels-last
 rewrite (made by the tool, in a temporary folder) are loaded as two modules;
@@ -28,10 +28,8 @@ from types import ModuleType
 
 import click
 import torch
-
-from codemod.engine import Options, run
-
-from .stats import speed_ratio
+from chatterbox_codemod.benchmarks.stats import speed_ratio
+from chatterbox_codemod.engine import Options, run
 
 SAMPLE_RATE = 16_000  # CAMPPlus takes 16 kHz speech
 WARMUP_ROUNDS = 3

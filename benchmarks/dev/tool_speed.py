@@ -1,7 +1,7 @@
 """How fast is chatterbox-codemod next to LibCST's own runner doing nothing?
 
-    python benchmarks/tool_speed.py                      # chatterbox-tts 0.1.7 tree and the installed torch
-    python benchmarks/tool_speed.py --trees chatterbox --runs 7
+    python benchmarks/dev/tool_speed.py                      # chatterbox-tts 0.1.7 tree and the installed torch
+    python benchmarks/dev/tool_speed.py --trees chatterbox --runs 7
 
 Each measurement is a whole process, as a user runs it:
 `chatterbox-codemod apply --diff TREE` with every transform, against
@@ -71,7 +71,7 @@ def prepare(name: str, workdir: Path) -> Path:
 
 
 def measure(tree: Path, workdir: Path, runs: int) -> tuple[list[float], list[float]]:
-    ours_command = [sys.executable, "-m", "codemod", "apply", "--diff", str(tree)]
+    ours_command = [sys.executable, "-m", "chatterbox_codemod", "apply", "--diff", str(tree)]
     libcst_command = [sys.executable, "-m", "libcst.tool", "codemod", "--no-format", "noop.NOOPCommand", str(tree)]
     ours: list[float] = []
     libcst: list[float] = []
