@@ -119,7 +119,7 @@ def list_transforms() -> None:
     from chatterbox_codemod.transforms import TRANSFORMS
 
     for transform in TRANSFORMS:
-        click.echo(f"{transform.id}\n    {transform.summary()}")
+        click.echo(f"{transform.id}{'' if transform.default else ' (opt-in: --select it)'}\n    {transform.summary()}")
         for line in transform.fix_safety().splitlines():
             click.echo(f"    {line}" if line else "")
         for option in transform.options:

@@ -165,8 +165,8 @@ def _run(options: Options) -> Report:
 
 
 def select_transforms(select: Iterable[str] | None, ignore: Iterable[str]) -> list[Transform]:
-    """Transforms in analysis order; unknown ids raise KeyError naming the id."""
-    chosen = list(select) if select else [t.id for t in TRANSFORMS]
+    """Transforms in analysis order (default: those on by default); unknown ids raise KeyError naming the id."""
+    chosen = list(select) if select else [t.id for t in TRANSFORMS if t.default]
     ignored = set(ignore)
     for name in [*chosen, *ignored]:
         by_id(name)

@@ -111,6 +111,8 @@ class Transform:
     # The keys of its own configuration table; the engine validates them and hands the values over as
     # `AnalysisContext.settings`.
     options: ClassVar[tuple[Option, ...]] = ()
+    # Off by default (opt-in with `--select`): a transform whose rewrite changes numerics, say.
+    default: ClassVar[bool] = True
     # Analyses run in this order: a transform sees the inference regions the ones before it add.
     analysis_order: ClassVar[int] = 0
     # Rewrites run in this order within a file. Transforms that find their sites by line
