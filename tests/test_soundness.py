@@ -87,22 +87,22 @@ def test_injected_module_of_unknown_type(tmp_path):
     assert "check that call by hand" in found.reason
 
 
-def test_constructor_call_sites_type_the_attributes(tmp_path):
-    """Precision from resolving more: `GAN(Gen(), Disc())` types `self.discriminator` as a `Disc`."""
-    report = analyse(tmp_path, {"gan.py": HEADER + """
-        class Gen(nn.Module):
+GAN_PACKAGE = {
+    "gan/__init__.py": "",
+    "gan/models.py": HEADER + """
+        class Generator(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.lin = nn.Linear(4, 4)
             def forward(self, x):
                 return self.lin(x)
-        class Disc(nn.Module):
+        class Discriminator(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.conv = nn.Conv1d(4, 1, 1)
             def forward(self, x):
                 return self.conv(x)
-        class GAN(nn.Module):
+        class HiFiGan(nn.Module):
             def __init__(self, generator, discriminator):
                 super().__init__()
                 self.generator = generator
@@ -111,12 +111,21 @@ def test_constructor_call_sites_type_the_attributes(tmp_path):
                 with torch.no_grad():
                     fake = self.generator(x)
                 return self.discriminator(fake.detach())
-        gan = GAN(Gen(), discriminator=Disc())
-        """})
-    found = site(report, "GAN.forward_discriminator")
+        """,
+}
+
+
+def test_constructor_call_sites_type_the_attributes(tmp_path):
+    """Precision from resolving more: `HiFiGan(Generator(), discriminator=Discriminator())` in a script types
+    `self.discriminator`, so the value flow follows it into `Discriminator.forward`."""
+    report = analyse(tmp_path, {**GAN_PACKAGE, "train.py": """
+        from gan.models import Discriminator, Generator, HiFiGan
+        gan = HiFiGan(Generator(), discriminator=Discriminator())
+        """}, target="gan")
+    found = site(report, "HiFiGan.forward_discriminator")
     assert found.status == Status.UNSAFE
     assert "`self.conv(...)` (torch.nn.Conv1d, a module with parameters)" in found.reason
-    assert "passed to Disc.forward" in found.reason
+    assert "passed to Discriminator.forward" in found.reason
 
 
 def test_recursion_without_an_outside_caller_runs_with_autograd_on(tmp_path):
@@ -364,34 +373,6 @@ def test_verdicts_do_not_depend_on_file_order_definition_order_or_jobs(tmp_path)
             HEADER + textwrap.dedent(PERMUTED[name][len(HEADER):]) if PERMUTED[name] else "") for name in names}
         (tmp_path / f"c{case}").mkdir()
         assert verdicts(files, 1 + case % 2, f"c{case}") == baseline
-
-
-GAN_PACKAGE = {
-    "gan/__init__.py": "",
-    "gan/models.py": HEADER + """
-        class Generator(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.lin = nn.Linear(4, 4)
-            def forward(self, x):
-                return self.lin(x)
-        class Discriminator(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.conv = nn.Conv1d(4, 1, 1)
-            def forward(self, x):
-                return self.conv(x)
-        class HiFiGan(nn.Module):
-            def __init__(self, generator, discriminator):
-                super().__init__()
-                self.generator = generator
-                self.discriminator = discriminator
-            def forward_discriminator(self, x):
-                with torch.no_grad():
-                    fake = self.generator(x)
-                return self.discriminator(fake.detach())
-        """,
-}
 
 
 def test_models_built_from_hyperpyyaml_configuration(tmp_path):
