@@ -105,7 +105,7 @@ def test_file_changed_during_the_run_is_not_overwritten(tmp_path):
     """A file edited after it was read keeps the user's edit: exit 2, nothing written over it."""
     root = make_project(tmp_path, {"infer.py": SAFE})
     script = (
-        "import sys\nfrom pathlib import Path\nimport codemod.engine as engine\n"
+        "import sys\nfrom pathlib import Path\nimport chatterbox_codemod.engine as engine\n"
         "original = engine._write_in_place\n"
         "def edit_then_write(report, sources):\n"
         "    Path(sys.argv[1]).write_text('# edited meanwhile\\n')\n"
