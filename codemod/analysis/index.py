@@ -88,6 +88,10 @@ class ProjectIndex:
         self._configured: dict[tuple[int, str], frozenset] = {}  # (id(__init__), parameter) -> types
         self.redefined: set[str] = set()  # qualified names defined more than once (the later ones get `@line`)
         self.load_table: dict[str, list[tuple[FunctionInfo, ast.AST]]] = {}  # filled while collecting
+        # Memos of facts that stay fixed once every module is added (the class hierarchy, signatures).
+        self._overriding: dict[tuple[int, int], list[FunctionInfo]] = {}
+        self._definitions: dict[str, list[FunctionInfo]] | None = None  # redefined qualname -> every definition
+        self._accepting: dict[tuple, bool] = {}
 
     # -- construction ------------------------------------------------------
 
@@ -96,7 +100,8 @@ class ProjectIndex:
         if name in self.modules:  # two scripts with one name: keep both, apart
             name = f"{name}@{path}"
         skip_file, skip_lines = suppressions(source)
-        module = ModuleInfo(name=name, path=path, tree=tree, source=source, skip_file=skip_file, skip_lines=skip_lines)
+        module = ModuleInfo(name=name, path=path, tree=tree, source=source, skip_file=skip_file, skip_lines=skip_lines,
+                            serial=len(self.by_path))
         self.modules[name] = module
         self.by_path[path] = module
         Collector(self, module).collect()
@@ -147,7 +152,7 @@ class ProjectIndex:
             for site in fn.calls:
                 if site.unresolved and isinstance(site.node.func, ast.Attribute):
                     site.maybe_callees = tuple(m for m in methods_by_name.get(site.node.func.attr, ())
-                                               if _accepts(m, site.node))
+                                               if self._accepts(m, site.node))
                     for method in site.maybe_callees:
                         self.callers.setdefault(id(method), []).append(site)
 
@@ -678,7 +683,7 @@ class ProjectIndex:
                     site.external = t.name
         for callee in list(callees):
             if callee.qualname in self.redefined:
-                callees.extend(f for f in self.functions.values() if f.qualname.partition("@")[0] == callee.qualname)
+                callees.extend(self._definitions_of(callee.qualname))
         site.callees = tuple(dict.fromkeys(callees))
         site.module_types = tuple(dict.fromkeys(module_types))
         site.constructs = tuple(dict.fromkeys(constructs))
@@ -722,10 +727,31 @@ class ProjectIndex:
             caller is not None and func.value.id == caller.receiver)
         if cls is None and not called_on_self:
             return []
-        found = []
-        for sub in owner.all_subclasses():
-            if method.name in sub.methods and sub.methods[method.name] is not method:
-                found.append(sub.methods[method.name])
+        key = (id(owner), id(method))
+        found = self._overriding.get(key)
+        if found is None:
+            found = [sub.methods[method.name] for sub in owner.all_subclasses()
+                     if method.name in sub.methods and sub.methods[method.name] is not method]
+            self._overriding[key] = found
+        return found
+
+    def _definitions_of(self, qualname: str) -> list[FunctionInfo]:
+        """Every definition of a function defined more than once (`f`, `f@12`, ...)."""
+        if self._definitions is None:
+            self._definitions = {}
+            for f in self.functions.values():
+                base = f.qualname.partition("@")[0]
+                if base in self.redefined:
+                    self._definitions.setdefault(base, []).append(f)
+        return self._definitions.get(qualname, [])
+
+    def _accepts(self, method: FunctionInfo, call: ast.Call) -> bool:
+        """`_accepts`, memoized on the call's shape (its argument count and keyword names)."""
+        key = (id(method), len(call.args), any(isinstance(a, ast.Starred) for a in call.args),
+               tuple(kw.arg for kw in call.keywords))
+        found = self._accepting.get(key)
+        if found is None:
+            found = self._accepting[key] = _accepts(method, call)
         return found
 
     def callers_of(self, fn: FunctionInfo) -> list[CallSite]:

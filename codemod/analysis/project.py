@@ -76,6 +76,17 @@ Type = Instance | ClassRef | FuncRef | ModuleRef | External | Container | Super
 NOTHING: frozenset = frozenset()
 
 
+def _stable_hash(module: ModuleInfo, node: ast.AST) -> int:
+    """A record's hash from where it is defined, not from its address.
+
+    The inferred types are frozensets of records, and the order in which a set iterates
+    follows its elements' hashes; with identity hashes it followed memory addresses, so which
+    callee, path or hazard a report named first could change from one run to the next.
+    Records compare by identity still: two with one hash only share a bucket.
+    """
+    return hash((module.serial, node.lineno, node.col_offset))
+
+
 # ---------------------------------------------------------------------------
 # Index records
 
@@ -92,6 +103,10 @@ class ModuleInfo:
     skip_file: bool = False
     skip_lines: frozenset = frozenset()
     functions: list[FunctionInfo] = field(default_factory=list)  # defined in this module, nested ones too
+    serial: int = 0  # its position in the index: what it hashes to (see `_stable_hash`)
+
+    def __hash__(self) -> int:
+        return self.serial
 
     @property
     def package(self) -> str:
@@ -110,6 +125,9 @@ class ClassInfo:
     subclasses: list[ClassInfo] = field(default_factory=list)
     _attributes: dict | None = field(default=None, repr=False)
     _mro: list | None = field(default=None, repr=False)
+
+    def __hash__(self) -> int:
+        return _stable_hash(self.module, self.node)
 
     def __repr__(self) -> str:
         return f"<class {self.qualname}>"
@@ -194,6 +212,9 @@ class FunctionInfo:
 
     def __repr__(self) -> str:
         return f"<function {self.qualname}>"
+
+    def __hash__(self) -> int:
+        return _stable_hash(self.module, self.node)
 
     @property
     def is_async(self) -> bool:
