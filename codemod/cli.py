@@ -119,7 +119,9 @@ def list_transforms() -> None:
     from chatterbox_codemod.transforms import TRANSFORMS
 
     for transform in TRANSFORMS:
-        click.echo(f"{transform.id}{'' if transform.default else ' (opt-in: --select it)'}\n    {transform.summary()}")
+        click.echo(f"{transform.id}\n    {transform.summary()}")
+        if not transform.default:
+            click.echo(f"    opt-in: runs only when selected (`--select {transform.id}`)")
         for line in transform.fix_safety().splitlines():
             click.echo(f"    {line}" if line else "")
         for option in transform.options:
