@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cache import DEFAULT_DIR
 from .config import ConfigError, load_config
 from .diffing import unified_diff
 from .engine import CHECK, DIFF, OUTPUT, WRITE, Options, exit_code, find_project_root, run, select_transforms
@@ -70,8 +71,11 @@ def main() -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "github"]), default="text",
               show_default=True, help="How sites are printed: text, or GitHub Actions annotations.")
 @click.option("--verbose", "-v", is_flag=True, help="Also list applied sites.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help=f"Keep the run cache in DIR (default: {DEFAULT_DIR}/ in the project root).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the run cache.")
 def apply(paths, diff, check, output, report_path, select, ignore, unsafe_fixes, jobs, project_root, exclude,
-          output_format, verbose) -> None:
+          output_format, verbose, cache_dir, no_cache) -> None:
     """Rewrite PATHS (files or folders) in place, or show what would change."""
     if sum(bool(x) for x in (diff, check, output)) > 1:
         raise click.UsageError("--diff, --check and --output are mutually exclusive")
@@ -90,6 +94,7 @@ def apply(paths, diff, check, output, report_path, select, ignore, unsafe_fixes,
         paths=list(paths), mode=mode, output=output, select=selected, ignore=ignored,
         unsafe_fixes=config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes, jobs=jobs,
         project_root=project_root, exclude=list(exclude), config=config,
+        cache_dir=None if no_cache else (cache_dir or root / DEFAULT_DIR).resolve(),
     )
     try:
         report = run(options)

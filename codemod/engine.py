@@ -2,9 +2,11 @@
 
 1. **Discover** the target files (and the other Python files of the project
    they belong to).
-2. **Read and parse** them with `ast`; a file that cannot be read, decoded or
-   parsed becomes an error and the run goes on.
-3. **Index** the whole project once (`chatterbox_codemod.analysis.index`).
+2. **Read** them; a file that cannot be read or decoded becomes an error and
+   the run goes on. With a run cache (`chatterbox_codemod.cache`), a run whose
+   files, targets and options it has seen before replays steps 3-6 from it.
+3. **Parse** them with `ast` (a file that does not parse is an error too) and
+   **index** the whole project once (`chatterbox_codemod.analysis.index`).
 4. **Analyse**: each selected transform, in dependency order, turns the
    index into sites with verdicts. Regions a transform will rewrite to
    inference mode are fed to the transforms after it, and each analysis is
@@ -41,6 +43,7 @@ from chatterbox_codemod.transforms.base import AnalysisContext, Finding, Transfo
 
 from .analysis import ProjectIndex, build_index
 from .analysis.configs import CONFIG_SUFFIXES, read_configs
+from .cache import Outcome, RunCache
 from .config import Config
 from .report import FileError, FileResult, Report, Site, Status
 from .sources import (
@@ -70,6 +73,7 @@ class Options:
     project_root: Path | None = None
     exclude: list[str] = field(default_factory=list)
     config: Config | None = None
+    cache_dir: Path | None = None  # the run cache's folder (`chatterbox_codemod.cache`); None: no cache
 
 
 @dataclass
@@ -120,16 +124,59 @@ def _run(options: Options) -> Report:
     project_python, config_files = _project_files(project_root, config.exclude)
     project_files = [p for p in project_python if p not in target_files]
 
-    # 2. Read and parse.
-    parsed, parse_errors = _parse_all(
+    # 2. Read every file (a file that cannot be read or decoded is an error; the run goes on).
+    sources, read_errors = _read_all(
         [(p, t) for p, t in found.files] + [(p, Target(p, project_root, False)) for p in project_files]
     )
-    for error in parse_errors:
-        if error.path in target_files:
-            report.errors.append(FileError(error.path, error.message, error.line))
-    report.scanned = sum(1 for p in parsed if p.source.path in target_files) + sum(
-        1 for e in parse_errors if e.path in target_files
+    report.errors.extend(FileError(e.path, e.message, e.line) for e in read_errors if e.path in target_files)
+    report.scanned = sum(1 for path in sources if path in target_files) + sum(
+        1 for e in read_errors if e.path in target_files
     )
+    configs_raw = [(path, _read_bytes(path)) for path in config_files]
+
+    # 3-6. Parse, index, analyse, rewrite and verify: replayed from the run cache when it holds this run.
+    run_cache = RunCache(options.cache_dir, project_root) if options.cache_dir is not None else None
+    key = None
+    outcome = None
+    if run_cache is not None:
+        key = run_cache.key(
+            {"transforms": report.transforms, "unsafe_fixes": options.unsafe_fixes, "settings": config.settings},
+            [(path, source.raw) for path, source in sources.items()] + configs_raw, set(target_files),
+        )
+        outcome = run_cache.load(key)
+    if outcome is None:
+        outcome = _analyse_and_rewrite(sources, target_files, configs_raw, project_root, transforms, options,
+                                       config, report)
+        if run_cache is not None:
+            run_cache.store(key, outcome)
+    if run_cache is not None:
+        report.notes.extend(run_cache.notes)
+    report.sites = outcome.sites
+    report.errors.extend(outcome.errors)
+    results = {path: FileResult(path=path, rel=report.rel(path), original=sources[path].raw, rewritten=data)
+               for path, data in outcome.rewritten.items()}
+
+    # 7. Output.
+    for path in sorted(target_files):
+        if path in sources:
+            source = sources[path]
+            result = results.get(path) or FileResult(path=path, rel=report.rel(path), original=source.raw)
+            report.files.append(result)
+    if options.mode == WRITE:
+        _remove_leftovers(found.leftovers, report)
+        _write_in_place(report, sources)
+    elif options.mode == OUTPUT:
+        _write_copy(report, options.output, targets, found, sources)
+    return report
+
+
+def _analyse_and_rewrite(sources: dict[Path, SourceFile], target_files: dict,
+                         config_files: list[tuple[Path, bytes | None]], project_root: Path,
+                         transforms: list[Transform], options: Options, config: Config, report: Report) -> Outcome:
+    """Steps 3-6 for one run: everything the run cache keeps."""
+    errors_before = len(report.errors)
+    parsed, parse_errors = _parse_all(list(sources.values()))
+    report.errors.extend(FileError(e.path, e.message, e.line) for e in parse_errors if e.path in target_files)
 
     # 3. Index (configuration files that build models count as constructor calls).
     configs = read_configs(config_files)
@@ -146,22 +193,13 @@ def _run(options: Options) -> Report:
     report.sites = [f.site for f in findings]
 
     # 5-6. Rewrite and verify.
-    sources = {p.source.path: p.source for p in parsed}
-    results = _rewrite_files(findings, sources, transforms, options.jobs, report)
+    parsed_sources = {p.source.path: p.source for p in parsed}
+    results = _rewrite_files(findings, parsed_sources, transforms, options.jobs, report)
     _verify(results, parsed, configs, project_root, transforms, display, options.unsafe_fixes, config, report)
-
-    # 7. Output.
-    for path in sorted(target_files):
-        if path in sources:
-            source = sources[path]
-            result = results.get(path) or FileResult(path=path, rel=report.rel(path), original=source.raw)
-            report.files.append(result)
-    if options.mode == WRITE:
-        _remove_leftovers(found.leftovers, report)
-        _write_in_place(report, sources)
-    elif options.mode == OUTPUT:
-        _write_copy(report, options.output, targets, found, sources)
-    return report
+    errors = report.errors[errors_before:]
+    del report.errors[errors_before:]
+    return Outcome(sites=report.sites, errors=errors,
+                   rewritten={path: result.rewritten for path, result in sorted(results.items())})
 
 
 def select_transforms(select: Iterable[str] | None, ignore: Iterable[str]) -> list[Transform]:
@@ -258,24 +296,37 @@ def _rel(path: Path, target: Target) -> str:
         return path.as_posix()
 
 
-def _parse_one(item: tuple[Path, Target]) -> Parsed | SourceError:
-    path, target = item
+def _read_all(items: list[tuple[Path, Target]]) -> tuple[dict[Path, SourceFile], list[SourceError]]:
+    sources: dict[Path, SourceFile] = {}
+    errors: list[SourceError] = []
+    for path, target in items:
+        try:
+            sources[path] = read_source(path, target)
+        except SourceError as exc:
+            errors.append(exc)
+    return sources, errors
+
+
+def _read_bytes(path: Path) -> bytes | None:
     try:
-        source = read_source(path, target)
-    except SourceError as exc:
-        return exc
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _parse_one(source: SourceFile) -> Parsed | SourceError:
     try:
-        tree = ast.parse(source.text, filename=str(path))
+        tree = ast.parse(source.text, filename=str(source.path))
     except SyntaxError as exc:
-        return SourceError(path, f"syntax error: {exc.msg}", exc.lineno)
+        return SourceError(source.path, f"syntax error: {exc.msg}", exc.lineno)
     except (ValueError, RecursionError, MemoryError) as exc:
-        return SourceError(path, f"cannot parse: {type(exc).__name__}: {exc}")
+        return SourceError(source.path, f"cannot parse: {type(exc).__name__}: {exc}")
     return Parsed(source=source, tree=tree)
 
 
-def _parse_all(items: list[tuple[Path, Target]]) -> tuple[list[Parsed], list[SourceError]]:
+def _parse_all(sources: list[SourceFile]) -> tuple[list[Parsed], list[SourceError]]:
     # In this process: an AST costs as much to unpickle as to parse, so worker processes do not pay here.
-    results = [_parse_one(item) for item in items]
+    results = [_parse_one(source) for source in sources]
     parsed = [r for r in results if isinstance(r, Parsed)]
     errors = [r for r in results if isinstance(r, SourceError)]
     return parsed, errors

@@ -19,12 +19,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cache import DEFAULT_DIR as CACHE_DIR
+
 # Folders that are never part of a project's own source.
 SKIPPED_DIRS = frozenset(
     {
         ".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "__pycache__",
         "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist",
-        "site-packages", ".eggs",
+        "site-packages", ".eggs", CACHE_DIR,
     }
 )
 TEMP_SUFFIX = ".chatterbox-codemod.tmp"

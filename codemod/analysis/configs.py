@@ -46,16 +46,17 @@ class Value:
     target: object  # Construction for "new", dotted name for "name", key for "ref"
 
 
-def read_configs(paths: list[Path]) -> list[tuple[Path, list[Construction]]]:
-    """The constructions of every configuration file that has any; unreadable files are skipped (they are
-    not sources the tool rewrites, and a missing argument type only makes verdicts more cautious)."""
+def read_configs(files: list[tuple[Path, bytes | None]]) -> list[tuple[Path, list[Construction]]]:
+    """The constructions of every configuration file that has any, from its bytes (None: it could not be
+    read). Unreadable and undecodable files are skipped (they are not sources the tool rewrites, and a
+    missing argument type only makes verdicts more cautious)."""
     found = []
-    for path in paths:
+    for path, raw in files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = raw.decode("utf-8") if raw is not None else None
+        except UnicodeDecodeError:
             continue
-        if "!new:" in text or "_target_" in text:
+        if text is not None and ("!new:" in text or "_target_" in text):
             found.append((path, constructions(text)))
     return found
 

@@ -21,7 +21,7 @@ def index_of(root: Path, files: dict[str, str]) -> ProjectIndex:
         header = HEADER if text.startswith(HEADER) else ""
         path.write_text(header + textwrap.dedent(text[len(header):]).lstrip())
     modules = [(path, path.read_text(), ast.parse(path.read_text())) for path in sorted(root.rglob("*.py"))]
-    return build_index(root, modules, read_configs(sorted(root.rglob("*.yaml"))))
+    return build_index(root, modules, read_configs([(p, p.read_bytes()) for p in sorted(root.rglob("*.yaml"))]))
 
 
 def function(index: ProjectIndex, short: str) -> FunctionInfo:
