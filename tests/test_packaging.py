@@ -43,7 +43,7 @@ def test_a_regular_install_runs_in_a_fresh_environment(wheel, tmp_path):
     listed = subprocess.run([env / "bin" / "chatterbox-codemod", "list-transforms"], capture_output=True, text=True,
                             cwd=tmp_path, check=True)
     assert [line for line in listed.stdout.splitlines() if line and not line.startswith(" ")] == [
-        "entry-points", "inference-mode", "channels-last"]
+        "entry-points", "inference-mode", "channels-last", "autocast"]
     for foreign in ("codemod", "transforms", "benchmarks"):
         probe = subprocess.run([python, "-c", f"import {foreign}"], capture_output=True, text=True, cwd=tmp_path)
         assert "ModuleNotFoundError" in probe.stderr, foreign
