@@ -358,10 +358,14 @@ def _top_level_defs_reversed(text: str) -> str:
 
 
 def test_verdicts_do_not_depend_on_file_order_definition_order_or_jobs(tmp_path):
-    """Class 6: the same project gives the same verdicts whatever the order it is read in."""
+    """Class 6: the same project gives the same verdicts whatever the order it is read in, and the same
+    reasons, word for word, whatever the order of its files (reordered definitions move the lines named)."""
     def verdicts(files, jobs, case):
         report = analyse(tmp_path / case, files, jobs=jobs)
         return sorted((s.transform, s.symbol, s.status, s.fixable) for s in report.sites)
+
+    def reasons(files, case):
+        return sorted((s.symbol, s.reason) for s in analyse(tmp_path / case, files, jobs=1).sites)
 
     (tmp_path / "base").mkdir()
     baseline = verdicts(PERMUTED, 1, "base")
@@ -373,6 +377,9 @@ def test_verdicts_do_not_depend_on_file_order_definition_order_or_jobs(tmp_path)
             HEADER + textwrap.dedent(PERMUTED[name][len(HEADER):]) if PERMUTED[name] else "") for name in names}
         (tmp_path / f"c{case}").mkdir()
         assert verdicts(files, 1 + case % 2, f"c{case}") == baseline
+        if case % 2:
+            (tmp_path / f"r{case}").mkdir()
+            assert reasons(files, f"r{case}") == reasons(PERMUTED, "base")
 
 
 def test_models_built_from_hyperpyyaml_configuration(tmp_path):

@@ -100,8 +100,7 @@ class ProjectIndex:
         if name in self.modules:  # two scripts with one name: keep both, apart
             name = f"{name}@{path}"
         skip_file, skip_lines = suppressions(source)
-        module = ModuleInfo(name=name, path=path, tree=tree, source=source, skip_file=skip_file, skip_lines=skip_lines,
-                            serial=len(self.by_path))
+        module = ModuleInfo(name=name, path=path, tree=tree, source=source, skip_file=skip_file, skip_lines=skip_lines)
         self.modules[name] = module
         self.by_path[path] = module
         Collector(self, module).collect()

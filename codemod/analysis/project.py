@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,9 +83,10 @@ def _stable_hash(module: ModuleInfo, node: ast.AST) -> int:
     The inferred types are frozensets of records, and the order in which a set iterates
     follows its elements' hashes; with identity hashes it followed memory addresses, so which
     callee, path or hazard a report named first could change from one run to the next.
-    Records compare by identity still: two with one hash only share a bucket.
+    A module hashes by its name, so neither file order nor address moves it. Records compare by
+    identity still: two with one hash only share a bucket.
     """
-    return hash((module.serial, node.lineno, node.col_offset))
+    return hash((hash(module), node.lineno, node.col_offset))
 
 
 # ---------------------------------------------------------------------------
@@ -103,10 +105,14 @@ class ModuleInfo:
     skip_file: bool = False
     skip_lines: frozenset = frozenset()
     functions: list[FunctionInfo] = field(default_factory=list)  # defined in this module, nested ones too
-    serial: int = 0  # its position in the index: what it hashes to (see `_stable_hash`)
+    _hash: int = field(init=False, repr=False, default=0)
+
+    def __post_init__(self) -> None:
+        # From its name, by a hash that does not change from one process to the next (`str` hashes do).
+        self._hash = zlib.crc32(self.name.encode())
 
     def __hash__(self) -> int:
-        return self.serial
+        return self._hash
 
     @property
     def package(self) -> str:
