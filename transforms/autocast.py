@@ -120,8 +120,10 @@ which is trusted to be autocast-aware as torch's own modules are; functions
 passed as values and called elsewhere; tensors inside containers passed to a
 fence (only top-level arguments are cast). An entry point returns what autocast
 makes: its floating-point results may be bfloat16/float16, so a caller that
-needs float32 (or `.numpy()`, which rejects bfloat16) must cast them. Compare
-outputs against an `off` run before relying on `bf16`/`fp16`.
+needs float32 (or `.numpy()`, which rejects bfloat16) must cast them. Random
+draws shaped like a reduced-precision tensor (`torch.randn_like(mu)` in the
+flow) follow another sequence than in float32, so sampled paths diverge.
+Compare outputs against an `off` run before relying on `bf16`/`fp16`.
 """
 
 from __future__ import annotations
