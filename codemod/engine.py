@@ -129,9 +129,7 @@ def _run(options: Options) -> Report:
         [(p, t) for p, t in found.files] + [(p, Target(p, project_root, False)) for p in project_files]
     )
     report.errors.extend(FileError(e.path, e.message, e.line) for e in read_errors if e.path in target_files)
-    report.scanned = sum(1 for path in sources if path in target_files) + sum(
-        1 for e in read_errors if e.path in target_files
-    )
+    report.scanned = len(target_files)  # every target is read, or reported as unreadable
     configs_raw = [(path, _read_bytes(path)) for path in config_files]
 
     # 3-6. Parse, index, analyse, rewrite and verify: replayed from the run cache when it holds this run.
