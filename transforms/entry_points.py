@@ -71,6 +71,7 @@ import libcst as cst
 from chatterbox_codemod.analysis import (
     GRAD_OFF_MODES,
     TORCH_PREFIXES,
+    CallSite,
     External,
     FlowAnalyzer,
     FunctionInfo,
@@ -332,13 +333,18 @@ def _training_functions(index: ProjectIndex) -> dict[int, str]:
         why = _training_evidence(index, fn)
         if why:
             found[id(fn)] = why
+    # Only a function that calls training code can return what it returns; the shape of its calls and
+    # returns is read once, the first time it does.
+    shapes: dict[int, _ResultShape] = {}
     changed = True
     while changed:
         changed = False
         for fn in index.functions.values():
-            if id(fn) in found:
+            if id(fn) in found or not any(id(c) in found for site in fn.calls for c in site.targets):
                 continue
-            why = _returns_training_result(fn, found)
+            if id(fn) not in shapes:
+                shapes[id(fn)] = _ResultShape(fn)
+            why = shapes[id(fn)].returns_training_result(found)
             if why:
                 found[id(fn)] = why
                 changed = True
@@ -377,31 +383,41 @@ def _loss_called(site) -> str | None:
     return None
 
 
-def _returns_training_result(fn: FunctionInfo, training: dict[int, str]) -> str | None:
-    """`return f(...)` (or a name bound to it) where `f` is training code: the caller returns a loss too."""
-    results: dict[str, str] = {}
-    for site in fn.calls:
-        trained = next((c for c in site.targets if id(c) in training), None)
-        if trained is None:
-            continue
+class _ResultShape:
+    """What a function returns, as far as training code is concerned: the calls whose results it binds to
+    names, and the calls and names its `return` statements read (in the order they are read)."""
+
+    def __init__(self, fn: FunctionInfo) -> None:
+        self.calls = [site for site in fn.calls if site.targets]
+        self.site_of: dict[int, CallSite] = {}
+        for site in fn.calls:
+            self.site_of.setdefault(id(site.node), site)
+        self.bound: dict[int, list[str]] = {}  # id(call) -> the names `name = call(...)` binds
+        self.returned: list[ast.Call | ast.Name] = []
         for node in fn.nodes:
-            if isinstance(node, ast.Assign) and node.value is site.node:
-                for target in node.targets:
-                    for name in ast.walk(target):
-                        if isinstance(name, ast.Name):
-                            results[name.id] = trained.short
-    for node in fn.nodes:
-        if not isinstance(node, ast.Return) or node.value is None:
-            continue
-        for sub in ast.walk(node.value):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                self.bound[id(node.value)] = [name.id for target in node.targets for name in ast.walk(target)
+                                              if isinstance(name, ast.Name)]
+            elif isinstance(node, ast.Return) and node.value is not None:
+                self.returned.extend(sub for sub in ast.walk(node.value) if isinstance(sub, (ast.Call, ast.Name)))
+
+    def returns_training_result(self, training: dict[int, str]) -> str | None:
+        """`return f(...)` (or a name bound to it) where `f` is training code: the caller returns a loss too."""
+        results: dict[str, str] = {}
+        for site in self.calls:
+            trained = next((c for c in site.targets if id(c) in training), None)
+            if trained is not None:
+                for name in self.bound.get(id(site.node), ()):
+                    results[name] = trained.short
+        for sub in self.returned:
             if isinstance(sub, ast.Call):
-                site = next((s for s in fn.calls if s.node is sub), None)
+                site = self.site_of.get(id(sub))
                 trained = next((c for c in site.targets if id(c) in training), None) if site else None
                 if trained is not None:
                     return f"returns what {trained.short} returns, a loss"
-            if isinstance(sub, ast.Name) and sub.id in results:
+            elif sub.id in results:
                 return f"returns what {results[sub.id]} returns, a loss"
-    return None
+        return None
 
 
 def _looks_like_optimizer(index: ProjectIndex, fn: FunctionInfo, receiver: ast.expr) -> bool:

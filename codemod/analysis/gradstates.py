@@ -10,6 +10,7 @@ inference mode. Each may-state comes with the caller path that shows it.
 from __future__ import annotations
 
 import ast
+import weakref
 from collections.abc import Iterable
 
 from .gradfacts import GradFacts
@@ -58,7 +59,9 @@ class GradStates:
         index = self.index
         for fn in index.functions.values():
             self._incoming[id(fn)] = [False, False]
-        work = list(self._entered_from_outside())
+        entered = _entered_from_outside(index)
+        self._outside_why = {key: why for key, (_, why) in entered.items()}
+        work = [fn for fn, _ in entered.values()]
         for fn in work:
             self._incoming[id(fn)] = [True, True]
             self._why[(id(fn), 0)] = self._why[(id(fn), 1)] = None
@@ -79,33 +82,6 @@ class GradStates:
                             changed = True
                     if changed:
                         work.append(callee)
-
-    def _entered_from_outside(self) -> list[FunctionInfo]:
-        """Functions that code the index cannot see may call, with autograd on, outside inference mode.
-
-        A function with no caller in the project; every function of a call cycle that nothing outside
-        the cycle calls (its recursion has to start somewhere); a function referenced as a value.
-        """
-        index = self.index
-        functions = list(index.functions.values())
-        entered: dict[int, FunctionInfo] = {}
-        for component in _call_cycles(functions):
-            members = {id(fn) for fn in component}
-            if all(id(site.caller) in members for fn in component for site in index.callers_of(fn)):
-                for fn in component:
-                    entered[id(fn)] = fn
-                    self._outside_why[id(fn)] = (
-                        "has no caller in the project" if not index.callers_of(fn) else
-                        "is called only from its own call cycle")
-        for fn in functions:
-            escape = index.escape_of(fn)
-            if escape is not None:
-                where, node = escape
-                entered[id(fn)] = fn
-                self._outside_why[id(fn)] = (f"is referenced as a value (`{ast.unparse(node)}`, "
-                                             f"{where.module.path.name}:{node.lineno}), so its callers cannot be "
-                                             "followed")
-        return list(entered.values())
 
     def entry(self, fn: FunctionInfo) -> State:
         """The state a function's body starts in (callers' states, then its own decorator)."""
@@ -142,6 +118,36 @@ class GradStates:
     def outside_entry(self, fn: FunctionInfo) -> str | None:
         """Why code the index cannot see may enter `fn` ("has no caller in the project", ...), or None."""
         return self._outside_why.get(id(fn))
+
+
+# The functions entered from outside depend on the index alone: found once per index, for every analysis.
+_ENTERED: weakref.WeakKeyDictionary[ProjectIndex, dict[int, tuple[FunctionInfo, str]]] = weakref.WeakKeyDictionary()
+
+
+def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, str]]:
+    """Functions that code the index cannot see may call, with autograd on, outside inference mode, with why.
+
+    A function with no caller in the project; every function of a call cycle that nothing outside
+    the cycle calls (its recursion has to start somewhere); a function referenced as a value.
+    """
+    if index in _ENTERED:
+        return _ENTERED[index]
+    functions = list(index.functions.values())
+    entered: dict[int, tuple[FunctionInfo, str]] = {}
+    for component in _call_cycles(functions):
+        members = {id(fn) for fn in component}
+        if all(id(site.caller) in members for fn in component for site in index.callers_of(fn)):
+            for fn in component:
+                entered[id(fn)] = (fn, "has no caller in the project" if not index.callers_of(fn) else
+                                   "is called only from its own call cycle")
+    for fn in functions:
+        escape = index.escape_of(fn)
+        if escape is not None:
+            where, node = escape
+            entered[id(fn)] = (fn, f"is referenced as a value (`{ast.unparse(node)}`, "
+                                   f"{where.module.path.name}:{node.lineno}), so its callers cannot be followed")
+    _ENTERED[index] = entered
+    return entered
 
 
 def _call_cycles(functions: list[FunctionInfo]) -> list[list[FunctionInfo]]:

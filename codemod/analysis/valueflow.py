@@ -137,6 +137,22 @@ class _Frame:
     path: tuple[str, ...] = ()  # how the region's values got here, for reasons
 
 
+@dataclass
+class _Summary:
+    """One walk of a function called from inside the region: what it asked the analyzer, what it did, and what
+    it returned. The walk is a function of its frame and of those answers alone, so a later region whose
+    analyzer gives the same answers gets the same effects and result without walking the body again."""
+
+    result: Taint | None
+    # ("call", callee, params, state, line, inside, grad_free, result) | ("attr", classes, attr, taint, line) |
+    # ("global", module, name, taint, line) | ("cached", fn) | ("read-attr", cls, attr, taint) |
+    # ("read-global", module, name, taint), in the order the walk made them.
+    events: list[tuple] = field(default_factory=list)
+
+
+_NOT_REPLAYED = object()
+
+
 class FlowAnalyzer:
     """Follows the values a region makes, across the project, to their first hazardous use."""
 
@@ -149,6 +165,10 @@ class FlowAnalyzer:
         self.facts = states.facts
         self.where = where
         self.follow_graph = follow_graph
+        # Walks of functions called from inside a region, by (function, arguments' taints, grad-free
+        # parameters); kept across regions: most regions call into the same code.
+        self._summaries: dict[tuple, _Summary] = {}
+        self._recording: list[_Summary | None] = []  # the walks under way; None: one that is not recorded
 
     def analyze(self, region: Region) -> RegionReport:
         report = RegionReport()
@@ -197,27 +217,80 @@ class FlowAnalyzer:
             return self._memo[key]
         self._memo[key] = None
         self._open.add(key)
+        summary_key = (id(frame.fn), tuple(sorted(frame.params.items())), frame.grad_free_params) \
+            if frame.inside else None
         while True:  # a recursive call read this frame's result before it was known: walk it again
             self._frames += 1
             if self._frames > self.MAX_FRAMES:
                 raise _Budget()
             self._read_open.discard(key)
-            result = _Walker(self, frame).walk()
+            result = self._replay(frame, summary_key)
+            if result is _NOT_REPLAYED:
+                result = self._walk(frame, summary_key)
             settled = key not in self._read_open or result == self._memo[key]
             self._memo[key] = result
             if settled:
                 break
+            summary_key = None
         self._open.discard(key)
         if result is not None and not frame.entered_by_call:
             self._return_to_callers(frame.fn, result, frame.path)
         return result
 
+    def _walk(self, frame: _Frame, summary_key: tuple | None) -> Taint | None:
+        summary = _Summary(None) if summary_key is not None else None
+        self._recording.append(summary)
+        try:
+            summary_result = _Walker(self, frame).walk()
+        finally:
+            self._recording.pop()
+        if summary is not None:
+            summary.result = summary_result
+            self._summaries[summary_key] = summary
+        return summary_result
+
+    def _replay(self, frame: _Frame, summary_key: tuple | None):
+        """A recorded walk's effects and result, asking the analyzer each question again: at the first
+        different answer it stops (the effects made so far are the ones a walk makes too) and the frame
+        is walked."""
+        summary = self._summaries.get(summary_key) if summary_key is not None else None
+        if summary is None:
+            return _NOT_REPLAYED
+        self._recording.append(None)
+        try:
+            for event in summary.events:
+                kind = event[0]
+                if kind == "call":
+                    _, callee, params, state, line, inside, grad_free, result = event
+                    if self.call_into(frame, callee, params, state, line, inside, grad_free) != result:
+                        return _NOT_REPLAYED
+                elif kind == "attr":
+                    self.store_attr(event[1], event[2], event[3], frame, event[4])
+                elif kind == "global":
+                    self.store_global(event[1], event[2], event[3], frame, event[4])
+                elif kind == "cached":
+                    self.schedule_callers_of_cached(event[1], frame)
+                elif kind == "read-attr":
+                    if self.tainted_attr(event[1], event[2]) != event[3]:
+                        return _NOT_REPLAYED
+                elif self.tainted_global(event[1], event[2]) != event[3]:  # "read-global"
+                    return _NOT_REPLAYED
+        finally:
+            self._recording.pop()
+        return summary.result
+
+    def _record(self, *event) -> None:
+        if self._recording and self._recording[-1] is not None:
+            self._recording[-1].events.append(event)
+
     def call_into(self, frame: _Frame, callee: FunctionInfo, params: dict[str, Taint], state: State,
                   line: int, inside: bool, grad_free: frozenset = frozenset()) -> Taint | None:
-        state = transfer(state, self.states.decorator_mode(callee))
+        entered = transfer(state, self.states.decorator_mode(callee))
         step = f"passed to {callee.short} ({self.where(frame.fn, line)})"
-        return self.run(_Frame(fn=callee, state=state, params=params, inside=inside, entered_by_call=True,
-                               grad_free_params=grad_free, path=(*frame.path, step)))
+        result = self.run(_Frame(fn=callee, state=entered, params=params, inside=inside, entered_by_call=True,
+                                 grad_free_params=grad_free, path=(*frame.path, step)))
+        self._record("call", callee, params, state, line, inside, grad_free, result)
+        return result
 
     def _return_to_callers(self, fn: FunctionInfo, taint: Taint, path: tuple[str, ...]) -> None:
         if id(fn) in self._returned:
@@ -266,6 +339,7 @@ class FlowAnalyzer:
 
     def schedule_callers_of_cached(self, fn: FunctionInfo, frame: _Frame) -> None:
         """A cached function's result made in the region is what every later call returns."""
+        self._record("cached", fn)
         for site in self.index.callers_of(fn):
             if site.caller is self._region.fn and self._region.block is None:
                 continue
@@ -277,13 +351,17 @@ class FlowAnalyzer:
     # -- state outside the frames ----------------------------------------------
 
     def tainted_attr(self, cls: ClassInfo, attr: str) -> Taint | None:
+        found = None
         for owner in cls.mro():
             found = self._attr_taint.get((id(owner), attr))
             if found is not None:
-                return found
-        return None
+                break
+        self._record("read-attr", cls, attr, found)
+        return found
 
     def store_attr(self, classes: Iterable[ClassInfo], attr: str, taint: Taint, frame: _Frame, line: int) -> None:
+        classes = tuple(classes)
+        self._record("attr", classes, attr, taint, line)
         for cls in classes:
             key = (id(cls), attr)
             if key in self._attr_taint:
@@ -294,6 +372,7 @@ class FlowAnalyzer:
             self._schedule_readers(frame, f"stored on `{cls.name}.{attr}` ({self.where(frame.fn, line)})", readers)
 
     def store_global(self, module: ModuleInfo, name: str, taint: Taint, frame: _Frame, line: int) -> None:
+        self._record("global", module, name, taint, line)
         key = (id(module), name)
         if key in self._global_taint:
             return
@@ -302,7 +381,9 @@ class FlowAnalyzer:
         self._schedule_readers(frame, f"kept in the module-level `{name}` ({self.where(frame.fn, line)})", readers)
 
     def tainted_global(self, module: ModuleInfo, name: str) -> Taint | None:
-        return self._global_taint.get((id(module), name))
+        found = self._global_taint.get((id(module), name))
+        self._record("read-global", module, name, found)
+        return found
 
     def _schedule_readers(self, frame: _Frame, step: str, readers: Iterable[FunctionInfo]) -> None:
         """Every function that reads the stored value sees it, under its own grad state."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import pytest
 from chatterbox_codemod.analysis import FlowAnalyzer, GradStates, Region
@@ -134,3 +135,86 @@ def test_activations_appended_to_a_list_make_it_require_grad(tmp_path):
                 return t_en @ attn
         """, "Loss.forward")
     assert report.fixable and "`t_en @ attn` (an operand may require grad)" in report.hazards[0].message
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+# Helpers that regions share: a read of an attribute one region stores first (the replay's answer differs,
+# so it walks), a module-level store, recursion, and calls nested three deep.
+SHARED_HELPERS = HEADER + """
+CACHE = None
+
+class Enc(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.memory = None
+
+    def leaf(self, x):
+        return self.memory
+
+    def mid(self, x):
+        global CACHE
+        y = self.leaf(x)
+        CACHE = y
+        return self.again(y, 3)
+
+    def again(self, y, n):
+        if n:
+            return self.again(y, n - 1)
+        return y
+
+    def first(self, x):
+        with torch.no_grad():
+            h = self.mid(x)
+        return h
+
+    def store_then_read(self, x):
+        with torch.no_grad():
+            self.memory = x.exp()
+            h = self.mid(x)
+        return h
+
+    def meets_weight(self, x):
+        with torch.no_grad():
+            h = self.mid(x)
+        return h * self.lin.weight
+
+    def reads_global(self, x):
+        return CACHE * self.lin.weight
+"""
+
+
+class _CountingReplays(FlowAnalyzer):
+    replays = 0
+
+    def _replay(self, frame, summary_key):
+        self.replays += summary_key in self._summaries
+        return super()._replay(frame, summary_key)
+
+
+def _reports(analyzer: FlowAnalyzer, regions: list[Region]) -> list[tuple]:
+    return [(r.safe, r.fixable, [h.message for h in r.hazards], r.notes) for r in map(analyzer.analyze, regions)]
+
+
+@pytest.mark.parametrize("follow_graph", [False, True])
+def test_a_walk_replayed_from_an_earlier_region_gives_what_a_fresh_walk_gives(tmp_path, follow_graph):
+    """One analyzer judges region after region and replays the walks of functions called from inside an
+    earlier region (`FlowAnalyzer._summaries`): every report must equal the one a fresh analyzer gives, for
+    every region (each function's body and each of its `with` blocks) of every fixture case."""
+    cases = {f"{case.parent.name}/{case.name}": case.read_text(encoding="utf-8")
+             for case in sorted(FIXTURES.glob("*/*.in.py"))}
+    cases["shared helpers"] = SHARED_HELPERS
+    replayed = 0
+    for number, (name, text) in enumerate(cases.items()):
+        index = index_of(tmp_path / str(number), {"m.py": text})
+        states = GradStates(index)
+        regions = []
+        for fn in index.functions.values():
+            regions.append(Region(fn))
+            regions.extend(Region(fn, node) for node in fn.nodes if isinstance(node, ast.With))
+        where = lambda f, line: f"{f.module.path.name}:{line}"  # noqa: E731
+        shared = _CountingReplays(index, states, where, follow_graph)
+        fresh = [_reports(FlowAnalyzer(index, states, where, follow_graph), [region])[0] for region in regions]
+        assert _reports(shared, regions) == fresh, name
+        replayed += shared.replays
+    assert len(cases) > 40 and replayed > 20, (len(cases), replayed)
