@@ -3,7 +3,10 @@
 The corpus: the installed torch, transformers and diffusers sources and both chatterbox
 wheels. For each, `apply --output` writes a rewritten copy, and the test checks that
 - the run ends with per-file messages at most (no traceback), and the copy is complete;
-- every output file parses, and a second run over the copy has nothing left to rewrite;
+- every output file parses, and nothing is left to rewrite: the run's own verification (a second
+  analysis of every rewritten file) reported nothing unstable, and, on the three smaller trees, a
+  second run over the whole copy rewrites nothing (on transformers and torch that second run would
+  double the suite's two longest tests, for what the engine's verification and the smaller trees check);
 - a file the report does not list as rewritten is byte-identical;
 - in a rewritten file, the module's AST is unchanged apart from what the transforms own
   (`Transform.erase_owned`, the check the engine also runs before it writes).
@@ -40,8 +43,12 @@ def _corpus(name: str, wheel_cache: Path, tmp_path: Path) -> Path:
     return _installed(name)
 
 
-@pytest.mark.parametrize("name", ["chatterbox-tts", "chatterbox-streaming", "diffusers", "transformers", "torch"])
-def test_corpus(name, wheel_cache, tmp_path):
+@pytest.mark.parametrize("name,second_run", [
+    pytest.param(name, second_run, id=name) for name, second_run in
+    [("chatterbox-tts", True), ("chatterbox-streaming", True), ("diffusers", True), ("transformers", False),
+     ("torch", False)]
+])
+def test_corpus(name, second_run, wheel_cache, tmp_path):
     source = _corpus(name, wheel_cache, tmp_path)
     output = tmp_path / "out" / source.name
     report_path = tmp_path / "report.json"
@@ -54,6 +61,9 @@ def test_corpus(name, wheel_cache, tmp_path):
         if " error: " in line:
             assert ERROR_LINE.match(line), line
     failed = {e["path"] for e in report["errors"]}
+    # The engine's verification refuses a file whose rewrite is unstable or reaches code no transform owns.
+    assert not [e for e in report["errors"] if e["message"].startswith(("not stable", "the rewrite changed"))], \
+        report["errors"]
 
     originals = {p.relative_to(source).as_posix(): p for p in source.rglob("*.py") if "__pycache__" not in p.parts}
     copies = {p.relative_to(output).as_posix(): p for p in output.rglob("*.py")}
@@ -73,6 +83,8 @@ def test_corpus(name, wheel_cache, tmp_path):
             f"{rel}: more changed than the reported sites"
     assert changed == rewritten
 
+    if not second_run:
+        return
     again = cli("apply", "--no-cache", "--check", output)
     assert again.returncode in (0, 2), again.stderr[-3000:]
     summary = re.search(r"(\d+) files? scanned, (\d+) would be rewritten", again.stderr)
