@@ -241,13 +241,13 @@ class FlowAnalyzer:
         summary = _Summary(None) if summary_key is not None else None
         self._recording.append(summary)
         try:
-            summary_result = _Walker(self, frame).walk()
+            result = _Walker(self, frame).walk()
         finally:
             self._recording.pop()
         if summary is not None:
-            summary.result = summary_result
+            summary.result = result
             self._summaries[summary_key] = summary
-        return summary_result
+        return result
 
     def _replay(self, frame: _Frame, summary_key: tuple | None):
         """A recorded walk's effects and result, asking the analyzer each question again: at the first
