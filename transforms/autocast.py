@@ -9,31 +9,48 @@ grad-off: decorated with `torch.inference_mode()` or `torch.no_grad()` (or
 given `@torch.inference_mode()` by `entry-points` or `inference-mode` in the
 same run), and that reaches a call of a module with parameters (a torch
 module such as a linear, attention or convolution layer, or a project module
-holding one) in its body or in the functions it calls. Its body (after the
-docstring) is wrapped in
+holding one) in its body or in the functions it calls. It gets one more
+decorator, the innermost (under its grad-mode decorator):
 
-    with _autocast(self):
+    @torch.inference_mode()
+    @_autocast
+    def inference(self, speech_feat, cache_source=...):
 
-where `_autocast` is a helper generated once per file. It returns
-`torch.autocast(device_type=..., dtype=...)` on the device found at run time
-(that of the first parameter of `self` when it is an `nn.Module`, else of the
-first tensor argument, else `"cpu"`), in the precision the environment variable
-`CHATTERBOX_AUTOCAST` names when the module is imported:
+where `_autocast` is a helper generated once per file; the body is left as it
+is. The helpers read the environment variable `CHATTERBOX_AUTOCAST` when the
+module is imported:
 
     # chatterbox-codemod (autocast): CHATTERBOX_AUTOCAST=bf16 or fp16 runs entry points under torch.autocast.
     _AUTOCAST = (os.environ.get("CHATTERBOX_AUTOCAST") or "off").strip().lower()
 
-- `off` (the default, also when unset or empty): `_autocast` returns
-  `contextlib.nullcontext()` and every fence returns the function it is given,
-  so the rewritten code runs exactly the original computation. (Not
-  `autocast(enabled=False)`, which would switch off an autocast region the
-  caller opened itself.)
-- `bf16` / `fp16`: autocast to `torch.bfloat16` / `torch.float16`. `bf16` on a
-  CUDA device without bfloat16 support (`torch.cuda.is_bf16_supported()` is
-  false) runs in float32 and warns (`warnings.warn`, once per rewritten file
-  under Python's default warning filter).
+- `off` (the default, also when unset or empty): `_autocast` returns the
+  function it is given, and so does every fence, so the rewritten code runs
+  exactly the original computation and returns the very objects the original
+  returns. (Not `autocast(enabled=False)`, which would switch off an autocast
+  region the caller opened itself.)
+- `bf16` / `fp16`: each call of an entry point runs under `torch.autocast` in
+  `torch.bfloat16` / `torch.float16`, on the device found in its arguments
+  (that of the first parameter of a module argument, `self` for a module's
+  method, else of the first tensor argument, else `"cpu"`). `bf16` on a CUDA
+  device without bfloat16 support (`torch.cuda.is_bf16_supported()` is false)
+  runs in float32 and warns (`warnings.warn`, once per rewritten file under
+  Python's default warning filter).
 - Any other value raises `ValueError` when the module is imported: a typo must
   not silently run a precision nobody asked for.
+
+*The boundary.* Under `bf16`/`fp16`, what an entry point returns leaves it in
+the precision it has without autocast. The *reference dtype*, taken when the
+call starts, is that of the first floating-point parameter of a module
+argument (`self`), else of the first floating-point tensor argument, else
+`torch.get_default_dtype()`. Every tensor in the result whose dtype is the
+reduced one (bfloat16 for `bf16`, float16 for `fp16`) is cast to the reference
+dtype, found through `tuple`s, named tuples, `list`s and `dict`s at any depth;
+a container is rebuilt (as the same type) only where something in it was cast,
+else it is the very object the function returned. Tensors of other dtypes
+(token ids, the float32 results of fenced helpers) are left alone, and nothing
+is cast when the reference dtype is the reduced one itself (a model in
+bfloat16 under `bf16`). The decorator wraps the call, so early `return`s, a bare
+`return` and a function that returns nothing need nothing of their own.
 
 *Precision fences.* In everything an entry point runs (its own body and the
 project functions it calls, as far as the index resolves them, including the
@@ -55,6 +72,18 @@ operations that reduced precision breaks or degrades. They are data, in
 - `torch.linalg.*`: decompositions and solves have no low-precision kernels
   (`linalg.inv: Low precision dtypes not supported`) or are ill-conditioned in
   them;
+- random draws shaped like a tensor: `torch.randn_like`, `torch.rand_like`,
+  `torch.randint_like` and `torch.normal`. Drawn for a bfloat16/float16 tensor,
+  normal and uniform draws follow another sequence than for float32 (with the
+  same seed, `torch.randn_like` of a bfloat16 `mu` differs from the float32
+  draw by up to 5.9 on the CPU), and bfloat16 holds integers exactly only up to
+  256; fenced, the draw is made for a float32 copy of the tensor, so it is the
+  float32 draw, bit for bit (the flow's starting noise, HiFT's source noise).
+  Left out: `torch.bernoulli`, `torch.poisson` and `torch.binomial` draw the
+  same sequence in every dtype on the CPU, and their results follow the values
+  of their probabilities or rates, which no cast restores once autocast has
+  rounded them; draws given a dtype of their own (`torch.randn(shape,
+  dtype=...)`), which autocast does not change;
 - sampling: `torch.multinomial` (and `Tensor.multinomial()`), with the softmax
   (`torch.softmax`, `torch.nn.functional.softmax`, `.softmax()`) that computes
   its probabilities in the same function: small probabilities round to zero.
@@ -73,7 +102,7 @@ autocast region, and with `off` it is the identity):
 
 What a fenced helper calls already runs in float32 with autocast off and gets
 no fence of its own. Fences are reported as sites of their own, each naming the
-entry points that need it. `import os`, `import contextlib`, `import functools`, `import warnings`
+entry points that need it. `import os`, `import functools`, `import warnings`
 and `import torch` are added where missing. The generated code needs torch >= 2.4
 (`torch.is_autocast_enabled(device_type)`).
 
@@ -92,15 +121,24 @@ Refuses
   function defined more than once, outside the target files, or where a skip
   comment suppresses its fence. Also a call the analysis cannot resolve
   (`fn(x)` through a value of unknown type), which may run a fenced operation
-  unseen. The reason names the call, its file and line, and the call chain
-  from the entry point; moving the operation into a helper of its own lets the
-  tool fence it. `--unsafe-fixes` never wraps these.
-- `not-applicable`: entry points already wrapped (`with _autocast(...)`),
-  `async def` and generator bodies (the autocast state would stay on in the
-  caller between `yield`s), TorchScript, bodies on the `def` line, functions
-  defined more than once, and files where a name the rewrite needs
-  (`_AUTOCAST`, `_autocast`, `_autocast_device`, `_autocast_fp32`, or one of
-  the standard modules it imports) is already bound to something else.
+  unseen. And an in-place draw, `x.normal_()` or `x.uniform_()`, wherever it
+  runs: it fills its tensor in that tensor's dtype (another sequence in
+  bfloat16/float16, as above), and a fence can only cast copies (a draw into a
+  copy of an argument would be lost); drawing out of place
+  (`torch.randn_like(x) * std + mean`) lets the tool fence it. The other
+  in-place draws (`bernoulli_`, `random_`, `geometric_`, `exponential_`,
+  `log_normal_`, `cauchy_`) draw float32's sequence, rounded to the tensor's
+  dtype, on the CPU and are left alone. The reason names the call, its file and
+  line, and the call chain from the entry point; moving the operation into a
+  helper of its own lets the tool fence it. `--unsafe-fixes` never wraps these.
+- `not-applicable`: entry points already wrapped (`@_autocast`), `async def`
+  and generator bodies (the autocast state would stay on in the caller between
+  `yield`s), TorchScript, functions defined more than once, and files where a
+  name the rewrite needs (`_AUTOCAST`, `_autocast`, `_autocast_device`,
+  `_autocast_fp32`, or one of the standard modules it imports) is already
+  bound to something else, which includes a file rewritten by an earlier
+  version of this transform (`with _autocast(self):` over the body): undo that
+  rewrite, then run the tool again.
 - `suppressed`: listed under `exclude` in `[tool.chatterbox-codemod.autocast]`,
   or a skip comment on the `def` line.
 - Grad-on methods and methods that run no module with parameters are not
@@ -112,17 +150,23 @@ Autocast changes numerics: with `bf16` or `fp16` the outputs differ from
 float32 far beyond the 1e-5 the other transforms keep, so no `applied` site
 here is "safe" in that sense. The rewrite is behind the run-time switch, off by
 default, and with `off` the rewritten code runs exactly the original
-computation (no autocast context is entered, every fence is the identity). What
-`applied` promises under `bf16`/`fp16`: every operation from the table that the
-analysis sees on the entry point's paths runs in float32 with autocast off.
+computation (`@_autocast` and every fence are the identity: the functions are
+the original ones, and return the original objects). What `applied` promises
+under `bf16`/`fp16`: every operation from the table that the analysis sees on
+the entry point's paths runs in float32 with autocast off, and the tensors the
+entry point returns come back in the reference dtype (*The boundary*).
 What it cannot see: code of other libraries (transformers' models, torchaudio),
 which is trusted to be autocast-aware as torch's own modules are; functions
 passed as values and called elsewhere; tensors inside containers passed to a
-fence (only top-level arguments are cast). An entry point returns what autocast
-makes: its floating-point results may be bfloat16/float16, so a caller that
-needs float32 (or `.numpy()`, which rejects bfloat16) must cast them. Random
-draws shaped like a reduced-precision tensor (`torch.randn_like(mu)` in the
-flow) follow another sequence than in float32, so sampled paths diverge.
+fence (only top-level arguments are cast). The boundary casts what an entry
+point returns, not what it leaves elsewhere: tensors it stores (on `self`, in a
+cache) or returns inside an object of another type (a dataclass, a `dict` or
+`list` subclass such as transformers' `ModelOutput`, `torch.return_types`, any
+other object holding tensors) stay in the reduced precision. It cannot tell a
+tensor autocast made from one the original returns in the reduced dtype on
+purpose (`x.half()` in a float32 model): that one comes back cast too. An entry
+point called by another one casts its results back on its way out, and the
+caller's autocast casts them down again where it needs to.
 Compare outputs against an `off` run before relying on `bf16`/`fp16`.
 """
 
@@ -163,11 +207,11 @@ from .base import (
 ENV_VAR = "CHATTERBOX_AUTOCAST"
 SWITCH = "_AUTOCAST"
 VALUES = ("off", "bf16", "fp16")
-ENTER = "_autocast"  # the context an entry point's body runs in
+ENTER = "_autocast"  # the decorator an entry point runs under
 DEVICE = "_autocast_device"
 FENCE = "_autocast_fp32"
 HELPERS = (DEVICE, ENTER, FENCE)  # in the order they are defined
-STDLIB_IMPORTS = {ENTER: ("contextlib", "warnings"), FENCE: ("functools",)}  # besides `os`, which the switch needs
+STDLIB_IMPORTS = {ENTER: ("functools", "warnings"), FENCE: ("functools",)}  # besides `os`, which the switch needs
 PRECISION = "precision"  # the hazard of a fenced operation that no fence can cover
 NOT_MODULE_CODE = "<module>"
 SKIP_ADVICE = "remove the skip comment, or list the entry point under `exclude`"
@@ -185,6 +229,8 @@ class FencedOperation:
     methods: frozenset[str]  # tensor methods
     why: str
     unary: bool = False  # the tensor methods take no positional argument (`x.log()`, not `logger.log(level, msg)`)
+    no_fence: str = ""  # why no fence can put it in float32, for operations that make their site `unsafe` anywhere
+    advice: str = ""  # how to write it so that the tool can fence it, for those
 
     def matches_function(self, name: str) -> bool:
         return name in self.functions or any(
@@ -209,6 +255,16 @@ FENCED_OPERATIONS: tuple[FencedOperation, ...] = (
                     "log-mels", unary=True),
     FencedOperation(frozenset({"torch.linalg.*"}), frozenset(),
                     "decompositions and solves have no low-precision kernels or are ill-conditioned in them"),
+    FencedOperation(frozenset({"torch.randn_like", "torch.rand_like", "torch.randint_like", "torch.normal"}),
+                    frozenset(),
+                    "a normal or uniform draw shaped like a bfloat16/float16 tensor follows another random sequence "
+                    "than the float32 draw, so sampled paths diverge"),
+    FencedOperation(frozenset(), frozenset({"normal_", "uniform_"}),
+                    "an in-place draw into a bfloat16/float16 tensor follows another random sequence than into a "
+                    "float32 one",
+                    no_fence="it draws in place, in its tensor's own dtype, and a fence can only cast copies",
+                    advice="draw out of place (`torch.randn_like(x) * std + mean` for `x.normal_(mean, std)`, "
+                           "`torch.rand_like(x)` for `x.uniform_()`), which the tool fences"),
     FencedOperation(frozenset({"torch.multinomial"}), frozenset({"multinomial"}),
                     "sampling from half-precision probabilities rounds small probabilities to zero"),
 )
@@ -246,17 +302,56 @@ def _autocast_device(values):
     return "cpu"
 ''',
     ENTER: '''\
-def _autocast(*values):
-    """What an entry point runs in: `torch.autocast` on the device of `values`, in the precision that
-    CHATTERBOX_AUTOCAST names; with `off`, or `bf16` on a GPU without bfloat16 (warned), a context that does nothing.
+def _autocast(fn):
+    """An entry point: with CHATTERBOX_AUTOCAST=bf16 or fp16, `fn` runs under `torch.autocast` on the device of its
+    arguments, and what it returns comes back in the precision it has without autocast (`cast_back`). With `off`,
+    `fn` itself; with `bf16` on a GPU without bfloat16, `fn` as written (warned).
     """
     if _AUTOCAST == "off":
-        return contextlib.nullcontext()
-    device = _autocast_device(values)
-    if _AUTOCAST == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
-        warnings.warn("CHATTERBOX_AUTOCAST=bf16: this GPU does not support bfloat16; running in float32")
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=torch.bfloat16 if _AUTOCAST == "bf16" else torch.float16)
+        return fn
+    reduced = torch.bfloat16 if _AUTOCAST == "bf16" else torch.float16
+
+    def reference_dtype(values):
+        """The dtype `fn` computes in without autocast: a module's first floating-point parameter's, else the first
+        floating-point tensor's, else torch's default."""
+        for value in values:
+            if isinstance(value, torch.nn.Module):
+                for parameter in value.parameters():
+                    if parameter.is_floating_point():
+                        return parameter.dtype
+            elif isinstance(value, torch.Tensor) and value.is_floating_point():
+                return value.dtype
+        return torch.get_default_dtype()
+
+    def cast_back(value, dtype):
+        """`value` with its tensors in the reduced precision cast to `dtype`, also inside tuples (named ones too),
+        lists and dicts. Any other object, and a container with nothing to cast, is returned as it is."""
+        if isinstance(value, torch.Tensor):
+            return value.to(dtype) if value.dtype == reduced else value
+        if type(value) is dict:
+            cast = {key: cast_back(item, dtype) for key, item in value.items()}
+            return value if all(cast[key] is item for key, item in value.items()) else cast
+        named_tuple = isinstance(value, tuple) and hasattr(value, "_make")
+        if type(value) in (tuple, list) or named_tuple:
+            cast = [cast_back(item, dtype) for item in value]
+            if all(new is old for new, old in zip(cast, value)):
+                return value
+            return value._make(cast) if named_tuple else type(value)(cast)
+        return value
+
+    @functools.wraps(fn)
+    def entry(*args, **kwargs):
+        values = [*args, *kwargs.values()]
+        device = _autocast_device(values)
+        if _AUTOCAST == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+            warnings.warn("CHATTERBOX_AUTOCAST=bf16: this GPU does not support bfloat16; running in float32")
+            return fn(*args, **kwargs)
+        dtype = reference_dtype(values)
+        with torch.autocast(device_type=device, dtype=reduced):
+            result = fn(*args, **kwargs)
+        return result if dtype == reduced else cast_back(result, dtype)
+
+    return entry
 ''',
     FENCE: '''\
 def _autocast_fp32(fn):
@@ -307,13 +402,11 @@ def _needed_helpers(kinds: set[str]) -> list[str]:
 class AutocastAnchor(DefinitionAnchor):
     """Where one rewrite goes: a function by scope path, and what to do there.
 
-    `wrap`: the body goes under `with _autocast(<device_args>):`; `method`: the function gets `@_autocast_fp32`;
-    `call`: the `ordinal`-th call of `callee` (as spelled, a dotted name) in its own body becomes
-    `_autocast_fp32(callee)(...)`.
+    `wrap`: the entry point gets `@_autocast`; `method`: the function gets `@_autocast_fp32`; `call`: the
+    `ordinal`-th call of `callee` (as spelled, a dotted name) in its own body becomes `_autocast_fp32(callee)(...)`.
     """
 
     kind: str = "wrap"
-    device_args: tuple[str, ...] = ()
     callee: str = ""
     ordinal: int = 0
 
@@ -596,37 +689,11 @@ def _dotted(node: ast.expr) -> str | None:
 
 
 def _already_wrapped(fn: FunctionInfo) -> bool:
-    """Its body (after the docstring) is one `with _autocast(...):`."""
-    body = _statements_after_docstring(fn.node.body)
-    return len(body) == 1 and isinstance(body[0], ast.With) and len(body[0].items) == 1 and \
-        isinstance(body[0].items[0].context_expr, ast.Call) and \
-        _dotted(body[0].items[0].context_expr.func) == ENTER
-
-
-def _statements_after_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
-    first = body[0] if body else None
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-        return body[1:]
-    return body
+    return any(_dotted(d) == ENTER for d in fn.node.decorator_list)
 
 
 def _has_fence(fn: FunctionInfo) -> bool:
     return any(_dotted(d) == FENCE for d in fn.node.decorator_list)
-
-
-def _device_args(index: ProjectIndex, fn: FunctionInfo) -> tuple[str, ...]:
-    """What `_autocast(...)` finds the device in: `self` for a module's method, else every named argument."""
-    if fn.receiver is not None and fn.cls is not None and index.is_module(fn.cls) and not fn.is_classmethod:
-        return (fn.receiver,)
-    args = fn.node.args
-    names = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
-    if fn.receiver is not None:
-        names = names[1:]
-    if args.vararg is not None:
-        names.append(f"*{args.vararg.arg}")
-    if args.kwarg is not None:
-        names.append(f"*{args.kwarg.arg}.values()")
-    return tuple(names)
 
 
 def _suppressed(fn: FunctionInfo, lines: Sequence[int]) -> bool:
@@ -690,7 +757,6 @@ class Autocast(Transform):
 
     def _judge(self, analysis: _Analysis, fn: FunctionInfo, include: list[str], exclude: list[str],
                entry_ids: set[int], fences: dict[tuple, _Fence]) -> Finding:
-        index = analysis.index
         site = Site(transform=self.id, path=fn.module.path, line=fn.node.lineno, symbol=fn.short,
                     status=Status.NOT_APPLICABLE, reason="", fixable=False)
         lines = _definition_lines(fn)
@@ -734,14 +800,13 @@ class Autocast(Transform):
             fences.setdefault(key, fence).entries.append(fn)
         fenced = self._describe_fences(plan.values())
         if wrapped:
-            site.reason = f"{what}; already wrapped (`with {ENTER}(...)`){fenced}"
+            site.reason = f"{what}; already wrapped (`@{ENTER}`){fenced}"
             return finding
         site.status, site.fixable = Status.APPLIED, True
-        device = ", ".join(_device_args(index, fn))
-        site.reason = (f"{what}: its body runs under `with {ENTER}({device}):`, torch.autocast in the precision "
-                       f"{ENV_VAR} names at import (off by default){fenced}")
-        finding.anchor = AutocastAnchor(local_qualname(fn.qualname, fn.module), kind="wrap",
-                                        device_args=_device_args(index, fn))
+        site.reason = (f"{what}: it gets `@{ENTER}`, which runs it under torch.autocast in the precision {ENV_VAR} "
+                       "names at import (off by default) and casts the bfloat16/float16 tensors it returns back to "
+                       f"the dtype it computes in without autocast{fenced}")
+        finding.anchor = AutocastAnchor(local_qualname(fn.qualname, fn.module), kind="wrap")
         return finding
 
     @staticmethod
@@ -750,8 +815,6 @@ class Autocast(Transform):
             return "it is an `async def`: the autocast state would not reach the coroutine's body"
         if _is_generator(fn):
             return "it is a generator: the autocast state would stay on in its caller's code between `yield`s"
-        if fn.node.body and fn.node.body[0].lineno == fn.node.lineno:
-            return "its body is on the `def` line; the tool wraps bodies that have lines of their own"
         blocked = analysis.blocked(fn)
         if blocked:
             return blocked.replace(f"{fn.short} is", "it is", 1)
@@ -781,8 +844,10 @@ class Autocast(Transform):
                     queue.append(callee)
             if not fenced or (fn is not entry and _has_fence(fn)):
                 continue
-            for site, _operation, spelled, function_form in fenced:
-                if analysis.in_lambda(fn, site.node):
+            for site, operation, spelled, function_form in fenced:
+                if operation.no_fence:
+                    problems.append(_Problem(fn, site.node, chain, operation.no_fence, advice=operation.advice))
+                elif analysis.in_lambda(fn, site.node):
                     problems.append(_Problem(fn, site.node, chain, f"it is in a lambda, which may run outside "
                                                                    f"{fn.short}"))
                 elif method_blocked is None:
@@ -959,32 +1024,10 @@ class _FunctionEditor(ScopeTracker):
                     raise LookupError(f"call {anchor.ordinal} of `{anchor.callee}` not found in `{self.path}`")
                 targets.add(counter.found[anchor.ordinal])
             node = node.with_changes(body=node.body.visit(_FenceCalls(targets)))
-        if any(a.kind == "method" for a in anchors):
-            node = node.with_changes(decorators=[*node.decorators, cst.Decorator(decorator=cst.Name(FENCE))])
-        wrap = next((a for a in anchors if a.kind == "wrap"), None)
-        if wrap is not None:
-            node = _wrap_body(node, wrap.device_args)
+        for kind, decorator in (("method", FENCE), ("wrap", ENTER)):  # innermost, under any grad-mode decorator
+            if any(a.kind == kind for a in anchors):
+                node = node.with_changes(decorators=[*node.decorators, cst.Decorator(decorator=cst.Name(decorator))])
         return node
-
-
-def _wrap_body(node: cst.FunctionDef, device_args: tuple[str, ...]) -> cst.FunctionDef:
-    """The body (after the docstring) under `with _autocast(<device_args>):`."""
-    if not isinstance(node.body, cst.IndentedBlock):
-        raise LookupError("a one-line body cannot be wrapped")
-    statements = list(node.body.body)
-    docstring = statements[:1] if statements and _is_docstring(statements[0]) else []
-    wrapped = statements[len(docstring):]
-    if not wrapped:
-        raise LookupError("nothing to wrap after the docstring")
-    leading = list(wrapped[0].leading_lines)
-    blank = 0
-    while blank < len(leading) and leading[blank].comment is None:
-        blank += 1
-    wrapped[0] = wrapped[0].with_changes(leading_lines=leading[blank:])
-    call = cst.parse_expression(f"{ENTER}({', '.join(device_args)})")
-    with_statement = cst.With(items=[cst.WithItem(item=call)], body=cst.IndentedBlock(body=wrapped),
-                              leading_lines=leading[:blank])
-    return node.with_changes(body=node.body.with_changes(body=[*docstring, with_statement]))
 
 
 def _is_docstring(statement: cst.BaseStatement) -> bool:
@@ -1107,10 +1150,10 @@ def _plain_import(statement: cst.BaseStatement) -> str | None:
 
 
 class _EraseAutocast(ast.NodeTransformer):
-    """Erases the switch and the helpers, their imports, the `with _autocast(...)` wrappers (keeping their
-    bodies), the `@_autocast_fp32` decorators and the `_autocast_fp32(f)(...)` call-site fences."""
+    """Erases the switch and the helpers, their imports, the `@_autocast` and `@_autocast_fp32` decorators and the
+    `_autocast_fp32(f)(...)` call-site fences."""
 
-    IMPORTS = frozenset({"os", "torch", "contextlib", "functools", "warnings"})
+    IMPORTS = frozenset({"os", "torch", "functools", "warnings"})
 
     def visit_Module(self, node: ast.Module) -> ast.Module:
         node.body = [s for s in node.body if not _is_own_statement(s)]
@@ -1121,17 +1164,10 @@ class _EraseAutocast(ast.NodeTransformer):
         return node if node.names else None
 
     def visit_FunctionDef(self, node):
-        node.decorator_list = [d for d in node.decorator_list if _dotted(d) != FENCE]
+        node.decorator_list = [d for d in node.decorator_list if _dotted(d) not in (ENTER, FENCE)]
         return self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_With(self, node: ast.With):
-        self.generic_visit(node)
-        if len(node.items) == 1 and isinstance(node.items[0].context_expr, ast.Call) and \
-                _dotted(node.items[0].context_expr.func) == ENTER and node.items[0].optional_vars is None:
-            return node.body
-        return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
