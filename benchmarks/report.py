@@ -90,8 +90,9 @@ def _pipeline_header(result: BenchResult) -> list[str]:
         return []
     size = result.options.size
     settings = ", ".join(f"{key}={value}" for key, value in TTS_SETTINGS.items())
+    layers = "" if size.t3_layers is None else f", {size.t3_layers} of its 30 layers"
     t3 = ("T3 from the checkpoint" if result.options.ckpt_dir else
-          "T3 random init, its head sharpened to sample speech tokens only")
+          f"T3 random init{layers}, its head sharpened to sample speech tokens only")
     return [f"pipeline (tts, stream): text {TTS_TEXT!r}, audio prompt: the reference clip, {settings}; "
             f"T3 budget {size.tts_tokens} speech tokens (in place of max_new_tokens=1000); stream: chunk_size "
             f"{size.stream_chunk_tokens}, context_window {size.stream_context_tokens}; {t3}"]

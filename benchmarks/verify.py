@@ -286,8 +286,9 @@ def _setup(workers: dict[str, WorkerProcess], maker: WorkerProcess, options: Ben
     """
     models = sorted({model for name in options.components for model in component(name).models})
     progress(f"building {', '.join(models)} in both workers")
+    t3_layers = None if options.ckpt_dir else options.size.t3_layers  # real weights need the shipped T3
     for process in (maker, *workers.values()):
-        process.send("build", models=models, seed=options.seed)
+        process.send("build", models=models, seed=options.seed, t3_layers=t3_layers)
     _require_original(maker.receive(), "build the models")
     shared = maker.request("share", ckpt_dir=str(options.ckpt_dir) if options.ckpt_dir else None,
                            size=options.size.to_json(), components=options.components, seed=options.seed)

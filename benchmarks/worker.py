@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import random
@@ -88,7 +89,7 @@ class Worker:
         handler = {"build": self.build, "share": self.share, "load": self.load, "call": self.call}[request["op"]]
         return handler(**{k: v for k, v in request.items() if k != "op"})
 
-    def build(self, models: list[str], seed: int) -> dict:
+    def build(self, models: list[str], seed: int, t3_layers: int | None) -> dict:
         started = time.perf_counter()
         import chatterbox
 
@@ -100,9 +101,7 @@ class Worker:
 
         constructors = {"s3gen": S3Gen, "voice_encoder": VoiceEncoder}
         if "t3" in models:
-            from chatterbox.models.t3 import T3  # imports transformers: only when the pipeline runs
-
-            constructors["t3"] = T3  # its default config (English, Llama 520M), random init, no download
+            constructors["t3"] = functools.partial(make_t3, t3_layers)
         torch.manual_seed(seed)
         for name in models:
             self.models[name] = constructors[name]().to(self.device).eval()
@@ -332,6 +331,21 @@ class PipelineProbe:
         if self.first_chunk is not None or self.chunk_samples:
             facts.update(first_chunk_seconds=self.first_chunk, chunk_samples=self.chunk_samples)
         return facts
+
+
+def make_t3(layers: int | None) -> torch.nn.Module:
+    """T3 in its default config (English, Llama 520M), random init, no download; with `layers`, only
+    that many of its transformer layers (a config of that name is added to the package's own table)."""
+    from chatterbox.models.t3 import T3  # imports transformers: only when the pipeline runs
+    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+    from chatterbox.models.t3.modules.t3_config import T3Config
+
+    config = T3Config()
+    if layers is not None:
+        name = f"{config.llama_config_name}_{layers}_layers"
+        LLAMA_CONFIGS[name] = {**LLAMA_CONFIGS[config.llama_config_name], "num_hidden_layers": layers}
+        config.llama_config_name = name
+    return T3(config)
 
 
 def shape_random_t3(t3: torch.nn.Module) -> None:

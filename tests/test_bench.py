@@ -71,13 +71,13 @@ def test_a_changed_vocoder_constant_fails_equivalence(tree_pair, tmp_path):
                          "lrelu_slope: float = 0.1,", "lrelu_slope: float = 0.11,")
     report_path = tmp_path / "bench.json"
     proc = cli("bench", "--original", original, "--rewritten", broken, "--device", "cpu",
-               "--components", "hift,s3gen", "--rounds", "1", "--json", report_path, check_rc=1)
+               "--components", "hift,voice_encoder", "--rounds", "1", "--json", report_path, check_rc=1)
     report = load_json(report_path)
-    for component in report["components"]:
-        assert component["verdict"] == "diverged", component
-        assert not all(output["passed"] for output in component["outputs"])
+    hift, voice_encoder = report["components"]
+    assert hift["verdict"] == "diverged" and not all(output["passed"] for output in hift["outputs"]), hift
+    assert voice_encoder["verdict"] == "ok", voice_encoder  # a divergence fails its component, not the others
     assert "hift: output `0`" in proc.stdout and "differs" in proc.stdout
-    assert "FAIL: hift (diverged), s3gen (diverged)" in proc.stdout
+    assert "FAIL: hift (diverged)\n" in proc.stdout
 
 
 @pytest.mark.slow

@@ -47,7 +47,7 @@ def check_pipeline_report(report: dict, name: str, tokens_expected: int) -> dict
     return outcome
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_tts_pipeline_is_equivalent_end_to_end(tmp_path):
     report_path = tmp_path / "tts.json"
     proc = cli("bench", "--components", "tts", "--device", "cpu", "--rounds", "1", "--json", report_path,
@@ -60,7 +60,7 @@ def test_tts_pipeline_is_equivalent_end_to_end(tmp_path):
     assert "PASS: 1 component equivalent" in proc.stdout
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_streaming_chunks_are_equivalent_one_by_one(tmp_path):
     report_path = tmp_path / "stream.json"
     proc = cli("bench", "--package", "chatterbox-streaming", "--device", "cpu", "--rounds", "1",

@@ -1,7 +1,7 @@
 """Every transform over large real trees: nothing crashes, nothing but the reported sites changes.
 
 The corpus: the installed torch, transformers and diffusers sources and both chatterbox
-wheels (transformers is marked `large`, out of the default suite: `python -m pytest -m large`).
+wheels (transformers and torch are marked `large`, out of the default suite: `python -m pytest -m large`).
 For each, `apply --output` writes a rewritten copy, and the test checks that
 - the run ends with per-file messages at most (no traceback), and the copy is complete;
 - every output file parses, and nothing is left to rewrite: the run's own verification (a second
@@ -48,9 +48,10 @@ def _corpus(name: str, wheel_cache: Path, tmp_path: Path) -> Path:
     pytest.param("chatterbox-tts", True, id="chatterbox-tts"),
     pytest.param("chatterbox-streaming", True, id="chatterbox-streaming"),
     pytest.param("diffusers", True, id="diffusers"),
-    # Five minutes on the project's 2-core machine: out of the default suite, which keeps torch's larger tree.
+    # Five and three minutes on the project's 2-core machine: out of the default suite, whose time goes
+    # to the end-to-end comparisons (tests/test_end_to_end.py).
     pytest.param("transformers", False, id="transformers", marks=pytest.mark.large),
-    pytest.param("torch", False, id="torch"),
+    pytest.param("torch", False, id="torch", marks=pytest.mark.large),
 ])
 def test_corpus(name, second_run, wheel_cache, tmp_path):
     source = _corpus(name, wheel_cache, tmp_path)
