@@ -9,8 +9,20 @@ from pathlib import Path
 from chatterbox_codemod import __version__
 
 from .equivalence import ATOL, RTOL
-from .verify import LABELS, ORIGINAL, REWRITTEN, BenchResult, ComponentResult
-from .workload import S3GEN_SR, TTS_SETTINGS, TTS_TEXT, component
+from .quality import LSD_FLOOR_DB, LSD_HOP, LSD_N_FFT, QualityResult
+from .stats import SpeedRatio
+from .verify import AUTOCAST, ORIGINAL, REWRITTEN, BenchResult, ComponentResult
+from .workload import (
+    AUTOCAST_ENV,
+    MEASURES,
+    QUALITY,
+    S3GEN_SR,
+    T3_SETTINGS,
+    TTS_SETTINGS,
+    TTS_TEXT,
+    component,
+    quality_gates,
+)
 
 MIB = 1024 * 1024
 MEMORY_MEASURES = {
@@ -27,20 +39,32 @@ MEMORY_MEASURES = {
 }
 
 
+def _short(label: str, result: BenchResult) -> str:
+    """A side's name in the table: orig, rewr, and the autocast side by its dtype (bf16, fp16)."""
+    return {ORIGINAL: "orig", REWRITTEN: "rewr"}.get(label, result.options.autocast)
+
+
 def format_report(result: BenchResult) -> str:
     lines = [*_header(result), ""]
     resident = _has_resident(result)
-    columns = ["component", "orig median", "rewr median", "ratio [95% CI]", "RTF orig/rewr", "peak mem orig/rewr",
-               *(["peak RSS orig/rewr"] if resident else []), "max abs / rel diff", "graph orig/rewr", "verdict"]
-    rows = [columns, *(_row(c, resident) for c in result.components)]
+    labels = result.labels
+    sides = "/".join(_short(label, result) for label in labels)
+    judged_side = labels[-1]
+    columns = ["component", *(f"{_short(label, result)} median" for label in labels),
+               *(f"ratio{'' if label == REWRITTEN else ' ' + _short(label, result)} [95% CI]" for label in labels[1:]),
+               f"RTF {sides}", f"peak mem {sides}", *([f"peak RSS {sides}"] if resident else []),
+               "max abs / rel diff" + (" (rewr)" if AUTOCAST in labels else ""),
+               f"quality ({_short(judged_side, result)})", f"graph {sides}", "verdict"]
+    rows = [columns, *(_row(c, resident, result) for c in result.components)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     for index, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
+    lines += _quality_lines(result)
     for outcome in result.components:
         lines += _pipeline_lines(outcome)
-    details = [line for c in result.components for line in _details(c)]
+    details = [line for c in result.components for line in _details(c, result)]
     if details:
         lines += ["", *details]
     lines += ["", _verdict_line(result)]
@@ -64,7 +88,8 @@ def _header(result: BenchResult) -> list[str]:
         f"package: {options.package}",
         f"device: {device}",
         f"torch {env.get('torch', '?')}, float32 (TF32 off), weights: {weights}",
-        f"C allocator in both workers: {_allocator_line(env.get('allocator') or {})}",
+        *_autocast_header(result),
+        f"C allocator in every worker: {_allocator_line(env.get('allocator') or {})}",
         (f"size {size.name}: speech clip {size.speech_seconds:g} s, reference {size.ref_samples} samples "
          f"({size.ref_samples / S3GEN_SR:.2f} s), mel of {size.mel_seconds:g} s, {size.speech_tokens} speech tokens "
          f"({size.output_seconds:g} s of audio); {options.rounds} timed round{'s' * (options.rounds != 1)} "
@@ -74,6 +99,7 @@ def _header(result: BenchResult) -> list[str]:
         f"rewritten: {result.trees[REWRITTEN]}",
         f"transforms applied: {_transforms_line(result.transforms)}",
         f"equivalent: every output within {ATOL:g} + {RTOL:g}·|x| of the original's, NaN in the same places",
+        *_quality_header(result),
         ("ratio: original time / rewritten time per round (above 1: the rewrite is faster); "
          "median and 95% bootstrap interval"),
     ]
@@ -83,6 +109,55 @@ def _header(result: BenchResult) -> list[str]:
         lines.append(f"peak RSS: {MEMORY_MEASURES['resident_call_peak_bytes']['cpu']}")
     lines += [f"codemod error: {error}" for error in result.codemod_errors]
     return lines
+
+
+def _autocast_header(result: BenchResult) -> list[str]:
+    mode = result.options.autocast
+    if mode == "off":
+        return []
+    return [f"autocast: a third side runs the rewritten tree with {AUTOCAST_ENV}={mode}; the fp32 rewrite runs it "
+            f"with {AUTOCAST_ENV}=off (and must still be equivalent)"]
+
+
+# What each quality measure is, for the header.
+QUALITY_DESCRIPTIONS = {
+    "top1": "the fraction of steps whose most likely next token is the same",
+    "kl": "mean KL(original || side) of the next-token distributions, in nats",
+    "mel_rel_l1": "sum |error| / sum |original| over the mel",
+    "mel_cosine": "cosine similarity of the two mels",
+    "snr_db": "10·log10(signal energy / error energy) of the waveform",
+    "lsd_db": f"log-spectral distance of the waveform ({LSD_N_FFT}-point frames, hop {LSD_HOP}, floor "
+              f"{LSD_FLOOR_DB:g} dB below the original's peak)",
+    "embedding_cosine": "cosine similarity of the speaker embeddings",
+    "token_agreement": "the fraction of the reference's S3 tokens that are the same",
+}
+
+
+def _quality_header(result: BenchResult) -> list[str]:
+    names = [c.name for c in result.components if c.name in QUALITY]
+    if not names:
+        return []
+    measures = dict.fromkeys(m for c in names for m in QUALITY[c].measures)
+    lines = ["quality: " + "; ".join(f"{name}: {QUALITY_DESCRIPTIONS[name]}" for name in measures)]
+    if "t3" in names:
+        lines.append("quality of t3: its logits cond + " + f"{T3_SETTINGS['cfg_weight']:g}" + "·(cond - uncond) "
+                     "before the repetition penalty, temperature and min-p, teacher-forced on the original's tokens")
+    if result.options.autocast != "off":
+        if result.options.ckpt_dir is None:
+            lines.append("quality gates: not judged (random weights); an error, NaN or infinity, or another dtype "
+                         "or shape still fails")
+        else:
+            lines.append("quality gates: " + _gates_line(result, names))
+    return lines
+
+
+def _gates_line(result: BenchResult, names: list[str]) -> str:
+    parts = []
+    for name in names:
+        gates = quality_gates(name, result.options.quality_gates)
+        described = [MEASURES[m].describe_gate(t) for m, t in gates.items() if t is not None]
+        parts.append(f"{name} " + (", ".join(described) or "none"))
+    return "; ".join(parts)
 
 
 def _pipeline_header(result: BenchResult) -> list[str]:
@@ -104,7 +179,7 @@ def pipeline_summary(outcome: ComponentResult) -> dict | None:
     if not outcome.pipeline_first:
         return None
     summary: dict = {"trees": {}}
-    for label in LABELS:
+    for label in outcome.labels:
         rounds = outcome.pipeline_rounds.get(label) or []
         first = outcome.pipeline_first.get(label)
         if first is None:
@@ -124,9 +199,10 @@ def pipeline_summary(outcome: ComponentResult) -> dict | None:
         summary["trees"][label] = tree
     if any("chunk_samples" in tree for tree in summary["trees"].values()):
         chunk_diffs = [d for d in outcome.diffs if d.name.startswith("chunk.")]
+        fp32 = [tree for label, tree in summary["trees"].items() if label != AUTOCAST]  # the equivalent ones
         summary["chunks_equal"] = {
-            "count": len({len(t.get("chunk_samples", [])) for t in summary["trees"].values()}) == 1,
-            "boundaries": len({tuple(t.get("chunk_boundaries", [])) for t in summary["trees"].values()}) == 1,
+            "count": len({len(t.get("chunk_samples", [])) for t in fp32}) == 1,
+            "boundaries": len({tuple(t.get("chunk_boundaries", [])) for t in fp32}) == 1,
             "samples": bool(chunk_diffs) and all(d.passed for d in chunk_diffs),
             "concatenation": any(d.name == "concatenated" and d.passed for d in outcome.diffs),
         }
@@ -174,23 +250,69 @@ def _has_resident(result: BenchResult) -> bool:
     return any("resident_call_peak_bytes" in m for c in result.components for m in c.memory.values())
 
 
-def _row(outcome: ComponentResult, resident: bool) -> list[str]:
+def _row(outcome: ComponentResult, resident: bool, result: BenchResult) -> list[str]:
+    labels = outcome.labels
     medians = _medians(outcome)
-    speed = outcome.speed
-    ratio = f"{speed.median:.3f} [{speed.low:.3f}, {speed.high:.3f}]" if speed else "-"
+    ratios = []
+    for label in labels[1:]:
+        speed = outcome.speeds.get(label)
+        ratios.append(f"{speed.median:.3f} [{speed.low:.3f}, {speed.high:.3f}]" if speed else "-")
     rtf = _rtf(outcome, medians)
     memory_cells = [_memory_cell(outcome, "tensor_peak_bytes")]
     if resident:
         memory_cells.append(_memory_cell(outcome, "resident_call_peak_bytes"))
-    return [outcome.name, _seconds(medians.get(ORIGINAL)), _seconds(medians.get(REWRITTEN)), ratio,
-            _pair(rtf, "{:.3f}") if rtf else "-", *memory_cells, _diff_cell(outcome), _graph_cell(outcome),
-            outcome.verdict]
+    return [outcome.name, *(_seconds(medians.get(label)) for label in labels), *ratios,
+            _pair(rtf, "{:.3f}", labels) if rtf else "-", *memory_cells, _diff_cell(outcome),
+            _quality_cell(outcome.quality.get(labels[-1])), _graph_cell(outcome), outcome.verdict]
+
+
+def _quality_cell(quality: QualityResult | None) -> str:
+    if quality is None:
+        return "-"
+    return ", ".join(_figure(name, value) for name, value in quality.measures.items())
+
+
+def _figure(name: str, value: float) -> str:
+    measure = MEASURES[name]
+    unit = f" {measure.unit}" if measure.unit in ("dB",) else ""
+    return f"{name} {measure.fmt.format(value)}{unit}"
+
+
+def _quality_lines(result: BenchResult) -> list[str]:
+    """Below the table, with --autocast: each measured component's figures and how they were judged."""
+    if AUTOCAST not in result.labels:
+        return []
+    measured = [c for c in result.components if AUTOCAST in c.quality]
+    if not measured:
+        return []
+    mode = result.options.autocast
+    lines = ["", f"quality of the {mode} rewrite against the original:"]
+    width = max(len(c.name) for c in measured)
+    for outcome in measured:
+        quality = outcome.quality[AUTOCAST]
+        if quality.problems:
+            judgement = "FAIL: " + "; ".join(quality.problems)
+        elif not quality.judged:
+            judgement = quality.note
+        elif quality.failed:
+            judgement = "FAIL: " + ", ".join(
+                f"{name} {MEASURES[name].fmt.format(quality.measures[name])} misses "
+                f"{MEASURES[name].describe_gate(quality.gates[name])}" for name in quality.failed)
+        else:
+            gated = [MEASURES[n].describe_gate(t) for n, t in quality.gates.items() if t is not None]
+            judgement = "pass (" + (", ".join(gated) or "no gate") + ")"
+        lines.append(f"  {outcome.name:<{width}}  {_quality_cell(quality)}  {judgement}")
+        if quality.sampling:
+            lines.append(f"  {'':<{width}}  T3 {quality.sampling}")
+    return lines
 
 
 def _medians(outcome: ComponentResult) -> dict[str, float]:
-    if not all(outcome.times[label] for label in LABELS):
+    """Per side that ran every round (an autocast side that raised stops, the fp32 sides go on)."""
+    if not (outcome.times[ORIGINAL] and outcome.times[REWRITTEN]):
         return {}
-    return {label: statistics.median(outcome.times[label]) for label in LABELS}
+    rounds = len(outcome.times[ORIGINAL])
+    return {label: statistics.median(times) for label, times in outcome.times.items() if len(times) == rounds}
 
 
 def _rtf(outcome: ComponentResult, medians: dict[str, float]) -> dict[str, float]:
@@ -201,14 +323,16 @@ def _rtf(outcome: ComponentResult, medians: dict[str, float]) -> dict[str, float
 
 
 def _memory_cell(outcome: ComponentResult, measure: str) -> str:
-    peaks = {label: outcome.memory.get(label, {}).get(measure) for label in LABELS}
-    if None in peaks.values():
+    peaks = {label: outcome.memory.get(label, {}).get(measure) for label in outcome.labels}
+    if peaks[ORIGINAL] is None:
         return "-"
-    return _pair({label: value / MIB for label, value in peaks.items()}, "{:.1f}") + " MiB"
+    return _pair({label: value / MIB for label, value in peaks.items() if value is not None}, "{:.1f}",
+                 outcome.labels) + " MiB"
 
 
-def _pair(values: dict[str, float], fmt: str) -> str:
-    return " / ".join(fmt.format(values[label]) for label in LABELS)
+def _pair(values: dict[str, float], fmt: str, labels: tuple[str, ...]) -> str:
+    """One value per side, `-` for a side that has none."""
+    return " / ".join(fmt.format(values[label]) if label in values else "-" for label in labels)
 
 
 def _seconds(value: float | None) -> str:
@@ -226,29 +350,59 @@ def _diff_cell(outcome: ComponentResult) -> str:
 
 
 def _graph_cell(outcome: ComponentResult) -> str:
-    if len(outcome.graph) != len(LABELS):
+    if len(outcome.graph) != len(outcome.labels):
         return "-"
     return "/".join("yes" if any(o["requires_grad"] for o in outcome.graph[label].values()) else "no"
-                    for label in LABELS)
+                    for label in outcome.labels)
 
 
-def _details(outcome: ComponentResult) -> list[str]:
-    lines = [f"{outcome.name}: the {label} package raised {error}" for label, error in outcome.errors.items()]
-    for diff in outcome.diffs:
+def _details(outcome: ComponentResult, result: BenchResult) -> list[str]:
+    lines = [f"{outcome.name}: the {_side(label, result)} raised {error}" for label, error in outcome.errors.items()]
+    diffs = [(REWRITTEN, diff) for diff in outcome.diffs]
+    if outcome.autocast_judged_by_equivalence:
+        diffs += [(AUTOCAST, diff) for diff in outcome.autocast_diffs]
+    for label, diff in diffs:
         if not diff.passed:
             numbers = "" if diff.max_abs is None else f" (max abs diff {diff.max_abs:.3g}, max rel {diff.max_rel:.3g})"
-            lines.append(f"{outcome.name}: output `{diff.name}` {diff.shape} {diff.dtype} differs: "
+            side = "" if label == REWRITTEN else f" of the {_side(label, result)}"
+            lines.append(f"{outcome.name}: output `{diff.name}`{side} {diff.shape} {diff.dtype} differs: "
                          f"{diff.problem}{numbers}")
-    if outcome.below_threshold:
-        lines.append(f"{outcome.name}: median ratio {outcome.speed.median:.3f} is below --fail-below")
+    for label, quality in outcome.quality.items():
+        if label != AUTOCAST:
+            continue
+        lines += [f"{outcome.name}: the {_side(label, result)}'s {problem}" for problem in quality.problems]
+        lines += [f"{outcome.name}: the {_side(label, result)}'s {name} "
+                  f"{MEASURES[name].fmt.format(quality.measures[name])} misses the gate "
+                  f"{MEASURES[name].describe_gate(quality.gates[name])}" for name in quality.failed]
+    for label in outcome.too_slow:
+        lines.append(f"{outcome.name}: the {_side(label, result)}'s median ratio {outcome.speeds[label].median:.3f} "
+                     "is below --fail-below")
     return lines
+
+
+def _side(label: str, result: BenchResult) -> str:
+    if label == AUTOCAST:
+        return f"{result.options.autocast} autocast side"
+    return f"{label} package"
 
 
 def _verdict_line(result: BenchResult) -> str:
     failed = [c for c in result.components if not c.passed]
-    if not failed:
-        return f"PASS: {len(result.components)} component{'s' * (len(result.components) != 1)} equivalent"
-    return "FAIL: " + ", ".join(f"{c.name} ({c.verdict})" for c in failed)
+    if failed:
+        return "FAIL: " + ", ".join(f"{c.name} ({c.verdict})" for c in failed)
+    count = len(result.components)
+    line = f"PASS: {count} component{'s' * (count != 1)} equivalent"
+    if AUTOCAST not in result.labels:
+        return line
+    mode = result.options.autocast
+    measured = sum(1 for c in result.components if AUTOCAST in c.quality)
+    if result.options.ckpt_dir is None:
+        how = f"{measured} not judged (random weights), none with NaN or another dtype or shape"
+    else:
+        how = f"{measured} within the quality gates"
+    unmeasured = count - measured
+    return f"{line} in fp32; {mode}: {how}" + (f"; {unmeasured} with no quality measures equivalent" if unmeasured
+                                               else "")
 
 
 def to_json(result: BenchResult) -> dict:
@@ -259,6 +413,10 @@ def to_json(result: BenchResult) -> dict:
         "wall_seconds": result.wall_seconds,
         "passed": result.passed,
         "environment": {**result.environment, "dtype": "float32", "tf32": False},
+        "autocast": options.autocast,
+        "sides": list(result.labels),
+        "quality_gates": options.quality_gates,
+        "quality_judged": options.autocast != "off" and options.ckpt_dir is not None,
         "size": options.size.to_json(),
         "rounds": options.rounds,
         "seed": options.seed,
@@ -277,6 +435,12 @@ def to_json(result: BenchResult) -> dict:
     }
 
 
+def _ratio_json(speed: SpeedRatio | None) -> dict | None:
+    if speed is None:
+        return None
+    return {"median": speed.median, "low": speed.low, "high": speed.high, "per_round": speed.per_round}
+
+
 def _component_json(outcome: ComponentResult) -> dict:
     medians = _medians(outcome)
     speed = outcome.speed
@@ -291,8 +455,10 @@ def _component_json(outcome: ComponentResult) -> dict:
         "graph": outcome.graph,
         "times": outcome.times,
         "median_seconds": medians or None,
-        "ratio": None if speed is None else
-        {"median": speed.median, "low": speed.low, "high": speed.high, "per_round": speed.per_round},
+        "ratio": _ratio_json(speed),  # the fp32 rewrite's
+        "ratios": {label: _ratio_json(s) for label, s in outcome.speeds.items()} or None,
+        "autocast_outputs": [d.to_json() for d in outcome.autocast_diffs] or None,
+        "quality": {label: q.to_json() for label, q in outcome.quality.items()} or None,
         "audio_seconds": outcome.audio_seconds,
         "rtf": _rtf(outcome, medians) or None,
         "pipeline": pipeline_summary(outcome),
@@ -314,17 +480,37 @@ def write_plot(result: BenchResult, path: Path) -> None:
     from matplotlib.ticker import ScalarFormatter
 
     names = [c.name for c in result.components]
-    figure, axes = plt.subplots(figsize=(1.2 * len(names) + 3, 4.5))
+    sides = result.labels[1:]
+    width = 0.8 / len(sides)
+    colours = {REWRITTEN: "tab:blue", AUTOCAST: "tab:orange"}
+    figure, axes = plt.subplots(figsize=(1.2 * len(sides) * len(names) + 3, 4.5))
+    labelled: set[str] = set()
+    failed_any = False
     for x, outcome in enumerate(result.components):
-        speed = outcome.speed
-        if speed is None:
+        if not outcome.speeds:
             axes.annotate(outcome.verdict, (x, 1.0), ha="center", va="bottom", color="tab:red")
             continue
-        axes.bar(x, speed.median - 1.0, bottom=1.0, color="tab:blue" if outcome.passed else "tab:red", alpha=0.8)
-        axes.errorbar(x, speed.median, yerr=[[speed.median - speed.low], [speed.high - speed.median]],
-                      color="black", capsize=5)
-        axes.annotate(f"{speed.median:.2f}", (x, speed.high), ha="center", va="bottom", fontsize=8,
-                      xytext=(0, 3), textcoords="offset points")
+        for index, label in enumerate(sides):
+            speed = outcome.speeds.get(label)
+            if speed is None:
+                continue
+            position = x + (index - (len(sides) - 1) / 2) * width
+            legend = "fp32 rewrite" if label == REWRITTEN else f"{result.options.autocast} autocast rewrite"
+            passed = outcome.side_passed(label)
+            failed_any = failed_any or not passed
+            axes.bar(position, speed.median - 1.0, bottom=1.0, width=width * 0.9, color=colours[label], alpha=0.8,
+                     hatch=None if passed else "//", edgecolor="black" if passed else "tab:red",
+                     linewidth=0.5 if passed else 1.5, label=None if label in labelled else legend)
+            labelled.add(label)
+            axes.errorbar(position, speed.median, yerr=[[speed.median - speed.low], [speed.high - speed.median]],
+                          color="black", capsize=4)
+            axes.annotate(f"{speed.median:.2f}", (position, speed.high), ha="center", va="bottom", fontsize=8,
+                          xytext=(0, 3), textcoords="offset points")
+    if failed_any:
+        axes.bar(0, 0, bottom=1.0, width=0, color="white", hatch="//", edgecolor="tab:red",
+                 label="failed its checks (see the table)")
+    if len(sides) > 1 or failed_any:
+        axes.legend(fontsize=8)
     axes.axhline(1.0, color="grey", linestyle="--", linewidth=1)
     axes.set_yscale("log")
     axes.yaxis.set_major_formatter(ScalarFormatter())
@@ -332,8 +518,9 @@ def write_plot(result: BenchResult, path: Path) -> None:
     axes.set_xticks(range(len(names)), names)
     axes.set_ylabel("original time / rewritten time (above 1: faster)")
     env = result.environment
-    axes.set_title(f"chatterbox-codemod bench: {env.get('device_name', '?')}, torch {env.get('torch', '?')}, "
-                   f"size {result.options.size.name}, {result.options.rounds} rounds", fontsize=9)
+    axes.set_title(f"chatterbox-codemod bench: {env.get('device_name', '?')}, torch {env.get('torch', '?')}\n"
+                   f"size {result.options.size.name}, {result.options.rounds} round{'s' * (result.options.rounds != 1)}"
+                   + (f", autocast {result.options.autocast}" if AUTOCAST in result.labels else ""), fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

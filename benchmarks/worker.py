@@ -13,8 +13,12 @@ Requests, in the order the orchestrator sends them:
    "components": [...], "seed": S}                      the maker only: write weights and inputs to DIR
   {"op": "load"}                                        load the shared weights and inputs
   {"op": "call", "component": C, "seed": S,
-   "outputs": FILE|null, "memory": null|"tensors"|"resident"}
-                                                        one call, timed, with the RNG re-seeded
+   "outputs": FILE|null, "memory": null|"tensors"|"resident",
+   "probes": FILE|null, "force_tokens": FILE|null}
+                                                        one call, timed, with the RNG re-seeded; `probes`:
+                                                        also save T3's next-token logits (`t3`);
+                                                        `force_tokens`: T3 samples the speech tokens
+                                                        of that outputs file (teacher forcing)
   {"op": "exit"}
 Every answer has "ok"; a failed request answers {"ok": false, "error": ..., "traceback": ...}.
 """
@@ -40,7 +44,7 @@ import torch
 
 from . import workload
 from .memory import ALLOCATOR_ENV, RESIDENT, TENSORS, resident_peak, tensor_peak
-from .workload import CHECKPOINT_FILES, S3GEN_SR, SPEECH_SR, SPEECH_TOKEN_LIMIT, TTS_SETTINGS, TTS_TEXT
+from .workload import CHECKPOINT_FILES, S3GEN_SR, SPEECH_SR, SPEECH_TOKEN_LIMIT, T3_SETTINGS, TTS_SETTINGS, TTS_TEXT
 
 WEIGHTS_FILE = "weights-{model}.pt"
 INPUTS_FILE = "inputs.pt"
@@ -109,7 +113,7 @@ class Worker:
         return {"chatterbox": str(location.parent), "seconds": seconds, **environment(self.device)}
 
     def share(self, ckpt_dir: str | None, size: dict, components: list[str], seed: int) -> dict:
-        """Write the weights both workers load, and the inputs every call gets; answers the weight files."""
+        """Write the weights the workers load, and the inputs every call gets; answers the weight files."""
         weights = []
         for name, model in self.models.items():
             if ckpt_dir is not None:
@@ -130,8 +134,11 @@ class Worker:
                 (self.workdir / TOKENIZER_FILE).write_bytes(tokenizer.read_bytes())
             else:
                 write_tokenizer(self.workdir / TOKENIZER_FILE)
-            inputs["pipeline"] = {"tokens": size["tts_tokens"], "chunk": size["stream_chunk_tokens"],
-                                  "context": size["stream_context_tokens"]}
+            if any(workload.component(name).pipeline for name in components):
+                inputs["pipeline"] = {"tokens": size["tts_tokens"], "chunk": size["stream_chunk_tokens"],
+                                      "context": size["stream_context_tokens"]}
+            if "t3" in components:
+                inputs["t3"] = self.make_t3_inputs(size, seed)
         torch.save(inputs, self.workdir / INPUTS_FILE)
         return {"weights": [str(path) for path in weights]}
 
@@ -155,13 +162,32 @@ class Worker:
                                       for k, v in ref_dict.items()}
         return inputs
 
+    def make_t3_inputs(self, size: dict, seed: int) -> dict[str, Any]:
+        """The `t3` component's call: the pipeline's text, tokenized as `generate` tokenizes it (with the
+        tokenizer the pipeline gets), and a seeded random conditioning: a unit speaker embedding and
+        a prompt of random speech tokens as long as T3's config asks (no voice encoder, no S3 tokenizer)."""
+        from chatterbox.models.tokenizers import EnTokenizer
+        from chatterbox.tts import punc_norm
+
+        t3 = self.models["t3"]
+        text_tokens = EnTokenizer(str(self.workdir / TOKENIZER_FILE)).text_to_tokens(punc_norm(TTS_TEXT))
+        if T3_SETTINGS["cfg_weight"] > 0:
+            text_tokens = torch.cat([text_tokens, text_tokens], dim=0)  # conditional and unconditional rows
+        text_tokens = torch.nn.functional.pad(text_tokens, (1, 0), value=t3.hp.start_text_token)
+        text_tokens = torch.nn.functional.pad(text_tokens, (0, 1), value=t3.hp.stop_text_token)
+        generator = torch.Generator().manual_seed(seed + 3)
+        speaker = torch.randn(1, t3.hp.speaker_embed_size, generator=generator)
+        prompt = torch.randint(0, SPEECH_TOKEN_LIMIT, (1, t3.hp.speech_cond_prompt_len), generator=generator)
+        return {"text_tokens": text_tokens, "speaker_emb": speaker / speaker.norm(), "prompt_tokens": prompt,
+                "emotion_adv": TTS_SETTINGS["exaggeration"] * torch.ones(1, 1, 1), "budget": size["t3_tokens"]}
+
     def load(self) -> dict:
         for name, model in self.models.items():
             state = torch.load(self.workdir / WEIGHTS_FILE.format(model=name), map_location="cpu", mmap=True,
                                weights_only=True)
             model.load_state_dict(state)
         self.inputs = to_device(torch.load(self.workdir / INPUTS_FILE, weights_only=True), self.device)
-        if "t3" in self.models:
+        if "pipeline" in self.inputs:
             from chatterbox.models.tokenizers import EnTokenizer
             from chatterbox.tts import ChatterboxTTS
 
@@ -170,17 +196,31 @@ class Worker:
             self.pipeline = PipelineProbe(tts, self.inputs["pipeline"], self.synchronize)
         return {}
 
-    def call(self, component: str, seed: int, outputs: str | None = None, memory: str | None = None) -> dict:
-        """One call with the RNG re-seeded, timed; with `memory`, measured by that measure (`benchmarks.memory`)."""
+    def call(self, component: str, seed: int, outputs: str | None = None, memory: str | None = None,
+             probes: str | None = None, force_tokens: str | None = None) -> dict:
+        """One call with the RNG re-seeded, timed; with `memory`, measured by that measure (`benchmarks.memory`).
+
+        `probes`: record T3's next-token logits during the call and save them there. `force_tokens`:
+        T3 samples the speech tokens of that outputs file instead of its own (see `forced_sampling`)."""
         run = self.prepare_call(component)
         measured: dict = {}
-        with self.memory_window(memory, measured):
-            reseed(seed)
-            self.synchronize()
-            started = time.perf_counter()
-            result = run()
-            self.synchronize()
-            seconds = time.perf_counter() - started
+        head: list[torch.Tensor] = []
+        forced = None
+        if force_tokens is not None:
+            forced = torch.load(force_tokens, weights_only=True)["speech_tokens"]
+        with contextlib.ExitStack() as stack:
+            if probes is not None:
+                stack.enter_context(record_head(self.models["t3"], head))
+            sampled = stack.enter_context(forced_sampling(forced)) if forced is not None else None
+            with self.memory_window(memory, measured):
+                reseed(seed)
+                self.synchronize()
+                started = time.perf_counter()
+                result = run()
+                self.synchronize()
+                seconds = time.perf_counter() - started
+        if sampled is not None and sampled[0] != forced.numel():
+            raise RuntimeError(f"teacher forcing: T3 sampled {sampled[0]} tokens, the original {forced.numel()}")
         tensors = flatten_outputs(result)
         answer = {"seconds": seconds,
                   "graph": {name: {"requires_grad": t.requires_grad, "inference": t.is_inference()}
@@ -193,6 +233,11 @@ class Worker:
             answer["audio_seconds"] = next(iter(tensors.values())).shape[-1] / S3GEN_SR
         if outputs is not None:
             torch.save({name: t.detach().cpu().clone() for name, t in tensors.items()}, outputs)
+        if probes is not None:
+            # One row per forward pass of the head: the prefill, then one per sampled token (and one after
+            # the last, unless T3 stopped on its stop token). Each row: (batch: conditional, unconditional;
+            # vocabulary).
+            torch.save({"head": torch.stack(head) if head else torch.zeros(0)}, probes)
         return answer
 
     def memory_window(self, memory: str | None, measured: dict) -> contextlib.AbstractContextManager:
@@ -214,6 +259,7 @@ class Worker:
         ref_dict = dict(inputs.get("ref_dict", {}))
         # embeds_from_wavs takes numpy clips on the host and moves them to the model's device itself.
         speech_clip = inputs["speech_16k"].cpu().numpy()
+        t3_inputs = inputs.get("t3")
         calls: dict[str, Callable[[], Any]] = {
             "campplus": lambda: s3gen.speaker_encoder.inference([inputs["speech_16k"]]),
             "embed_ref": lambda: s3gen.embed_ref(inputs["ref_24k"], S3GEN_SR),
@@ -222,10 +268,62 @@ class Worker:
             "s3gen": lambda: s3gen.inference(inputs["speech_tokens"], ref_dict=ref_dict),
             "voice_encoder": lambda: self.models["voice_encoder"].embeds_from_wavs([speech_clip],
                                                                                     sample_rate=SPEECH_SR),
+            "t3": lambda: {"speech_tokens": self.models["t3"].inference(
+                t3_cond=fresh_t3_cond(t3_inputs), text_tokens=t3_inputs["text_tokens"],
+                max_new_tokens=t3_inputs["budget"], **T3_SETTINGS)},
         }
         if name in ("tts", "stream"):
             return self.pipeline.prepare(name, str(self.workdir / REFERENCE_WAV))
         return calls[name]
+
+
+def fresh_t3_cond(inputs: dict[str, Any]) -> Any:
+    """A new `T3Cond` per call: `T3.prepare_conditioning` stores the prompt's embedding in the one it gets."""
+    from chatterbox.models.t3.modules.cond_enc import T3Cond
+
+    return T3Cond(speaker_emb=inputs["speaker_emb"], cond_prompt_speech_tokens=inputs["prompt_tokens"],
+                  emotion_adv=inputs["emotion_adv"])
+
+
+@contextlib.contextmanager
+def record_head(t3: torch.nn.Module, rows: list[torch.Tensor]) -> Any:
+    """Append the last position of every output of T3's speech head (the logits the next token is
+    sampled from, before CFG) to `rows`, in the dtype the head gave them."""
+
+    def hook(_module, _inputs, output):
+        rows.append(output[:, -1, :].detach().cpu().clone())
+
+    handle = t3.speech_head.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
+def forced_sampling(tokens: torch.Tensor) -> Any:
+    """Teacher forcing: every `torch.multinomial` call in the block draws as usual, which advances the
+    RNG exactly as the original's draw did (one exponential per probability, whatever their values),
+    and then returns the next of `tokens` instead. T3 then computes each step's distribution after
+    the original's tokens, and whatever follows T3 (S3Gen's noise) sees the same RNG state.
+    Yields a one-element list: how many tokens were handed out."""
+    real = torch.multinomial
+    sequence = iter(tokens.reshape(-1).tolist())
+    handed = [0]
+
+    def multinomial(probabilities, num_samples, *args, **kwargs):
+        drawn = real(probabilities, num_samples, *args, **kwargs)
+        token = next(sequence, None)
+        if token is None:
+            raise RuntimeError(f"teacher forcing: T3 samples more than the original's {tokens.numel()} tokens")
+        handed[0] += 1
+        return torch.full_like(drawn, token)
+
+    torch.multinomial = multinomial
+    try:
+        yield handed
+    finally:
+        torch.multinomial = real
 
 
 class PipelineProbe:
