@@ -46,9 +46,9 @@ ALL_COMPONENT_NAMES = tuple(c.name for c in COMPONENTS)
 COMPONENT_NAMES = ALL_COMPONENT_NAMES[:6]
 
 # The packages `bench --package` knows: the components each can run, and those it runs by default.
-# `t3` and `tts` are opt-in for chatterbox-tts: they build the 0.5 B T3, which samples token by token
-# (on 2 loaded CPU cores, about 3 s a token), and take longer than the six components together.
-# chatterbox-streaming runs in a virtual environment
+# `t3` and `tts` are opt-in for chatterbox-tts: they build T3, which samples token by token (at smoke
+# size, 10 layers: about 0.25 s a token on 2 idle CPU cores; the shipped 30 layers, three times that),
+# and take longer than the six components together. chatterbox-streaming runs in a virtual environment
 # of its own (`benchmarks.streaming_env`), which it needs for its pins (transformers 4.46.3, ...).
 STREAMING_PACKAGE = "chatterbox-streaming"
 STREAMING_VERSION = "0.1.2"
