@@ -41,7 +41,7 @@ import libcst as cst
 from chatterbox_codemod.transforms import TRANSFORMS, by_id
 from chatterbox_codemod.transforms.base import AnalysisContext, Finding, Transform
 
-from .analysis import ProjectIndex, build_index
+from .analysis import BodyWalks, ProjectIndex, build_index
 from .analysis.configs import CONFIG_SUFFIXES, read_configs
 from .cache import Outcome, RunCache
 from .config import Config
@@ -178,7 +178,8 @@ def _analyse_and_rewrite(sources: dict[Path, SourceFile], target_files: dict,
 
     # 3. Index (configuration files that build models count as constructor calls).
     configs = read_configs(config_files)
-    index = build_index(project_root, [(p.source.path, p.source.text, p.tree) for p in parsed], configs)
+    walks = BodyWalks()  # the verification's index walks only the bodies the rewrite changed
+    index = build_index(project_root, [(p.source.path, p.source.text, p.tree) for p in parsed], configs, walks)
 
     def display(path: Path) -> str:
         if path in report.rel_of:
@@ -193,7 +194,7 @@ def _analyse_and_rewrite(sources: dict[Path, SourceFile], target_files: dict,
     # 5-6. Rewrite and verify.
     parsed_sources = {p.source.path: p.source for p in parsed}
     results = _rewrite_files(findings, parsed_sources, transforms, options.jobs, report)
-    _verify(results, parsed, configs, project_root, transforms, display, options.unsafe_fixes, config, report)
+    _verify(results, parsed, configs, walks, project_root, transforms, display, options.unsafe_fixes, config, report)
     errors = report.errors[errors_before:]
     del report.errors[errors_before:]
     return Outcome(sites=report.sites, errors=errors,
@@ -400,9 +401,8 @@ def _unmark(sites: list[Site], path: Path) -> None:
             site.rewritten = False
 
 
-def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list, root: Path,
-            transforms: list[Transform],
-            display, unsafe_fixes: bool, config: Config, report: Report) -> None:
+def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list, walks: BodyWalks, root: Path,
+            transforms: list[Transform], display, unsafe_fixes: bool, config: Config, report: Report) -> None:
     """A second analysis over the rewritten sources must find nothing more to rewrite."""
     changed = {path: r for path, r in results.items() if r.rewritten is not None}
     if not changed:
@@ -417,7 +417,7 @@ def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list
             modules.append((path, text, ast.parse(text)))
         else:
             modules.append((path, item.source.text, item.tree))
-    index = build_index(root, modules, configs)
+    index = build_index(root, modules, configs, walks)
     again = analyze(index, [type(t)() for t in transforms], set(changed), display, unsafe_fixes, config)
     for path in sorted({f.site.path for f in again if f.site.rewritten}):
         report.errors.append(FileError(path, "not stable: a second run would rewrite it again; not written"))

@@ -7,7 +7,11 @@ the analysis followed or could not resolve.
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -380,6 +384,49 @@ def test_verdicts_do_not_depend_on_file_order_definition_order_or_jobs(tmp_path)
         if case % 2:
             (tmp_path / f"r{case}").mkdir()
             assert reasons(files, f"r{case}") == reasons(PERMUTED, "base")
+
+
+CHOSEN_AT_RUN_TIME = HEADER + """
+    class Residual(nn.Module):
+        def __init__(self, channels, conv, activation):
+            super().__init__()
+            self.body = nn.Sequential(conv(channels, channels, 3, padding=1), activation())
+        def forward(self, x):
+            return self.body(x) + x
+    class Autoencoder(nn.Module):
+        def __init__(self, dims=2, gated=False):
+            super().__init__()
+            conv = nn.Conv2d if dims == 2 else nn.Conv1d
+            activation = nn.SiLU if gated else nn.ReLU
+            self.net = nn.Sequential(conv(1, 8, 3, padding=1), Residual(8, conv, activation))
+        def forward(self, x):
+            return self.net(x)
+    @torch.no_grad()
+    def log_mel(x):
+        return torch.clamp(x, min=1e-5).log()
+    """
+
+
+def test_verdicts_do_not_depend_on_the_hash_seed(tmp_path):
+    """Each process hashes `str` with its own PYTHONHASHSEED, so a set of names iterates in another order
+    in every run. `conv(...)` with `conv = nn.Conv2d if dims == 2 else nn.Conv1d` was read as whichever
+    class came out of the set last: `Residual` was an applied Conv2d stack in most processes and a Conv1d
+    block in the others. A call that may run either library class is now unresolved (the block then
+    counts what the class builds: both), and whole runs print the same bytes under any seed."""
+    analyse(tmp_path, {**PERMUTED, "pkg/vae.py": CHOSEN_AT_RUN_TIME})
+    root = tmp_path / "project"
+    outputs = set()
+    for seed in ("0", "1", "2", "3"):
+        report = tmp_path / f"report-{seed}.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "chatterbox_codemod", "apply", "--diff", "--no-cache", "--report", str(report),
+             str(root)], capture_output=True, cwd=tmp_path, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert done.returncode == 1, done.stderr.decode()  # `log_mel` would be rewritten
+        residual = [s for s in json.loads(report.read_text())["sites"] if s["symbol"] == "Residual"]
+        assert [(s["status"], s["reason"].split(":")[0]) for s in residual] == [
+            ("not-applicable", "mixes Conv1d (rank 3) with Conv2d (rank 4)")]
+        outputs.add((done.stdout, done.stderr, report.read_bytes()))
+    assert len(outputs) == 1
 
 
 def test_models_built_from_hyperpyyaml_configuration(tmp_path):

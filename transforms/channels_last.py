@@ -388,12 +388,13 @@ class _Blocks:
     def _record_construction(self, built: _Built, fn: FunctionInfo, site: CallSite) -> None:
         index = self.index
         made = [Instance(cls) for cls in site.constructs if index.is_module(cls)]
-        if site.external is not None:
-            if site.external in PARAMETRIZATIONS:
-                built.parametrized.append(f"`{ast.unparse(site.node.func)}` at {self.where(fn.module, site.node)}")
-            elif _TORCH_MODULE_CLASS.match(site.external):
-                made.append(External(site.external, instance=True))
-        elif site.unresolved and isinstance(site.node.func, ast.Name):  # `block(...)` with `block=BasicResBlock`
+        externals = site.externals or ((site.external,) if site.external is not None else ())
+        # Several: `conv = nn.Conv2d if two_d else nn.Conv1d`, and any of them may run.
+        if any(external in PARAMETRIZATIONS for external in externals):
+            built.parametrized.append(f"`{ast.unparse(site.node.func)}` at {self.where(fn.module, site.node)}")
+        made += [External(external, instance=True) for external in externals
+                 if external not in PARAMETRIZATIONS and _TORCH_MODULE_CLASS.match(external)]
+        if site.unresolved and not externals and isinstance(site.node.func, ast.Name):  # `block=BasicResBlock`
             for value in self.argument_values(fn, site.node.func.id):
                 if isinstance(value, (ClassRef, Instance)) and index.is_module(value.cls):
                     made.append(Instance(value.cls))

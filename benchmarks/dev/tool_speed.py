@@ -3,7 +3,8 @@
     python benchmarks/dev/tool_speed.py                      # chatterbox-tts 0.1.7 tree and the installed torch
     python benchmarks/dev/tool_speed.py --trees chatterbox,transformers --runs 7
 
-Each measurement is a whole process, as a user runs it. On each tree:
+Each measurement is a whole process, as a user runs it, from compiled bytecode
+(as pip installs both tools). On each tree:
 - `cold`: `chatterbox-codemod apply --diff --no-cache TREE`, every transform;
 - `warm`: the same with the run cache, after one run that filled it;
 - `transformers` only, `one file changed`: the pre-commit case, `apply --check
@@ -32,8 +33,9 @@ import time
 import zipfile
 from pathlib import Path
 
-# (tree, case) -> (seconds, ratio to LibCST no-op): the goals, or for cold runs "no slower than before the cache".
-GOALS = {("chatterbox", "cold"): (1.0, 0.82), ("chatterbox", "warm"): (None, 0.3), ("torch", "cold"): (None, 0.68),
+# (tree, case) -> (seconds, ratio to LibCST no-op): the goals; for cold runs "no slower than before the soundness
+# work" (issue 10: 0.80x and 0.68x, measured on 2026-11-28).
+GOALS = {("chatterbox", "cold"): (1.0, 0.80), ("chatterbox", "warm"): (None, 0.3), ("torch", "cold"): (None, 0.68),
          ("transformers", "one file changed"): (1.5, None)}
 CHANGED_FILE = "models/llama/modeling_llama.py"  # the transformers file the pre-commit case edits
 
@@ -46,6 +48,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(machine())
+    compile_bytecode()
     rows = []
     with tempfile.TemporaryDirectory(prefix="tool-speed-") as scratch:
         workdir = Path(scratch)
@@ -87,6 +90,23 @@ def prepare(name: str, workdir: Path) -> Path:
             subprocess.run(["git", *command], cwd=destination.parent, check=True, capture_output=True)
         return destination
     raise SystemExit(f"unknown tree {name!r} (chatterbox, torch, transformers)")
+
+
+def compile_bytecode() -> None:
+    """Compile chatterbox-codemod's sources, so both tools run from bytecode as after `pip install`.
+
+    pip compiles what it installs, so LibCST's bytecode is there; an editable checkout has none until a
+    run writes it, and with PYTHONDONTWRITEBYTECODE set (as on this project's machines) no run does, so
+    every measured process would compile the tool's 9,000 lines again (0.1 s of a 1.5 s run here).
+    """
+    import compileall
+
+    import chatterbox_codemod.analysis
+    import chatterbox_codemod.transforms
+
+    for package in (chatterbox_codemod, chatterbox_codemod.analysis, chatterbox_codemod.transforms):
+        for folder in package.__path__:
+            compileall.compile_dir(folder, maxlevels=0, quiet=1)
 
 
 Run = tuple[float, int]  # wall seconds, peak RSS in bytes

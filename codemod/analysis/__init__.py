@@ -15,6 +15,7 @@ Read in dependency order:
 - `valueflow`: where the region's tensors go and what they meet there.
 """
 
+from .collect import BodyWalks
 from .gradstates import GradStates
 from .index import ProjectIndex, build_index
 from .project import CallSite, ClassInfo, ClassRef, Container, External, FunctionInfo, Instance, ModuleInfo, own_nodes
@@ -23,7 +24,7 @@ from .torchapi import GRAD_OFF_MODES, NO_GRAD, SET_GRAD_ENABLED, TORCH_PREFIXES,
 from .valueflow import FlowAnalyzer
 
 __all__ = [
-    "GRAD_OFF_MODES", "NO_GRAD", "SET_GRAD_ENABLED", "TORCH_PREFIXES", "CallSite", "ClassInfo", "ClassRef", "Container",
-    "External", "FlowAnalyzer", "FunctionInfo", "GradMode", "GradStates", "Hazard", "HazardKind", "Instance",
-    "ModuleInfo", "ProjectIndex", "Region", "build_index", "own_nodes",
+    "GRAD_OFF_MODES", "NO_GRAD", "SET_GRAD_ENABLED", "TORCH_PREFIXES", "BodyWalks", "CallSite", "ClassInfo", "ClassRef",
+    "Container", "External", "FlowAnalyzer", "FunctionInfo", "GradMode", "GradStates", "Hazard", "HazardKind",
+    "Instance", "ModuleInfo", "ProjectIndex", "Region", "build_index", "own_nodes",
 ]

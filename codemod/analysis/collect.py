@@ -3,12 +3,48 @@
 from __future__ import annotations
 
 import ast
+from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .project import MODULE_CODE, CallSite, ClassInfo, FunctionInfo, ModuleInfo
 
 if TYPE_CHECKING:
     from .index import ProjectIndex
+
+
+@dataclass
+class BodyWalk:
+    """What one walk of a function body found, in walk order."""
+
+    nodes: list[ast.AST]  # every node, not descending into nested functions or classes
+    calls: list[tuple[ast.Call, tuple[ast.expr, ...]]]  # each call, with the `with` items around it
+    loads: list[tuple[str, ast.AST]]  # each read of a name or an attribute, by that name
+
+
+class BodyWalks:
+    """The walks of function bodies, kept by the identity of the body.
+
+    A walk depends on nothing but the body's nodes, and `ast` trees are never changed once parsed, so an
+    index built again over the same trees (the engine's verification, where only the rewritten files have
+    new trees) replays the walk of every unchanged body instead of walking it again. The body is kept
+    with its walk, so its `id` cannot be reused by another list while the walk is held.
+    """
+
+    def __init__(self) -> None:
+        self._walks: dict[int, tuple[list[ast.stmt], BodyWalk]] = {}
+
+    def __len__(self) -> int:
+        """How many bodies have been walked."""
+        return len(self._walks)
+
+    def walk(self, body: list[ast.stmt]) -> BodyWalk:
+        held = self._walks.get(id(body))
+        if held is not None and held[0] is body:
+            return held[1]
+        found = _walk_body(body)
+        self._walks[id(body)] = (body, found)
+        return found
 
 
 class Collector:
@@ -103,43 +139,60 @@ class Collector:
                         self._scan_body(child.body, prefix, cls, parent)
 
     def _collect_calls(self, fn: FunctionInfo) -> None:
-        """One walk of the body: every node (kept as `fn.nodes`) and every call with the `with` items
-        around it (their grad modes are resolved in `finish`). Iterative, so deep nesting cannot overflow."""
-        nodes: list[ast.AST] = []
-        calls = fn.calls
+        """Every node of the body (kept as `fn.nodes`), every call with the `with` items around it (their grad
+        modes are resolved in `finish`), and every read of a name, from one walk of the body."""
+        body = fn.node.body
+        found = self.index.walks.walk(body) if self.index.walks is not None else _walk_body(body)
+        fn.calls.extend(CallSite(caller=fn, node=node, items=items) for node, items in found.calls)
         loads = self.index.load_table
-        stack: list[tuple[ast.AST, tuple[ast.expr, ...]]] = [(stmt, ()) for stmt in reversed(fn.node.body)]
-        while stack:
-            node, items = stack.pop()
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                continue
-            nodes.append(node)
-            if isinstance(node, (ast.With, ast.AsyncWith)):
-                inner = items + tuple(item.context_expr for item in node.items)
-                stack.extend((stmt, inner) for stmt in reversed(node.body))
-                for item in reversed(node.items):
-                    if item.optional_vars is not None:
-                        stack.append((item.optional_vars, items))
-                    stack.append((item.context_expr, items))
-                    nodes.append(item)
-                continue
-            kind = type(node)
-            if kind is ast.Call:
-                calls.append(CallSite(caller=fn, node=node, items=items))
-            elif kind is ast.Attribute and type(node.ctx) is ast.Load:
-                loads.setdefault(node.attr, []).append((fn, node))
-            elif kind is ast.Name and type(node.ctx) is ast.Load:
-                loads.setdefault(node.id, []).append((fn, node))
-                continue  # a Name's only child is its context
-            children = []
-            for name in node._fields:
-                value = getattr(node, name, None)
-                if isinstance(value, ast.AST):
-                    children.append(value)
-                elif isinstance(value, list):
-                    children.extend(item for item in value if isinstance(item, ast.AST))
-            stack.extend((child, items) for child in reversed(children))
-        fn._nodes = nodes
+        for name, node in found.loads:
+            loads.setdefault(name, []).append((fn, node))
+        fn._nodes = found.nodes
+
+
+def _walk_body(body: list[ast.stmt]) -> BodyWalk:
+    """One walk of a function body; iterative, so deep nesting cannot overflow."""
+    found = BodyWalk(nodes=[], calls=[], loads=[])
+    nodes, calls, loads = found.nodes, found.calls, found.loads
+    stack: list[tuple[ast.AST, tuple[ast.expr, ...]]] = [(stmt, ()) for stmt in reversed(body)]
+    while stack:
+        node, items = stack.pop()
+        kind = type(node)
+        if kind in _DEFINITIONS:
+            continue
+        nodes.append(node)
+        if kind is ast.With or kind is ast.AsyncWith:
+            inner = items + tuple(item.context_expr for item in node.items)
+            stack.extend((stmt, inner) for stmt in reversed(node.body))
+            for item in reversed(node.items):
+                if item.optional_vars is not None:
+                    stack.append((item.optional_vars, items))
+                stack.append((item.context_expr, items))
+                nodes.append(item)
+            continue
+        if kind is ast.Call:
+            calls.append((node, items))
+        elif kind is ast.Attribute and type(node.ctx) is ast.Load:
+            loads.append((node.attr, node))
+        elif kind is ast.Name:
+            if type(node.ctx) is ast.Load:
+                loads.append((node.id, node))
+            continue  # a Name's only child is its context
+        children = []
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                children.extend(item for item in value if isinstance(item, ast.AST) and type(item) not in _LEAVES)
+            elif isinstance(value, ast.AST) and type(value) not in _LEAVES:
+                children.append(value)
+        stack.extend((child, items) for child in reversed(children))
+    return found
+
+
+_DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+# Contexts and operators (`Load`, `Add`, `Eq`, ...): shared leaves no analysis reads from a body's nodes.
+_LEAVES = frozenset(leaf for base in (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+                    for leaf in base.__subclasses__())
 
 
 def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:
@@ -157,11 +210,11 @@ def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:
 def _nested_defs(node: ast.AST) -> list[ast.stmt]:
     """Function definitions nested anywhere in a function body (not inside nested classes)."""
     found = []
-    stack = list(ast.iter_child_nodes(node))
-    while stack:
-        child = stack.pop(0)
+    queue = deque(ast.iter_child_nodes(node))
+    while queue:
+        child = queue.popleft()
         if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
             found.append(child)
         elif not isinstance(child, (ast.ClassDef, ast.Lambda)) and not isinstance(child, ast.expr):
-            stack.extend(ast.iter_child_nodes(child))
+            queue.extend(ast.iter_child_nodes(child))
     return found

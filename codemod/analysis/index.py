@@ -22,7 +22,7 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-from .collect import Collector
+from .collect import BodyWalks, Collector
 from .configs import Construction, Value
 from .project import (
     MODULE_CODE,
@@ -62,8 +62,9 @@ from .torchapi import (
 class ProjectIndex:
     """Modules, classes, functions and resolved calls of one project."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, walks: BodyWalks | None = None) -> None:
         self.root = root
+        self.walks = walks  # walks of function bodies shared with other indexes over the same trees
         self.modules: dict[str, ModuleInfo] = {}
         self.by_path: dict[Path, ModuleInfo] = {}
         self.classes: dict[str, ClassInfo] = {}
@@ -91,7 +92,7 @@ class ProjectIndex:
         # Memos of facts that stay fixed once every module is added (the class hierarchy, signatures).
         self._overriding: dict[tuple[int, int], list[FunctionInfo]] = {}
         self._definitions: dict[str, list[FunctionInfo]] | None = None  # redefined qualname -> every definition
-        self._accepting: dict[tuple, bool] = {}
+        self._accepting: dict[tuple, tuple[FunctionInfo, ...]] = {}
 
     # -- construction ------------------------------------------------------
 
@@ -150,8 +151,7 @@ class ProjectIndex:
         for fn in self.functions.values():
             for site in fn.calls:
                 if site.unresolved and isinstance(site.node.func, ast.Attribute):
-                    site.maybe_callees = tuple(m for m in methods_by_name.get(site.node.func.attr, ())
-                                               if self._accepts(m, site.node))
+                    site.maybe_callees = self._accepting_methods(methods_by_name, site.node.func.attr, site.node)
                     for method in site.maybe_callees:
                         self.callers.setdefault(id(method), []).append(site)
 
@@ -245,14 +245,7 @@ class ProjectIndex:
         if isinstance(expr, ast.Name):
             return self._infer_name(expr.id, fn, module)
         if isinstance(expr, ast.Attribute):
-            out: set = set()
-            for base in self.infer(expr.value, fn, module):
-                out |= self.member_types(base, expr.attr)
-            if not out:
-                name = self.qualify(module, expr, fn)
-                if name is not None:
-                    out |= self._types_of_qualified(name)
-            return frozenset(out)
+            return self._attribute_types(expr, fn, module, self.infer(expr.value, fn, module))
         if isinstance(expr, ast.Call):
             return self._infer_call(expr, fn, module)
         if isinstance(expr, ast.Subscript):
@@ -285,6 +278,18 @@ class ProjectIndex:
         if isinstance(expr, ast.NamedExpr):
             return self.infer(expr.value, fn, module)
         return NOTHING
+
+    def _attribute_types(self, expr: ast.Attribute, fn: FunctionInfo | None, module: ModuleInfo | None,
+                         owners: frozenset) -> frozenset:
+        """The types of `owner.attr`, given the types `owners` inferred for `owner`."""
+        out: set = set()
+        for base in owners:
+            out |= self.member_types(base, expr.attr)
+        if not out:
+            name = self.qualify(module, expr, fn)
+            if name is not None:
+                out |= self._types_of_qualified(name)
+        return frozenset(out)
 
     def _infer_name(self, name: str, fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
         scope = fn
@@ -486,6 +491,8 @@ class ProjectIndex:
                 if default is not None:
                     sources[arg.arg].append(("expr", default))
             for node in fn.nodes:
+                if type(node) not in _BINDING_NODES:  # most nodes bind nothing: one lookup, not six checks
+                    continue
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and \
                         isinstance(node.func.value, ast.Name) and node.func.attr in ("append", "extend", "insert"):
                     how = "expr" if node.func.attr == "extend" else "append"
@@ -652,6 +659,7 @@ class ProjectIndex:
         callees: list[FunctionInfo] = []
         module_types: list = []
         constructs: list[ClassInfo] = []
+        externals: set[str] = set()
         for t in types:
             if isinstance(t, FuncRef):
                 callees.append(t.fn)
@@ -679,13 +687,20 @@ class ProjectIndex:
                 if t.instance:
                     module_types.append(t)
                 else:
-                    site.external = t.name
+                    externals.add(t.name)
         for callee in list(callees):
             if callee.qualname in self.redefined:
                 callees.extend(self._definitions_of(callee.qualname))
         site.callees = tuple(dict.fromkeys(callees))
         site.module_types = tuple(dict.fromkeys(module_types))
         site.constructs = tuple(dict.fromkeys(constructs))
+        if len(externals) > 1:
+            # `conv(...)` with `conv = nn.Conv2d if two_d else nn.Conv1d`: the analyses read a call as one
+            # library callable, and choosing one of them would be a guess.
+            site.externals = tuple(sorted(externals))
+            site.unresolved = True
+            return
+        site.external = next(iter(externals), None)
         if not site.callees and not site.module_types and not site.constructs and site.external is None and \
                 isinstance(func, ast.Attribute):
             owners = self.infer(func.value, fn)
@@ -744,13 +759,15 @@ class ProjectIndex:
                     self._definitions.setdefault(base, []).append(f)
         return self._definitions.get(qualname, [])
 
-    def _accepts(self, method: FunctionInfo, call: ast.Call) -> bool:
-        """`_accepts`, memoized on the call's shape (its argument count and keyword names)."""
-        key = (id(method), len(call.args), any(isinstance(a, ast.Starred) for a in call.args),
+    def _accepting_methods(self, methods_by_name: dict[str, list[FunctionInfo]], name: str,
+                           call: ast.Call) -> tuple[FunctionInfo, ...]:
+        """The project methods `name` that `obj.name(...)` may bind to, memoized on the name and the call's
+        shape (its argument count and keyword names): `x.forward(h)` is checked against every `forward` once."""
+        key = (name, len(call.args), any(isinstance(a, ast.Starred) for a in call.args),
                tuple(kw.arg for kw in call.keywords))
         found = self._accepting.get(key)
         if found is None:
-            found = self._accepting[key] = _accepts(method, call)
+            found = self._accepting[key] = tuple(m for m in methods_by_name.get(name, ()) if _accepts(m, call))
         return found
 
     def callers_of(self, fn: FunctionInfo) -> list[CallSite]:
@@ -774,11 +791,16 @@ class ProjectIndex:
                 for where, node in self.loads(name):
                     if id(node) in tracked:
                         continue
-                    for t in self.infer(node, where):
+                    if isinstance(node, ast.Attribute):
+                        owners = self.infer(node.value, where)
+                        types = self._attribute_types(node, where, where.module, owners)
+                    else:
+                        owners, types = None, self.infer(node, where)
+                    for t in types:
                         if isinstance(t, FuncRef) and not is_property(t.fn):
                             self._escapes.setdefault(id(t.fn), (where, node))
                     # `obj.m` taken as a value on an object of unknown type may be any project method `m`.
-                    if isinstance(node, ast.Attribute) and not self.infer(node.value, where):
+                    if owners is not None and not owners:
                         for method in methods_by_name.get(name, ()):
                             self._escapes.setdefault(id(method), (where, node))
         return self._escapes.get(id(fn))
@@ -821,6 +843,9 @@ class ProjectIndex:
 
 
 BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
+# The node types `ProjectIndex.local_names` reads bindings from (`ast.parse` makes no subclasses of them).
+_BINDING_NODES = frozenset({ast.Call, ast.Assign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension,
+                            ast.withitem, ast.NamedExpr})
 
 
 def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None:
@@ -996,8 +1021,10 @@ def _merge_containers(types: Iterable) -> set:
 
 
 def build_index(root: Path, modules: Iterable[tuple[Path, str, ast.Module]],
-                configs: Iterable[tuple[Path, list[Construction]]] = ()) -> ProjectIndex:
-    index = ProjectIndex(root)
+                configs: Iterable[tuple[Path, list[Construction]]] = (),
+                walks: BodyWalks | None = None) -> ProjectIndex:
+    """The index of a project; `walks`, shared by indexes over the same trees, walks each body once."""
+    index = ProjectIndex(root, walks)
     for path, source, tree in modules:
         index.add_module(path, source, tree)
     index.configs = list(configs)

@@ -57,6 +57,9 @@ class External:
     name: str
     instance: bool = False
 
+    def __hash__(self) -> int:  # not `str`'s hash, which changes with PYTHONHASHSEED (see `_stable_hash`)
+        return zlib.crc32(self.name.encode()) * 2 + self.instance
+
 
 @dataclass(frozen=True)
 class Container:
@@ -64,6 +67,9 @@ class Container:
 
     elems: frozenset
     module: str | None = None  # torch.nn container class when it is one
+
+    def __hash__(self) -> int:  # a frozenset's hash follows its elements'; the module name's must not follow `str`'s
+        return hash((self.elems, zlib.crc32(self.module.encode()) if self.module else 0))
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,8 @@ def _stable_hash(module: ModuleInfo, node: ast.AST) -> int:
     follows its elements' hashes; with identity hashes it followed memory addresses, so which
     callee, path or hazard a report named first could change from one run to the next.
     A module hashes by its name, so neither file order nor address moves it. Records compare by
-    identity still: two with one hash only share a bucket.
+    identity still: two with one hash only share a bucket. `External` and `Container` hash their
+    names by CRC-32 for the same reason: `str`'s hash changes with every process's PYTHONHASHSEED.
     """
     return hash((hash(module), node.lineno, node.col_offset))
 
@@ -185,6 +192,7 @@ class CallSite:
     callees: tuple[FunctionInfo, ...] = ()
     module_types: tuple = ()  # receiver types when this calls an nn.Module instance
     external: str | None = None  # qualified name of an external callee
+    externals: tuple[str, ...] = ()  # every library callable it may run, when several (then it is unresolved)
     constructs: tuple[ClassInfo, ...] = ()  # project classes this call instantiates
     unresolved: bool = False
     maybe_callees: tuple[FunctionInfo, ...] = ()  # for `x.m()` on an unknown type: every project method `m`
