@@ -388,8 +388,7 @@ class _Blocks:
     def _record_construction(self, built: _Built, fn: FunctionInfo, site: CallSite) -> None:
         index = self.index
         made = [Instance(cls) for cls in site.constructs if index.is_module(cls)]
-        externals = site.externals or ((site.external,) if site.external is not None else ())
-        # Several: `conv = nn.Conv2d if two_d else nn.Conv1d`, and any of them may run.
+        externals = site.library_callables  # several: `conv = nn.Conv2d if two_d else nn.Conv1d`, any may run
         if any(external in PARAMETRIZATIONS for external in externals):
             built.parametrized.append(f"`{ast.unparse(site.node.func)}` at {self.where(fn.module, site.node)}")
         made += [External(external, instance=True) for external in externals

@@ -337,19 +337,17 @@ def _training_functions(index: ProjectIndex) -> dict[int, str]:
     # returns is read once, the first time it does.
     shapes: dict[int, _ResultShape] = {}
     called = {id(fn): {id(c) for site in fn.calls for c in site.targets} for fn in index.functions.values()}
-    training = set(found)
     changed = True
     while changed:
         changed = False
         for fn in index.functions.values():
-            if id(fn) in training or called[id(fn)].isdisjoint(training):
+            if id(fn) in found or found.keys().isdisjoint(called[id(fn)]):  # iterates the smaller side
                 continue
             if id(fn) not in shapes:
                 shapes[id(fn)] = _ResultShape(fn)
             why = shapes[id(fn)].returns_training_result(found)
             if why:
                 found[id(fn)] = why
-                training.add(id(fn))
                 changed = True
     return found
 

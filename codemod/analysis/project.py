@@ -198,6 +198,11 @@ class CallSite:
     maybe_callees: tuple[FunctionInfo, ...] = ()  # for `x.m()` on an unknown type: every project method `m`
 
     @property
+    def library_callables(self) -> tuple[str, ...]:
+        """Every library callable this call may run: the one external callee, or the several candidates."""
+        return self.externals or ((self.external,) if self.external is not None else ())
+
+    @property
     def targets(self) -> tuple[FunctionInfo, ...]:
         """Every project function this call may run: the resolved callees and the possible ones."""
         return self.callees + self.maybe_callees
