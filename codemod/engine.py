@@ -36,6 +36,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import libcst as cst
 from chatterbox_codemod.transforms import TRANSFORMS, by_id
@@ -193,8 +194,9 @@ def _analyse_and_rewrite(sources: dict[Path, SourceFile], target_files: dict,
 
     # 5-6. Rewrite and verify.
     parsed_sources = {p.source.path: p.source for p in parsed}
-    results = _rewrite_files(findings, parsed_sources, transforms, options.jobs, report)
-    _verify(results, parsed, configs, walks, project_root, transforms, display, options.unsafe_fixes, config, report)
+    results, outside_owned = _rewrite_files(findings, parsed_sources, transforms, options.jobs, report)
+    _verify(results, outside_owned, parsed, configs, walks, project_root, transforms, display, options.unsafe_fixes,
+            config, report)
     errors = report.errors[errors_before:]
     del report.errors[errors_before:]
     return Outcome(sites=report.sites, errors=errors,
@@ -346,35 +348,55 @@ def _map(function, items: list, jobs: int) -> list:
 # Rewriting and verification
 
 
-def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Finding]]]]) -> tuple[Path, bytes | None, str | None,
-                                                                                 int | None]:
-    source, plan = job
+class Rewritten(NamedTuple):
+    """What a worker sends back for one file."""
+
+    path: Path
+    data: bytes | None  # the new bytes; None: unchanged, or not written (then `error` says why)
+    error: str | None = None
+    line: int | None = None
+    outside_owned: bool = False  # the rewrite changed code no selected transform owns (checked in the worker)
+
+
+def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Finding]]], tuple[str, ...]]) -> Rewritten:
+    """Rewrite one file with LibCST, re-parse the result, and compare it with the original outside what the
+    selected transforms own (`selected`: their ids). The comparison's verdict waits for the verification,
+    which reports an unstable file first."""
+    source, plan, selected = job
     try:
         module = cst.parse_module(source.raw)
     except cst.ParserSyntaxError as exc:
-        return source.path, None, f"LibCST cannot parse it: {exc.message}", exc.raw_line
+        return Rewritten(source.path, None, f"LibCST cannot parse it: {exc.message}", exc.raw_line)
     except (RecursionError, MemoryError) as exc:
-        return source.path, None, f"LibCST cannot parse it: {type(exc).__name__}", None
+        return Rewritten(source.path, None, f"LibCST cannot parse it: {type(exc).__name__}")
     try:
         for transform_id, findings in plan:
             module = by_id(transform_id)().rewrite(module, findings)
         data = module.bytes
     except RecursionError:
-        return source.path, None, "nested too deeply for LibCST to rewrite; not written", None
+        return Rewritten(source.path, None, "nested too deeply for LibCST to rewrite; not written")
     except Exception as exc:  # a transform's bug costs this file, never the run
-        return source.path, None, f"internal error while rewriting ({type(exc).__name__}: {exc}); not written", None
+        return Rewritten(source.path, None,
+                         f"internal error while rewriting ({type(exc).__name__}: {exc}); not written")
+    if data == source.raw:
+        return Rewritten(source.path, None)
+    text = data.decode(module.encoding)
     try:
-        ast.parse(data.decode(module.encoding))
+        ast.parse(text)
     except SyntaxError as exc:
-        return source.path, None, f"the rewrite does not parse ({exc.msg}); not written", exc.lineno
+        return Rewritten(source.path, None, f"the rewrite does not parse ({exc.msg}); not written", exc.lineno)
     except (RecursionError, MemoryError) as exc:
-        return source.path, None, f"the rewrite cannot be re-parsed ({type(exc).__name__}); not written", None
-    return source.path, (data if data != source.raw else None), None, None
+        return Rewritten(source.path, None, f"the rewrite cannot be re-parsed ({type(exc).__name__}); not written")
+    transforms = [by_id(transform_id)() for transform_id in selected]
+    return Rewritten(source.path, data, outside_owned=changes_outside_owned(source.text, text.lstrip("\ufeff"),
+                                                                            transforms))
 
 
 def _rewrite_files(findings: list[Finding], sources: dict[Path, SourceFile], transforms: list[Transform], jobs: int,
-                   report: Report) -> dict[Path, FileResult]:
+                   report: Report) -> tuple[dict[Path, FileResult], set[Path]]:
+    """The rewritten files, and those whose rewrite changed code outside what the transforms own."""
     order = sorted(transforms, key=lambda t: t.rewrite_order)
+    selected = tuple(t.id for t in transforms)
     jobs_by_file: dict[Path, list[tuple[str, list[Finding]]]] = {}
     for transform in order:
         for finding in findings:
@@ -384,15 +406,19 @@ def _rewrite_files(findings: list[Finding], sources: dict[Path, SourceFile], tra
                 if not plan or plan[-1][0] != transform.id:
                     plan.append((transform.id, []))
                 plan[-1][1].append(finding.portable())
-    work = [(sources[path], plan) for path, plan in sorted(jobs_by_file.items())]
+    work = [(sources[path], plan, selected) for path, plan in sorted(jobs_by_file.items())]
     results: dict[Path, FileResult] = {}
-    for path, data, error, line in _map(_rewrite_one, work, jobs):
-        if error is not None:
-            report.errors.append(FileError(path, error, line))
-            _unmark(report.sites, path)
+    outside_owned: set[Path] = set()
+    for done in _map(_rewrite_one, work, jobs):
+        if done.error is not None:
+            report.errors.append(FileError(done.path, done.error, done.line))
+            _unmark(report.sites, done.path)
             continue
-        results[path] = FileResult(path=path, rel=report.rel(path), original=sources[path].raw, rewritten=data)
-    return results
+        results[done.path] = FileResult(path=done.path, rel=report.rel(done.path), original=sources[done.path].raw,
+                                        rewritten=done.data)
+        if done.outside_owned:
+            outside_owned.add(done.path)
+    return results, outside_owned
 
 
 def _unmark(sites: list[Site], path: Path) -> None:
@@ -401,9 +427,11 @@ def _unmark(sites: list[Site], path: Path) -> None:
             site.rewritten = False
 
 
-def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list, walks: BodyWalks, root: Path,
-            transforms: list[Transform], display, unsafe_fixes: bool, config: Config, report: Report) -> None:
-    """A second analysis over the rewritten sources must find nothing more to rewrite."""
+def _verify(results: dict[Path, FileResult], outside_owned: set[Path], parsed: list[Parsed], configs: list,
+            walks: BodyWalks, root: Path, transforms: list[Transform], display, unsafe_fixes: bool, config: Config,
+            report: Report) -> None:
+    """A second analysis over the rewritten sources must find nothing more to rewrite, and a rewrite must not
+    change code outside what the transforms own (`outside_owned`, compared where the file was rewritten)."""
     changed = {path: r for path, r in results.items() if r.rewritten is not None}
     if not changed:
         return
@@ -423,10 +451,8 @@ def _verify(results: dict[Path, FileResult], parsed: list[Parsed], configs: list
         report.errors.append(FileError(path, "not stable: a second run would rewrite it again; not written"))
         changed.pop(path).rewritten = None
         _unmark(report.sites, path)
-    sources = {item.source.path: item.source for item in parsed}
     for path, result in sorted(changed.items()):
-        source = sources[path]
-        if changes_outside_owned(source.text, result.rewritten.decode(source.encoding).lstrip("\ufeff"), transforms):
+        if path in outside_owned:
             report.errors.append(FileError(path, "the rewrite changed code that no transform owns; not written"))
             result.rewritten = None
             _unmark(report.sites, path)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from chatterbox_codemod.engine import changes_outside_owned
+import ast
+
+from chatterbox_codemod.analysis import build_index
+from chatterbox_codemod.config import Config
+from chatterbox_codemod.engine import _rewrite_one, analyze, changes_outside_owned, select_transforms
+from chatterbox_codemod.sources import make_target, read_source
 from chatterbox_codemod.transforms import TRANSFORMS
 
 ORIGINAL = """
@@ -36,3 +41,22 @@ def test_a_transform_owns_only_its_own_nodes():
     assert not changes_outside_owned(ORIGINAL, boundary, TRANSFORMS)
     grad_only = [t for t in TRANSFORMS if t.id != "channels-last"]
     assert changes_outside_owned(ORIGINAL, boundary, grad_only)
+
+
+def test_the_rewriting_worker_judges_against_the_selected_transforms(tmp_path):
+    """The comparison runs in the worker that rewrote the file: a transform that is not selected owns nothing."""
+    path = tmp_path / "score.py"
+    path.write_text(ORIGINAL)
+    source = read_source(path, make_target(tmp_path))
+    index = build_index(tmp_path, [(path, source.text, ast.parse(source.text))])
+    findings = [f.portable() for f in analyze(index, select_transforms(["inference-mode"], []), {path}, str, False,
+                                              Config()) if f.site.rewritten]
+    assert [f.site.line for f in findings] == [6, 8]
+    plan = [("inference-mode", findings)]
+
+    done = _rewrite_one((source, plan, ("entry-points", "inference-mode", "channels-last")))
+    assert done.error is None and not done.outside_owned
+    assert b"@torch.inference_mode()" in done.data and b"from torch import no_grad" not in done.data
+
+    done = _rewrite_one((source, plan, ("channels-last",)))
+    assert done.error is None and done.outside_owned

@@ -370,7 +370,24 @@ def _edit_in(body: list, parts: list[str], edit) -> list | None:
     return None
 
 
-class ScopeTracker(cst.CSTTransformer):
+class StatementTransformer(cst.CSTTransformer):
+    """A transformer that visits statements, decorators and `with` items, and passes over what holds none.
+
+    No statement, decorator or `with` can sit inside an expression, a simple statement or a parameter list,
+    so a rewrite that edits only those never descends there: on the files that change on torch's tree, the
+    descent was more than half of the rewrite's time. The nodes passed over still reach `leave_*` unchanged.
+    """
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, _HOLD_NO_STATEMENTS):
+            return False
+        return super().on_visit(node)
+
+
+_HOLD_NO_STATEMENTS = (cst.BaseExpression, cst.SimpleStatementLine, cst.SimpleStatementSuite, cst.Parameters)
+
+
+class ScopeTracker(StatementTransformer):
     """Keeps the `Class.method` path of the node being visited, as the index names it."""
 
     def __init__(self) -> None:

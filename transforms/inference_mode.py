@@ -90,6 +90,7 @@ from .base import (
     Anchor,
     EraseGradModes,
     Finding,
+    StatementTransformer,
     Transform,
     ensure_torch,
     inference_mode_call,
@@ -254,7 +255,7 @@ class GradSwitchAnchor(Anchor):
         return finder.found[self]
 
 
-class _Replacer(cst.CSTTransformer):
+class _Replacer(StatementTransformer):
     """Puts `<torch>.inference_mode()` in place of the anchored decorators and `with` items (with `torch`
     None, only finds them: `found`), and leaves an anchor pending when the expression there is not the one
     the analysis saw."""
