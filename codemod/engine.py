@@ -334,14 +334,18 @@ def _parse_all(sources: list[SourceFile]) -> tuple[list[Parsed], list[SourceErro
 
 
 def _map(function, items: list, jobs: int) -> list:
-    """`function` over `items`, in worker processes when there is enough work to pay for them."""
+    """`function` over `items`, in worker processes when there is enough work to pay for them.
+
+    Items go out one at a time, in the order given: a caller that lists the longest first keeps every worker
+    busy until the end (a few large files dominate a rewrite).
+    """
     workers = min(jobs or os.cpu_count() or 1, len(items))
     if workers <= 1 or len(items) < 4:
         return [function(item) for item in items]
     # Forked workers start in milliseconds and share what is already imported.
     context = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(function, items, chunksize=max(1, len(items) // (workers * 4))))
+        return list(pool.map(function, items))
 
 
 # ---------------------------------------------------------------------------
@@ -406,10 +410,11 @@ def _rewrite_files(findings: list[Finding], sources: dict[Path, SourceFile], tra
                 if not plan or plan[-1][0] != transform.id:
                     plan.append((transform.id, []))
                 plan[-1][1].append(finding.portable())
-    work = [(sources[path], plan, selected) for path, plan in sorted(jobs_by_file.items())]
+    work = sorted(((sources[path], plan, selected) for path, plan in jobs_by_file.items()),
+                  key=lambda job: len(job[0].raw), reverse=True)
     results: dict[Path, FileResult] = {}
     outside_owned: set[Path] = set()
-    for done in _map(_rewrite_one, work, jobs):
+    for done in sorted(_map(_rewrite_one, work, jobs), key=lambda done: done.path):
         if done.error is not None:
             report.errors.append(FileError(done.path, done.error, done.line))
             _unmark(report.sites, done.path)
