@@ -189,14 +189,14 @@ def _analyse_and_rewrite(sources: dict[Path, SourceFile], target_files: dict,
 
     # 4. Analyse.
     targets_parsed = {p.source.path for p in parsed if p.source.path in target_files}
-    findings = analyze(index, transforms, targets_parsed, display, options.unsafe_fixes, config)
+    findings = analyze(index, transforms, targets_parsed, display, options.unsafe_fixes, config, options.jobs)
     report.sites = [f.site for f in findings]
 
     # 5-6. Rewrite and verify.
     parsed_sources = {p.source.path: p.source for p in parsed}
     results, outside_owned = _rewrite_files(findings, parsed_sources, transforms, options.jobs, report)
-    _verify(results, outside_owned, parsed, configs, walks, project_root, transforms, display, options.unsafe_fixes,
-            config, report)
+    _verify(results, outside_owned, parsed, configs, walks, project_root, transforms, display, options, config,
+            report)
     errors = report.errors[errors_before:]
     del report.errors[errors_before:]
     return Outcome(sites=report.sites, errors=errors,
@@ -213,8 +213,9 @@ def select_transforms(select: Iterable[str] | None, ignore: Iterable[str]) -> li
 
 
 def analyze(index: ProjectIndex, transforms: list[Transform], targets: set[Path], display, unsafe_fixes: bool,
-            config: Config) -> list[Finding]:
-    """Every transform's findings, each analysis repeated until its verdicts stop changing."""
+            config: Config, jobs: int = 1) -> list[Finding]:
+    """Every transform's findings, each analysis repeated until its verdicts stop changing (`jobs`: processes
+    that may judge candidates, 0 for one per CPU; the findings are the same for every value)."""
     inference_regions: list = []
     everything: list[Finding] = []
     for transform in transforms:
@@ -225,7 +226,7 @@ def analyze(index: ProjectIndex, transforms: list[Transform], targets: set[Path]
             context = AnalysisContext(
                 index=index, targets=targets, display=display, unsafe_fixes=unsafe_fixes,
                 settings=config.settings.get(transform.id, {}),
-                inference_regions=[*inference_regions, *_regions_of(findings)], memo=memo,
+                inference_regions=[*inference_regions, *_regions_of(findings)], memo=memo, jobs=jobs,
             )
             findings = transform.analyze(context)
             _finalize(findings, index, unsafe_fixes)
@@ -433,7 +434,7 @@ def _unmark(sites: list[Site], path: Path) -> None:
 
 
 def _verify(results: dict[Path, FileResult], outside_owned: set[Path], parsed: list[Parsed], configs: list,
-            walks: BodyWalks, root: Path, transforms: list[Transform], display, unsafe_fixes: bool, config: Config,
+            walks: BodyWalks, root: Path, transforms: list[Transform], display, options: Options, config: Config,
             report: Report) -> None:
     """A second analysis over the rewritten sources must find nothing more to rewrite, and a rewrite must not
     change code outside what the transforms own (`outside_owned`, compared where the file was rewritten)."""
@@ -451,7 +452,8 @@ def _verify(results: dict[Path, FileResult], outside_owned: set[Path], parsed: l
         else:
             modules.append((path, item.source.text, item.tree))
     index = build_index(root, modules, configs, walks)
-    again = analyze(index, [type(t)() for t in transforms], set(changed), display, unsafe_fixes, config)
+    again = analyze(index, [type(t)() for t in transforms], set(changed), display, options.unsafe_fixes, config,
+                    options.jobs)
     for path in sorted({f.site.path for f in again if f.site.rewritten}):
         report.errors.append(FileError(path, "not stable: a second run would rewrite it again; not written"))
         changed.pop(path).rewritten = None

@@ -144,3 +144,15 @@ def test_diff_output_applies_with_git(wheel_cache, tmp_path):
 def _assert_compiles(tree):
     for path in sorted(tree.rglob("*.py")):
         py_compile.compile(str(path), doraise=True, cfile=str(path) + "c")
+
+
+def test_jobs_do_not_change_the_report(chatterbox_tree, tmp_path):
+    """Candidates judged in two processes (`--jobs 2`) give the report one process gives, byte for byte."""
+    tree = chatterbox_tree("chatterbox-tts")
+    reports = []
+    for jobs in ("1", "2"):
+        report = tmp_path / f"report-{jobs}.json"
+        proc = cli("apply", "--check", "--no-cache", "--jobs", jobs, "--report", report, tree)
+        assert proc.returncode == 1, proc.stderr
+        reports.append((proc.stdout, report.read_bytes()))
+    assert reports[0] == reports[1]

@@ -42,6 +42,7 @@ class AnalysisContext:
     # What a transform keeps for the rest of this run (the engine gives each transform one dict per run,
     # the same in every analysis round); transform instances hold no state of their own.
     memo: dict[str, Any] = field(default_factory=dict)
+    jobs: int = 1  # processes that may judge candidates (0: one per CPU; `analysis.sharing`)
     _states: GradStates | None = None
 
     def grad_states(self) -> GradStates:

@@ -79,6 +79,7 @@ from chatterbox_codemod.analysis import (
     HazardKind,
     ProjectIndex,
     Region,
+    judge_all,
 )
 from chatterbox_codemod.report import Site, Status
 
@@ -150,14 +151,24 @@ class EntryPoints(Transform):
         # earlier transforms): a method whose every caller runs grad-off is covered already.
         states = GradStates(index, context.inference_regions)
         flow = FlowAnalyzer(index, states, context.where, follow_graph=True)
+        judged: list[FunctionInfo] = []
         for fn in undecided.values():
-            site = findings[id(fn)].site
             if not states.entry(fn)[0] and not _matches(fn, include):
+                site = findings[id(fn)].site
                 site.status = Status.NOT_APPLICABLE
                 site.reason = (f"covered: every caller in the project already runs {fn.short} grad-off "
                                f"({_covering_callers(index, states, fn)})")
-                continue
-            self._judge(findings[id(fn)], fn, states, flow, reach, training, trained_from)
+            else:
+                judged.append(fn)
+
+        def judge(fn: FunctionInfo) -> tuple[Site, bool]:
+            finding = findings[id(fn)]
+            self._judge(finding, fn, states, flow, reach, training, trained_from)
+            return finding.site, finding.region is fn
+
+        for fn, (site, decorated) in zip(judged, judge_all(judge, judged, context.jobs), strict=True):
+            findings[id(fn)].site = site
+            findings[id(fn)].region = fn if decorated else None
         return list(findings.values())
 
     def _judge(self, finding: Finding, fn: FunctionInfo, states: GradStates, flow: FlowAnalyzer, reach: _WorkFinder,

@@ -13,6 +13,7 @@ Read in dependency order:
 - `regions`: a region that would run under inference mode, and its findings.
 - `effects`: what a region does to persistent state.
 - `valueflow`: where the region's tensors go and what they meet there.
+- `sharing`: independent judgements shared with a forked copy of the process.
 """
 
 from .collect import BodyWalks
@@ -20,11 +21,12 @@ from .gradstates import GradStates
 from .index import ProjectIndex, build_index
 from .project import CallSite, ClassInfo, ClassRef, Container, External, FunctionInfo, Instance, ModuleInfo, own_nodes
 from .regions import Hazard, HazardKind, Region
+from .sharing import judge_all
 from .torchapi import GRAD_OFF_MODES, NO_GRAD, SET_GRAD_ENABLED, TORCH_PREFIXES, GradMode
 from .valueflow import FlowAnalyzer
 
 __all__ = [
     "GRAD_OFF_MODES", "NO_GRAD", "SET_GRAD_ENABLED", "TORCH_PREFIXES", "BodyWalks", "CallSite", "ClassInfo", "ClassRef",
     "Container", "External", "FlowAnalyzer", "FunctionInfo", "GradMode", "GradStates", "Hazard", "HazardKind",
-    "Instance", "ModuleInfo", "ProjectIndex", "Region", "build_index", "own_nodes",
+    "Instance", "ModuleInfo", "ProjectIndex", "Region", "build_index", "judge_all", "own_nodes",
 ]
