@@ -82,6 +82,7 @@ from chatterbox_codemod.analysis import (
     GradMode,
     ModuleInfo,
     Region,
+    judge_all,
 )
 from chatterbox_codemod.report import Site, Status
 
@@ -119,16 +120,17 @@ class InferenceMode(Transform):
         return EraseGradModes().visit(tree)
 
     def analyze(self, context: AnalysisContext) -> list[Finding]:
-        states = context.grad_states()
-        flow = FlowAnalyzer(context.index, states, context.where)
         findings: list[Finding] = []
+        regions: list[tuple[Finding, Region, str]] = []  # the sites to judge, with their regions
         for module in context.target_modules():
             for fn in context.index.functions_of(module):
-                findings.extend(self._function_sites(context, flow, fn))
+                findings.extend(self._function_sites(context, fn, regions))
             findings.extend(self._value_uses(context, module))
+        _judge_all(context, FlowAnalyzer(context.index, context.grad_states(), context.where), regions)
         return findings
 
-    def _function_sites(self, context: AnalysisContext, flow: FlowAnalyzer, fn: FunctionInfo) -> list[Finding]:
+    def _function_sites(self, context: AnalysisContext, fn: FunctionInfo,
+                        regions: list[tuple[Finding, Region, str]]) -> list[Finding]:
         index = context.index
         findings: list[Finding] = []
         blocked = ASYNC_REASON if fn.is_async or _inside_async(fn) else (
@@ -151,13 +153,13 @@ class InferenceMode(Transform):
             elif blocked:
                 site.status, site.reason = Status.NOT_APPLICABLE, blocked
             else:
-                _judge(context, finding, flow, Region(fn), f"`@{spelled}` on {fn.short}")
+                regions.append((finding, Region(fn), f"`@{spelled}` on {fn.short}"))
                 finding.region = fn
             findings.append(finding)
         for node in fn.nodes:
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 for position, item in enumerate(node.items):
-                        findings.extend(self._with_site(context, flow, fn, node, position, item, blocked))
+                        findings.extend(self._with_site(context, fn, node, position, item, blocked, regions))
             elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
                     index.qualify(fn.module, node.value.func, fn) in SET_GRAD_ENABLED:
                 findings.append(Finding(Site(
@@ -168,7 +170,7 @@ class InferenceMode(Transform):
                 ), suppress_lines=(node.lineno,)))
         return findings
 
-    def _with_site(self, context, flow, fn, node, position, item, blocked) -> list[Finding]:
+    def _with_site(self, context, fn, node, position, item, blocked, regions) -> list[Finding]:
         index = context.index
         expr = item.context_expr
         mode = index.grad_mode_of(fn.module, expr, fn)
@@ -188,7 +190,7 @@ class InferenceMode(Transform):
         elif isinstance(node, ast.AsyncWith) or blocked:
             site.status, site.reason = Status.NOT_APPLICABLE, blocked or ASYNC_REASON
         else:
-            _judge(context, finding, flow, Region(fn, node, position), f"`with {spelled}` in {fn.short}")
+            regions.append((finding, Region(fn, node, position), f"`with {spelled}` in {fn.short}"))
             finding.region = expr
         return [finding]
 
@@ -372,18 +374,32 @@ def _anchor(context: AnalysisContext, module: ModuleInfo, kind: str, node: ast.A
     return GradSwitchAnchor(kind, rank, ast.dump(expr), expr.lineno, item)
 
 
-def _judge(context: AnalysisContext, finding: Finding, flow: FlowAnalyzer, region: Region, what: str) -> None:
+def _judge_all(context: AnalysisContext, flow: FlowAnalyzer, regions: list[tuple[Finding, Region, str]]) -> None:
+    """Judge each site's region, on two processes where `--jobs` allows (`analysis.sharing`)."""
     # Verdicts that more inference regions cannot change (applied, never fixable) are kept across the
     # engine's analysis rounds, so only the fixable unsafe sites are judged again.
     settled = context.memo.setdefault("settled", {})
-    site = finding.site
-    key = (site.path, site.line, finding.anchor.item)
-    if key in settled:
-        site.status, site.reason, site.fixable, site.hazard, site.subject = settled[key]
-        return
-    _verdict(site, flow.analyze(region), what)
-    if site.status == Status.APPLIED or not site.fixable:
-        settled[key] = (site.status, site.reason, site.fixable, site.hazard, site.subject)
+
+    def key(finding: Finding) -> tuple:
+        return finding.site.path, finding.site.line, finding.anchor.item
+
+    unsettled = []
+    for finding, region, what in regions:
+        if key(finding) in settled:
+            site = finding.site
+            site.status, site.reason, site.fixable, site.hazard, site.subject = settled[key(finding)]
+        else:
+            unsettled.append((finding, region, what))
+
+    def judge(job: tuple[Finding, Region, str]) -> Site:
+        finding, region, what = job
+        _verdict(finding.site, flow.analyze(region), what)
+        return finding.site
+
+    for (finding, _, _), site in zip(unsettled, judge_all(judge, unsettled, context.jobs), strict=True):
+        finding.site = site
+        if site.status == Status.APPLIED or not site.fixable:
+            settled[key(finding)] = (site.status, site.reason, site.fixable, site.hazard, site.subject)
 
 
 def _verdict(site: Site, report, what: str) -> None:
