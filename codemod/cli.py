@@ -64,7 +64,7 @@ def main() -> None:
 @click.option("--unsafe-fixes/--no-unsafe-fixes", default=None,
               help="Also rewrite sites marked unsafe whose hazard is fixable by hand.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Processes that judge entry points and rewrite files with LibCST (0: one per CPU).")
+              help="Processes that judge sites and rewrite files with LibCST (0: one per CPU).")
 @click.option("--project-root", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Index this folder for cross-file facts (default: the git work tree, else the folder with "
                    "pyproject.toml, else the target).")
