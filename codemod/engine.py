@@ -385,16 +385,14 @@ def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Finding]]], tuple[s
                          f"internal error while rewriting ({type(exc).__name__}: {exc}); not written")
     if data == source.raw:
         return Rewritten(source.path, None)
-    text = data.decode(module.encoding)
-    try:
-        ast.parse(text)
+    transforms = [by_id(transform_id)() for transform_id in selected]
+    try:  # the comparison re-parses the rewrite; the original parsed already, for the analysis
+        outside_owned = changes_outside_owned(source.text, data.decode(module.encoding).lstrip("\ufeff"), transforms)
     except SyntaxError as exc:
         return Rewritten(source.path, None, f"the rewrite does not parse ({exc.msg}); not written", exc.lineno)
     except (RecursionError, MemoryError) as exc:
         return Rewritten(source.path, None, f"the rewrite cannot be re-parsed ({type(exc).__name__}); not written")
-    transforms = [by_id(transform_id)() for transform_id in selected]
-    return Rewritten(source.path, data, outside_owned=changes_outside_owned(source.text, text.lstrip("\ufeff"),
-                                                                            transforms))
+    return Rewritten(source.path, data, outside_owned=outside_owned)
 
 
 def _rewrite_files(findings: list[Finding], sources: dict[Path, SourceFile], transforms: list[Transform], jobs: int,
