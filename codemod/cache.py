@@ -1,7 +1,7 @@
 """The run cache: what an analysis concluded, kept by the content of everything it read.
 
 A run's conclusions (its sites and verdicts, the rewritten bytes of each target,
-and the errors parsing, rewriting and verifying found) depend only on the bytes
+the errors parsing, rewriting and verifying found, and the analysis's notes) depend only on the bytes
 of the project's Python and configuration files, on which files are targets, and
 on the tool and its options. The key hashes exactly those:
 
@@ -52,7 +52,7 @@ import libcst
 from . import __version__
 from .report import FileError, Site, Status
 
-FORMAT = 1
+FORMAT = 2
 DEFAULT_DIR = ".chatterbox-codemod_cache"
 KEEP = 16  # entries kept: a few branches' worth of pre-commit runs
 _GITIGNORE = "# Made by chatterbox-codemod: its run cache (safe to delete).\n*\n"
@@ -66,6 +66,7 @@ class Outcome:
     sites: list[Site]
     errors: list[FileError]  # in the order the run found them
     rewritten: dict[Path, bytes | None]  # every rewritten target: its new bytes (None: the rewrite was dropped)
+    notes: list[str]  # what the analysis tells the user beside the verdicts
 
 
 @functools.cache
@@ -171,6 +172,7 @@ class RunCache:
             "errors": [[self._rel(e.path), e.message, e.line] for e in outcome.errors],
             "rewritten": {self._rel(path): None if data is None else base64.b64encode(data).decode("ascii")
                           for path, data in outcome.rewritten.items()},
+            "notes": outcome.notes,
         }
 
     def _decode(self, data: dict) -> Outcome:
@@ -182,7 +184,8 @@ class RunCache:
         errors = [FileError(self._abs(path), message, line) for path, message, line in data["errors"]]
         rewritten = {self._abs(path): None if text is None else base64.b64decode(text, validate=True)
                      for path, text in data["rewritten"].items()}
-        return Outcome(sites=sites, errors=errors, rewritten=rewritten)
+        notes = [str(note) for note in data["notes"]]
+        return Outcome(sites=sites, errors=errors, rewritten=rewritten, notes=notes)
 
     def _rel(self, path: Path) -> str:
         try:

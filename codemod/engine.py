@@ -152,6 +152,7 @@ def _run(options: Options) -> Report:
         report.notes.extend(run_cache.notes)
     report.sites = outcome.sites
     report.errors.extend(outcome.errors)
+    report.notes.extend(outcome.notes)
     results = {path: FileResult(path=path, rel=report.rel(path), original=sources[path].raw, rewritten=data)
                for path, data in outcome.rewritten.items()}
 
@@ -200,7 +201,22 @@ def _analyse_and_rewrite(sources: dict[Path, SourceFile], target_files: dict,
     errors = report.errors[errors_before:]
     del report.errors[errors_before:]
     return Outcome(sites=report.sites, errors=errors,
-                   rewritten={path: result.rewritten for path, result in sorted(results.items())})
+                   rewritten={path: result.rewritten for path, result in sorted(results.items())},
+                   notes=_lookup_notes(index, display))
+
+
+def _lookup_notes(index: ProjectIndex, display) -> list[str]:
+    """Every reflective lookup that may hand out any function of the project, at once: each one alone makes
+    the callers of every function unknown, so a reason names only the first."""
+    lookups = [f"{path}:{line} `{text}`" for path, line, text in sorted(
+        {(display(where.module.path), node.lineno, ast.unparse(node)) for where, node in index.unresolved_lookups})]
+    if not lookups:
+        return []
+    shown = ", ".join(lookups[:6]) + (f" and {len(lookups) - 6} more" if len(lookups) > 6 else "")
+    return [f"{len(lookups)} lookup{'s' if len(lookups) > 1 else ''} by a name computed at run time, on an object "
+            f"of unknown type or through `eval`/`exec`, may hand out any function of the project, so no function's "
+            f"callers can be followed: {shown}; mark such a line `# chatterbox-codemod: skip` if it hands out no "
+            "function of the project (docs/soundness.md)"]
 
 
 def select_transforms(select: Iterable[str] | None, ignore: Iterable[str]) -> list[Transform]:

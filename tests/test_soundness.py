@@ -21,7 +21,7 @@ from chatterbox_codemod.report import Status
 
 def analyse(tmp_path: Path, files: dict[str, str], select=None, target: str = "", jobs: int = 1):
     root = tmp_path / "project"
-    root.mkdir(exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     (root / "pyproject.toml").write_text("")
     for name, text in files.items():
         path = root / name
@@ -454,3 +454,89 @@ def test_models_built_from_hydra_configuration(tmp_path):
         """}, target="gan")
     found = site(report, "HiFiGan.forward_discriminator")
     assert "passed to Discriminator.forward" in found.reason
+
+
+MAKE = HEADER + """
+    def make(t):
+        with torch.no_grad():
+            y = t * 2
+        return y
+    def peek(t):
+        with torch.inference_mode():
+            return make(t).sum().item()
+    """
+
+
+def test_a_function_handed_out_under_another_name_may_be_called_from_anywhere(tmp_path):
+    """Its only caller the index follows runs it under inference mode, but an alias passed on, a lookup by
+    name, a default value, a class attribute or a registry decorator hands it to code that may call it with
+    autograd on and train through what it returns."""
+    registered = MAKE.replace(HEADER, HEADER + "    from b import register\n").replace(
+        "\n    def make(t):", "\n    @register\n    def make(t):")
+    routes = {
+        "alias": (MAKE, "from a import make as build\ndef route(register):\n    register(build)\n",
+                  "`build` at b.py:3"),
+        "getattr": (MAKE, "import a\ndef route(name):\n    return getattr(a, name)\n", "`getattr(a, name)` at b.py:3"),
+        "default": (MAKE, "from a import make\ndef route(fn=make):\n    return fn\n", "`make` at b.py:2"),
+        "class": (MAKE, "from a import make\nclass Table:\n    fn = staticmethod(make)\n", "`make` at b.py:3"),
+        "registry": (registered, "HOOKS = []\ndef register(f):\n    HOOKS.append(f)\n    return f\n",
+                     "`register` at a.py:6"),
+    }
+    for name, (module, code, named) in routes.items():
+        report = analyse(tmp_path / name, {"a.py": module, "b.py": code})
+        found = site(report, "make")
+        assert (found.status, found.fixable) == (Status.UNSAFE, True), name
+        assert f"cannot resolve the callers of make: it is referenced as a value ({named})" in found.reason, name
+
+
+def test_code_that_runs_later_runs_with_autograd_on(tmp_path):
+    """A lambda made under inference mode, and a generator iterated after it returns, call `make` later, in
+    whatever mode is on then; what `scale` reads from its region it reads whenever it is called."""
+    report = analyse(tmp_path, {"a.py": MAKE + """
+    def by_lambda(register):
+        with torch.inference_mode():
+            register(lambda t: make(t))
+    def produce(ts):
+        for t in ts:
+            yield make(t)
+    def evaluate(x):
+        with torch.no_grad():
+            y = x * 2
+        def scale(w):
+            return y * w
+        return scale
+    """})
+    found = site(report, "make")
+    assert found.status == Status.UNSAFE
+    assert "become the result of the lambda at a.py:14 in by_lambda" in found.reason
+    closure = site(report, "evaluate")
+    assert closure.status == Status.UNSAFE
+    assert "(read by evaluate.scale, defined at a.py:21) reach `y * w`" in closure.reason
+
+
+def test_a_generator_a_call_runs_to_its_end_runs_where_the_call_is(tmp_path):
+    """`tuple(...)` iterates its generator before it returns: `make` runs under inference mode there."""
+    report = analyse(tmp_path, {"a.py": MAKE + """
+    def many(ts):
+        with torch.inference_mode():
+            return [v.sum().item() for v in tuple(make(t) for t in ts)]
+    """})
+    assert site(report, "make").status == Status.APPLIED
+
+
+def test_a_lookup_by_a_computed_name_on_an_unknown_object_may_be_any_function(tmp_path):
+    """`getattr(obj, key)` on an object of unknown type may be `make`; the skip comment on its line is the
+    user's word that it is not."""
+    lookup = "def describe(obj, key):\n    return getattr(obj, key){}\n"
+    report = analyse(tmp_path / "plain", {"a.py": MAKE, "b.py": lookup.format("")})
+    found = site(report, "make")
+    assert found.status == Status.UNSAFE
+    assert "it is referenced as a value (`getattr(obj, key)` at b.py:2)" in found.reason
+    assert report.notes == [
+        "1 lookup by a name computed at run time, on an object of unknown type or through `eval`/`exec`, may hand "
+        "out any function of the project, so no function's callers can be followed: b.py:2 `getattr(obj, key)`; "
+        "mark such a line `# chatterbox-codemod: skip` if it hands out no function of the project "
+        "(docs/soundness.md)"]
+    report = analyse(tmp_path / "marked", {"a.py": MAKE, "b.py": lookup.format("  # chatterbox-codemod: skip")})
+    assert site(report, "make").status == Status.APPLIED
+    assert report.notes == []

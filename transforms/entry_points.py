@@ -40,7 +40,7 @@ Refuses
   (the rewrite would silently cut the graph into the parameters the method
   uses); or something the analysis cannot resolve: a call it cannot follow, or
   the method itself referenced as a value (`model.forward = model.forward_dpo`,
-  a callback), whose callers it cannot see.
+  a callback, a `getattr` by a computed name), whose callers it cannot see.
 - `not-applicable`: covered (every caller in the project already runs it
   grad-off), or the method opens its own grad-off region (its author drew the
   boundary by hand; the tool judges the methods it calls on the grad-on side

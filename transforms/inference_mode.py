@@ -41,9 +41,12 @@ Refuses
   a caller in the project passes (`+`, `-` and `cat` keep nothing and pass).
   Also: it is modified in place outside inference mode; or it reaches
   something the analysis cannot resolve (a call through a value of unknown
-  type, a library function, a function referenced as a value), which is named
-  with "cannot resolve ...; check by hand". The reason names the use, the file
-  and line, and the caller chain that runs with autograd on.
+  type, a library function, a function referenced as a value: passed on under
+  any name, looked up with `getattr`, handed to a decorator; a lambda that
+  returns the region's tensors), which is named with "cannot resolve ...;
+  check by hand". Code that runs later (a lambda's body, a generator's) counts
+  as running with autograd on. The reason names the use, the file and line,
+  and the caller chain that runs with autograd on.
 - `not-applicable`: `async def` bodies (neither mode reaches a coroutine's
   body), TorchScript (`torch.jit.script`, `@torch.jit.export`,
   `@torch.jit.script_method`: scripting rejects `inference_mode`),

@@ -15,10 +15,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class BodyWalk:
-    """What one walk of a function body found, in walk order."""
+    """What one walk of a function body found, in walk order.
 
-    nodes: list[ast.AST]  # every node, not descending into nested functions or classes
-    calls: list[tuple[ast.Call, tuple[ast.expr, ...]]]  # each call, with the `with` items around it
+    Besides the body's own statements it reads the code a definition in it runs where it stands: decorators,
+    default values, and the bodies of classes (their calls and reads, not their nodes, whose names are the
+    class's, not the function's). Calls inside a lambda, or inside a generator expression past its first
+    iterable, run when the lambda is called or the generator is iterated, wherever that is: they are
+    `deferred`, and the `with` items around them do not apply.
+    """
+
+    nodes: list[ast.AST]  # every node of the body, lambdas included, not descending into nested functions or classes
+    calls: list[tuple[ast.Call, tuple[ast.expr, ...], bool]]  # each call, the `with` items around it, deferred
     loads: list[tuple[str, ast.AST]]  # each read of a name or an attribute, by that name
 
 
@@ -59,10 +66,13 @@ class Collector:
         self._module_level_code()
 
     def _module_level_code(self) -> None:
-        """Statements at module level (scripts, `if __name__ == "__main__":`) as one pseudo-function."""
+        """Code that runs at import (statements at module level, `if __name__ == "__main__":`, decorators,
+        default values, class bodies) as one pseudo-function."""
         tree = self.module.tree
-        if not any(not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
-                                      ast.ImportFrom)) for n in tree.body):
+        found = self._walk(tree.body)
+        if not found.calls and not found.loads and not any(
+                not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))
+                for n in tree.body):
             return
         node = ast.FunctionDef(
             name=MODULE_CODE, args=ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[],
@@ -74,7 +84,7 @@ class Collector:
                           node=node)
         self.index.functions[fn.qualname] = fn
         self.module.functions.append(fn)
-        self._collect_calls(fn)
+        self._collect_calls(fn, found)
 
     def _top_level(self, node: ast.stmt) -> None:
         module = self.module
@@ -105,7 +115,10 @@ class Collector:
     def _scan_body(self, body: list[ast.stmt], prefix: str, cls: ClassInfo | None, parent: FunctionInfo | None) -> None:
         for node in body:
             if isinstance(node, ast.ClassDef):
-                info = ClassInfo(qualname=f"{prefix}.{node.name}", name=node.name, module=self.module, node=node)
+                # A class defined in a function is indexed too (its methods' calls are calls); nothing resolves
+                # its name, so its methods count as entered from outside.
+                qual = f"{parent.qualname}.<locals>.{node.name}" if parent is not None else f"{prefix}.{node.name}"
+                info = ClassInfo(qualname=qual, name=node.name, module=self.module, node=node)
                 self.index.classes.setdefault(info.qualname, info)
                 if parent is None and cls is None:
                     self.module.defs[node.name] = info
@@ -129,7 +142,7 @@ class Collector:
                     cls.methods.setdefault(node.name, fn)
                 else:
                     self.module.defs.setdefault(node.name, fn)
-                self._collect_calls(fn)
+                self._collect_calls(fn, self._walk(node.body))
                 self._scan_body(_nested_defs(node), prefix, None, fn)
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)) and parent is None:
                 for child in ast.iter_child_nodes(node):
@@ -138,40 +151,67 @@ class Collector:
                     elif isinstance(child, ast.ExceptHandler):
                         self._scan_body(child.body, prefix, cls, parent)
 
-    def _collect_calls(self, fn: FunctionInfo) -> None:
+    def _walk(self, body: list[ast.stmt]) -> BodyWalk:
+        return self.index.walks.walk(body) if self.index.walks is not None else _walk_body(body)
+
+    def _collect_calls(self, fn: FunctionInfo, found: BodyWalk) -> None:
         """Every node of the body (kept as `fn.nodes`), every call with the `with` items around it (their grad
         modes are resolved in `finish`), and every read of a name, from one walk of the body."""
-        body = fn.node.body
-        found = self.index.walks.walk(body) if self.index.walks is not None else _walk_body(body)
-        fn.calls.extend(CallSite(caller=fn, node=node, items=items) for node, items in found.calls)
+        fn.calls.extend(CallSite(caller=fn, node=node, items=items, deferred=deferred)
+                        for node, items, deferred in found.calls)
         loads = self.index.load_table
         for name, node in found.loads:
             loads.setdefault(name, []).append((fn, node))
         fn._nodes = found.nodes
 
 
+# How the walk reaches a node (flags, see BodyWalk): code a definition runs where it stands is not the body's own
+# (its nodes are not kept); deferred code runs later.
+_BODY, _DEFINITION_TIME, _DEFERRED, _CONSUMED = 0, 1, 2, 4
+
+
 def _walk_body(body: list[ast.stmt]) -> BodyWalk:
     """One walk of a function body; iterative, so deep nesting cannot overflow."""
     found = BodyWalk(nodes=[], calls=[], loads=[])
     nodes, calls, loads = found.nodes, found.calls, found.loads
-    stack: list[tuple[ast.AST, tuple[ast.expr, ...]]] = [(stmt, ()) for stmt in reversed(body)]
+    stack: list[tuple[ast.AST, tuple[ast.expr, ...], int]] = [(stmt, (), _BODY) for stmt in reversed(body)]
     while stack:
-        node, items = stack.pop()
+        node, items, how = stack.pop()
         kind = type(node)
         if kind in _DEFINITIONS:
+            stack.extend((child, items, how | _DEFINITION_TIME) for child in reversed(_definition_time(node)))
             continue
-        nodes.append(node)
+        own = not how & _DEFINITION_TIME
+        if own:
+            nodes.append(node)
+        if kind is ast.Lambda:  # its defaults are evaluated here, its body when it is called
+            stack.append((node.body, (), how | _DEFERRED))
+            stack.append((node.args, items, how))
+            continue
+        if kind is ast.GeneratorExp and how & _CONSUMED:  # iterated to the end right here: walked as written
+            how &= ~_CONSUMED
+        elif kind is ast.GeneratorExp:  # its first iterable is evaluated here, the rest as it is iterated
+            first = node.generators[0]
+            if own:
+                nodes.append(first)
+            later = [*first.ifs, *node.generators[1:]]
+            stack.extend((child, (), how | _DEFERRED) for child in reversed(later))
+            stack.append((first.iter, items, how))
+            stack.append((first.target, (), how | _DEFERRED))
+            stack.append((node.elt, (), how | _DEFERRED))
+            continue
         if kind is ast.With or kind is ast.AsyncWith:
             inner = items + tuple(item.context_expr for item in node.items)
-            stack.extend((stmt, inner) for stmt in reversed(node.body))
+            stack.extend((stmt, inner, how) for stmt in reversed(node.body))
             for item in reversed(node.items):
                 if item.optional_vars is not None:
-                    stack.append((item.optional_vars, items))
-                stack.append((item.context_expr, items))
-                nodes.append(item)
+                    stack.append((item.optional_vars, items, how))
+                stack.append((item.context_expr, items, how))
+                if own:
+                    nodes.append(item)
             continue
         if kind is ast.Call:
-            calls.append((node, items))
+            calls.append((node, items, bool(how & _DEFERRED)))
         elif kind is ast.Attribute and type(node.ctx) is ast.Load:
             loads.append((node.attr, node))
         elif kind is ast.Name:
@@ -185,8 +225,42 @@ def _walk_body(body: list[ast.stmt]) -> BodyWalk:
                 children.extend(item for item in value if isinstance(item, ast.AST) and type(item) not in _LEAVES)
             elif isinstance(value, ast.AST) and type(value) not in _LEAVES:
                 children.append(value)
-        stack.extend((child, items) for child in reversed(children))
+        if kind is ast.Call:
+            consumed = {id(g) for g in consumed_generators(node)}
+            stack.extend((child, items, how | _CONSUMED if id(child) in consumed or (
+                type(child) is ast.Starred and id(child.value) in consumed) else how & ~_CONSUMED)
+                for child in reversed(children))
+        elif kind is ast.Starred:  # `f(*(... for ...))`: a mark from the call passes on to the generator
+            stack.extend((child, items, how) for child in reversed(children))
+        else:
+            stack.extend((child, items, how & ~_CONSUMED) for child in reversed(children))
     return found
+
+
+# Calls that iterate a generator argument to its end before they return.
+_CONSUMERS = frozenset({"tuple", "list", "set", "frozenset", "dict", "sum", "min", "max", "any", "all", "sorted"})
+
+
+def consumed_generators(call: ast.Call) -> list[ast.GeneratorExp]:
+    """The generator expressions `call` runs to their end where it stands (`tuple(f(x) for x in xs)`,
+    `", ".join(...)`, `zip(*(f(x) for x in xs))`): their code runs there, not later."""
+    found = [arg.value for arg in call.args if isinstance(arg, ast.Starred) and isinstance(arg.value, ast.GeneratorExp)]
+    func = call.func
+    if (isinstance(func, ast.Name) and func.id in _CONSUMERS) or (
+            isinstance(func, ast.Attribute) and func.attr in ("join", "extend")):
+        found += [arg for arg in call.args if isinstance(arg, ast.GeneratorExp)]
+    return found
+
+
+def _definition_time(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> list[ast.AST]:
+    """What a `def` or `class` statement runs where it stands: decorators, defaults, bases, the class body."""
+    if isinstance(node, ast.ClassDef):
+        return [*node.decorator_list, *node.bases, *(k.value for k in node.keywords), *node.body]
+    return [*node.decorator_list, *_defaults(node.args)]
+
+
+def _defaults(args: ast.arguments) -> list[ast.expr]:
+    return [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
 
 
 _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
@@ -208,13 +282,13 @@ def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:
 
 
 def _nested_defs(node: ast.AST) -> list[ast.stmt]:
-    """Function definitions nested anywhere in a function body (not inside nested classes)."""
+    """Function and class definitions nested anywhere in a function body (not inside those)."""
     found = []
     queue = deque(ast.iter_child_nodes(node))
     while queue:
         child = queue.popleft()
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             found.append(child)
-        elif not isinstance(child, (ast.ClassDef, ast.Lambda)) and not isinstance(child, ast.expr):
+        elif not isinstance(child, ast.Lambda) and not isinstance(child, ast.expr):
             queue.extend(ast.iter_child_nodes(child))
     return found

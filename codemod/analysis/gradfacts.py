@@ -257,6 +257,8 @@ class GradFacts:
             call = site.node
             if any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords):
                 return True  # `f(*args)` / `f(**kwargs)`: any parameter may receive anything
+            if site.deferred:
+                return True  # in a lambda or a generator expression: its arguments are whatever it is called with
             expr = argument_for(fn, site, name)
             if expr is None:
                 expr = defaults.get(name)

@@ -2,9 +2,12 @@
 
 From decorators, `with` blocks and callers, over the call graph's strongly
 connected components: a function with no caller in the project, every
-function of a call cycle nothing outside calls, and every function referenced
-as a value are entered from outside the project, with autograd on and outside
-inference mode. Each may-state comes with the caller path that shows it.
+function of a call cycle nothing outside calls, every function referenced
+as a value, every generator and coroutine function (their bodies run as they
+are iterated or awaited), and every function called from a lambda or a
+generator expression (which run when called or iterated) are entered from
+outside the project, with autograd on and outside inference mode. Each
+may-state comes with the caller path that shows it.
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ class GradStates:
         return transfer((incoming[0], incoming[1]), self.decorator_mode(fn))
 
     def at_site(self, site: CallSite, entry: State | None = None) -> State:
+        if site.deferred:
+            return PUBLIC
         state = self.entry(site.caller) if entry is None else entry
         for item, mode in zip(site.items, site.modes, strict=True):
             state = transfer(state, GradMode.INFERENCE if id(item) in self.overlay_items else mode)
@@ -128,7 +133,8 @@ def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, 
     """Functions that code the index cannot see may call, with autograd on, outside inference mode, with why.
 
     A function with no caller in the project; every function of a call cycle that nothing outside
-    the cycle calls (its recursion has to start somewhere); a function referenced as a value.
+    the cycle calls (its recursion has to start somewhere); a function referenced as a value; a generator
+    or coroutine function; a function called from a lambda or a generator expression.
     """
     if index in _ENTERED:
         return _ENTERED[index]
@@ -140,6 +146,16 @@ def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, 
             for fn in component:
                 entered[id(fn)] = (fn, "has no caller in the project" if not index.callers_of(fn) else
                                    "is called only from its own call cycle")
+    for fn in functions:
+        if fn.is_async or any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in fn.nodes):
+            entered[id(fn)] = (fn, "is a coroutine function: its body runs when it is awaited or scheduled"
+                               if fn.is_async else "is a generator: its body runs as it is iterated, wherever that is")
+        for site in fn.calls:
+            if site.deferred:
+                for target in site.targets:
+                    entered.setdefault(id(target), (target, (
+                        f"is called from a lambda or a generator expression in {fn.short} "
+                        f"({fn.module.path.name}:{site.line}), which runs when it is called or iterated")))
     for fn in functions:
         escape = index.escape_of(fn)
         if escape is not None:

@@ -9,7 +9,10 @@ cross-file questions the transforms ask:
   `nn.Module.__call__` -> `forward`);
 * which classes are `nn.Module`s, and which of them hold parameters;
 * which grad mode each call runs under inside its function (decorators and
-  `with` blocks).
+  `with` blocks);
+* which functions are handed out where calls cannot be followed (`escape_of`):
+  referenced as a value under any name, looked up by reflection, or given to
+  a decorator.
 
 It is deliberately an over-approximation where Python is dynamic: a call that
 cannot be resolved is recorded as such, so the analyses can say so instead of
@@ -47,6 +50,7 @@ from .torchapi import (
     CONTAINER_MODULES,
     ENABLE_GRAD,
     INFERENCE_MODE,
+    LIBRARY_METHOD_RESULTS,
     MODULE_BASE,
     MODULE_SELF_METHODS,
     MODULE_WRAPPERS,
@@ -54,6 +58,7 @@ from .torchapi import (
     NO_GRAD,
     PARAMETER_CLASSES,
     SET_GRAD_ENABLED,
+    TRANSPARENT_DECORATORS,
     GradMode,
     is_parameterless_external,
 )
@@ -82,6 +87,8 @@ class ProjectIndex:
         self._param_attrs: dict[int, frozenset] = {}
         self._attribute_readers: dict[str, list[tuple[FunctionInfo, frozenset[int]]]] = {}
         self._escapes: dict[int, tuple[FunctionInfo, ast.AST]] | None = None
+        # Reflective lookups that may hand out any function of the project (found with the escapes).
+        self.unresolved_lookups: list[tuple[FunctionInfo, ast.AST]] = []
         self._methods: set[str] | None = None  # names of the project's methods
         self._roots: set[str] | None = None  # the project's top-level package names
         self._types_from_call_sites = False  # set once every call has been resolved a first time
@@ -249,6 +256,9 @@ class ProjectIndex:
         if isinstance(expr, ast.Call):
             return self._infer_call(expr, fn, module)
         if isinstance(expr, ast.Subscript):
+            if isinstance(expr.slice, ast.Name) and expr.slice.id == "__name__" and module is not None and \
+                    self.qualify(module, expr.value, fn) == "sys.modules":
+                return frozenset({ModuleRef(module)})  # `sys.modules[__name__]`: this module
             out = set()
             for base in self.infer(expr.value, fn, module):
                 if isinstance(base, Container):
@@ -404,6 +414,11 @@ class ProjectIndex:
             kept = frozenset(t for t in receiver if self._is_module_type(t) and not self._defines(t, func.attr))
             if kept:
                 return kept
+        if isinstance(func, ast.Attribute) and func.attr in LIBRARY_METHOD_RESULTS:
+            returned = {LIBRARY_METHOD_RESULTS[func.attr].get(t.name) for t in self.infer(func.value, fn, module)
+                        if isinstance(t, External) and t.instance}
+            if returned and None not in returned:
+                return frozenset(External(r, instance=True) for r in returned)
         out: set = set()
         for target in self.infer(func, fn, module):
             if isinstance(target, ClassRef):
@@ -421,6 +436,8 @@ class ProjectIndex:
     def _external_call_types(self, name: str, call: ast.Call, fn, module) -> frozenset:
         if name in MODULE_WRAPPERS and call.args:
             return self.infer(call.args[0], fn, module)
+        if name == "importlib.import_module" and len(call.args) == 1:
+            return self._imported_modules(call.args[0])
         if name in CONTAINER_MODULES:
             elems: set = set()
             for arg in call.args:
@@ -436,6 +453,25 @@ class ProjectIndex:
         if last[:1].isupper():
             return frozenset({External(name, instance=True)})
         return NOTHING
+
+    def _imported_modules(self, expr: ast.expr) -> frozenset:
+        """What `importlib.import_module(expr)` imports: the module a constant names (the project's or a
+        library's), or every project module under a constant prefix (`"pkg.models." + kind`)."""
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+            if expr.value.startswith("."):
+                return NOTHING  # relative to a package given apart
+            imported = self.canonical(expr.value)
+            return self._types_of_qualified(imported) or frozenset({External(imported)})
+        head = expr.left if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add) else \
+            expr.values[0] if isinstance(expr, ast.JoinedStr) and expr.values else None
+        if not (isinstance(head, ast.Constant) and isinstance(head.value, str)) or "." not in head.value or \
+                head.value.startswith("."):
+            return NOTHING
+        prefix = head.value
+        found = frozenset(ModuleRef(m) for name, m in self.modules.items() if name.startswith(prefix))
+        if found or prefix.partition(".")[0] in self._project_roots():
+            return found
+        return frozenset({External(prefix.rpartition(".")[0])})  # some module of a library package
 
     def return_types(self, fn: FunctionInfo) -> frozenset:
         key = id(fn)
@@ -775,41 +811,76 @@ class ProjectIndex:
         return self.callers.get(id(fn), [])
 
     def escape_of(self, fn: FunctionInfo) -> tuple[FunctionInfo, ast.AST] | None:
-        """Where `fn` is first referenced as a value (`obj.forward = obj.other`, a callback, `setattr`), if anywhere.
+        """Where `fn` is first referenced as a value (`obj.forward = obj.other`, a callback, `setattr`, an alias
+        passed on, `getattr`, `globals()`, a decorator that is handed it), if anywhere.
 
         Such a function may be called from places the index cannot follow, with any grad state.
         """
         if self._escapes is None:
-            self._escapes = {}
-            tracked = {id(site.node.func) for f in self.functions.values() for site in f.calls}
-            tracked |= self._tracked_references()
-            methods_by_name: dict[str, list[FunctionInfo]] = {}
-            for method in self.functions.values():
-                if method.is_method and not is_property(method):
-                    methods_by_name.setdefault(method.name, []).append(method)
-            for name in sorted({f.name for f in self.functions.values()}):
-                for where, node in self.loads(name):
-                    if id(node) in tracked:
-                        continue
-                    if isinstance(node, ast.Attribute):
-                        owners = self.infer(node.value, where)
-                        types = self._attribute_types(node, where, where.module, owners)
-                    else:
-                        owners, types = None, self.infer(node, where)
-                    for t in types:
-                        if isinstance(t, FuncRef) and not is_property(t.fn):
-                            self._escapes.setdefault(id(t.fn), (where, node))
-                    # `obj.m` taken as a value on an object of unknown type may be any project method `m`.
-                    if owners is not None and not owners:
-                        for method in methods_by_name.get(name, ()):
-                            self._escapes.setdefault(id(method), (where, node))
+            self._escapes = self._find_escapes()
         return self._escapes.get(id(fn))
 
-    def _tracked_references(self) -> set[int]:
-        """Function references the index keeps following: `name = f` and `self.attr = f` (when `attr` is no
-        method of the class), whose later calls it resolves to `f`; every other load of such a name or
-        attribute that is not a call is itself a reference and is checked on its own."""
-        found: set[int] = set()
+    def _find_escapes(self) -> dict[int, tuple[FunctionInfo, ast.AST]]:
+        escapes: dict[int, tuple[FunctionInfo, ast.AST]] = {}
+        functions = list(self.functions.values())
+        # What `<object>.name` may be when the object's type is unknown: any function or method named so.
+        by_name: dict[str, list[FunctionInfo]] = {}
+        for candidate in functions:
+            if candidate.parent is None and candidate.name != MODULE_CODE and not is_property(candidate):
+                by_name.setdefault(candidate.name, []).append(candidate)
+        # Classes whose `__getattr__` answers for attributes they do not define (a wrapper forwarding to what it
+        # wraps, an attribute dict): such an attribute of theirs may be anything of that name.
+        forwarding = {id(f.cls) for f in functions if f.cls is not None and f.name in _DYNAMIC_ATTRIBUTE_HOOKS}
+        named = {f.name for f in functions} | self._import_aliases()
+        tracked, aliases = self._tracked_references(named)
+        for name in sorted(named | aliases):
+            for where, node in self.loads(name):
+                if id(node) in tracked:
+                    continue
+                if isinstance(node, ast.Attribute):
+                    owners = self.infer(node.value, where)
+                    types = self._attribute_types(node, where, where.module, owners)
+                else:
+                    owners, types = None, self.infer(node, where)
+                for t in types:
+                    if isinstance(t, FuncRef) and not is_property(t.fn):
+                        escapes.setdefault(id(t.fn), (where, node))
+                if owners is not None and (not owners or not types and any(
+                        isinstance(o, Instance) and any(id(c) in forwarding for c in o.cls.mro()) for o in owners)):
+                    for candidate in by_name.get(name, ()):
+                        escapes.setdefault(id(candidate), (where, node))
+        # A reflective lookup on a line marked `# chatterbox-codemod: skip` is the user's word that it hands
+        # out no project function (docs/soundness.md).
+        every = [f for group in by_name.values() for f in group]
+        lookups = [(where, site.node, self._reflected(site, where, by_name)) for where in functions
+                   for site in where.calls if _last_name(site.node.func) in _REFLECTIVE_CALLS
+                   and site.line not in where.module.skip_lines]
+        lookups += [(where, node, self._members(self.infer(node.value, where), None, by_name))
+                    for where, node in self.loads("__dict__")
+                    if isinstance(node, ast.Attribute) and node.lineno not in where.module.skip_lines]
+        for where, node, found in lookups:
+            if found is None:
+                self.unresolved_lookups.append((where, node))
+                if len(self.unresolved_lookups) > 1:
+                    continue  # every function was handed out by the first one already
+            for candidate in every if found is None else found:
+                escapes.setdefault(id(candidate), (where, node))
+        for candidate in functions:
+            for decorator, name in zip(candidate.node.decorator_list, candidate.decorators, strict=True):
+                if not self._is_transparent_decorator(candidate, decorator, name):
+                    escapes.setdefault(id(candidate), (candidate, decorator))
+        return escapes
+
+    def _tracked_references(self, named: set[str]) -> tuple[set[int], set[str]]:
+        """The loads the index follows instead of counting them as references, and the names that may then
+        hold a function.
+
+        Calls are followed; so are `name = f` and `self.attr = f` (when `attr` is no method of the class),
+        whose later calls the index resolves to `f`. A name or attribute so assigned a function is itself a
+        reference wherever it is read other than called, so its reads are checked too. Such an assignment
+        reads a function under one of the `named` (functions, import aliases) or under a name found so."""
+        found = {id(site.node.func) for fn in self.functions.values() for site in fn.calls}
+        assigned: list[tuple[str, ast.expr, FunctionInfo]] = []  # (target, value) that pass a reference on
         for fn in self.functions.values():
             for node in fn.nodes:
                 if not isinstance(node, ast.Assign) or len(node.targets) != 1:
@@ -820,7 +891,99 @@ class ProjectIndex:
                     fn.cls.lookup(target.attr) is None
                 if local or attribute:
                     found.add(id(node.value))
+                    if isinstance(node.value, (ast.Name, ast.Attribute)):
+                        assigned.append((target.id if isinstance(target, ast.Name) else target.attr, node.value, fn))
+        names: set[str] = set()
+        known = set(named)
+        checked: set[int] = set()
+        while True:  # `cb = f`, then `cb2 = cb`: until no new name holds a function
+            added = False
+            for position, (target, value, fn) in enumerate(assigned):
+                if position in checked or _last_name(value) not in known:
+                    continue
+                checked.add(position)
+                if target not in names and any(isinstance(t, FuncRef) for t in self.infer(value, fn)):
+                    names.add(target)
+                    known.add(target)
+                    added = True
+            if not added:
+                return found, names
+
+    def _import_aliases(self) -> set[str]:
+        """Names imports bind to a project function under another name (`from .a import f as g`)."""
+        return {local for module in self.modules.values() for local, qualified in module.imports.items()
+                if local != qualified.rpartition(".")[2] and self.canonical(qualified) in self.functions}
+
+    def _reflected(self, site: CallSite, where: FunctionInfo,
+                   by_name: dict[str, list[FunctionInfo]]) -> list[FunctionInfo] | None:
+        """The functions a reflective call may hand out: `getattr(x, name)`, `vars(x)`, `globals()`, `locals()`,
+        `operator.attrgetter`/`methodcaller`, `inspect.getmembers`, `x.__getattribute__(name)`; None when it
+        may be any (a name computed at run time on an object of unknown type, `eval`, `exec`)."""
+        call = site.node
+        func = call.func
+        name = _last_name(func)
+        args = call.args
+        if name in ("getattr", *_DYNAMIC_ATTRIBUTE_HOOKS):
+            if isinstance(func, ast.Attribute) and not (isinstance(func.value, ast.Name) and
+                                                        func.value.id in ("object", "type")):
+                args = [func.value, *args]  # `x.__getattribute__(name)`
+            if not args:
+                return []
+            attribute = args[1] if len(args) > 1 else None
+            if where.name in _DYNAMIC_ATTRIBUTE_HOOKS and where.cls is not None and isinstance(attribute, ast.Name) \
+                    and attribute.id == _second_parameter(where):
+                return []  # a `__getattr__` forwarding the name its caller spells: that read is checked by name
+            constant = attribute.value if isinstance(attribute, ast.Constant) and isinstance(attribute.value, str) \
+                else None
+            return self._members(self.infer(args[0], where), constant, by_name)
+        if name in ("vars", "getmembers") and args:
+            return self._members(self.infer(args[0], where), None, by_name)
+        if name in ("globals", "locals", "vars") and not args:
+            module = where.module
+            if any(isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names)
+                   for node in ast.walk(module.tree)):  # `from x import *` put x's names here too
+                return None
+            found = [f for f in module.functions if f.parent is None and f.cls is None and f.name != MODULE_CODE]
+            found += where.local_defs.values()
+            found += [t.fn for node in where.nodes if isinstance(node, ast.Assign)
+                      for t in self.infer(node.value, where) if isinstance(t, FuncRef)]
+            return found
+        if name in ("attrgetter", "methodcaller"):
+            found = []
+            for arg in args[:1] if name == "methodcaller" else args:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    found += by_name.get(arg.value.rpartition(".")[2], [])
+                else:
+                    return None
+            return found
+        if name in ("eval", "exec") and isinstance(func, ast.Name):
+            return None
+        return []
+
+    def _members(self, owners: frozenset, name: str | None,
+                 by_name: dict[str, list[FunctionInfo]]) -> list[FunctionInfo] | None:
+        """The functions `<owner>.name` may be (every attribute of the owner when `name` is None); None when
+        that may be any function of the project."""
+        if not owners:
+            return None if name is None else list(by_name.get(name, ()))
+        found: list[FunctionInfo] = []
+        for owner in owners:
+            if isinstance(owner, (Instance, ClassRef, Super)):
+                for cls in [*owner.cls.mro(), *owner.cls.all_subclasses()]:
+                    found += [m for m in cls.methods.values() if (name is None or m.name == name)
+                              and not is_property(m)]
+            elif isinstance(owner, ModuleRef):
+                found += [d for d in owner.module.defs.values() if isinstance(d, FunctionInfo)
+                          and (name is None or d.name == name)]
         return found
+
+    def _is_transparent_decorator(self, fn: FunctionInfo, decorator: ast.expr, name: str | None) -> bool:
+        """Whether a decorator only wraps `fn` in something that calls it where it is called (or marks it):
+        any other decorator is handed the function and may call it from anywhere."""
+        if name in TRANSPARENT_DECORATORS or self.grad_mode_of(fn.module, decorator, fn) is not None:
+            return True
+        target = _decorator_target(decorator)
+        return isinstance(target, ast.Attribute) and target.attr in ("setter", "getter", "deleter")
 
     def is_escaped(self, fn: FunctionInfo) -> bool:
         return self.escape_of(fn) is not None
@@ -905,6 +1068,22 @@ def _dotted(expr: ast.expr) -> str | None:
         parts.append(expr.id)
         return ".".join(reversed(parts))
     return None
+
+
+_DYNAMIC_ATTRIBUTE_HOOKS = ("__getattr__", "__getattribute__")
+# The calls `ProjectIndex._reflected` reads, by the name they are called by.
+_REFLECTIVE_CALLS = frozenset({"getattr", *_DYNAMIC_ATTRIBUTE_HOOKS, "vars", "getmembers", "globals", "locals",
+                               "attrgetter", "methodcaller", "eval", "exec"})
+
+
+def _last_name(expr: ast.expr) -> str | None:
+    """`name` of `name` or `obj.name`."""
+    return expr.id if isinstance(expr, ast.Name) else expr.attr if isinstance(expr, ast.Attribute) else None
+
+
+def _second_parameter(fn: FunctionInfo) -> str | None:
+    positional = [*fn.node.args.posonlyargs, *fn.node.args.args]
+    return positional[1].arg if len(positional) > 1 else None
 
 
 def _decorator_target(node: ast.expr) -> ast.expr:

@@ -196,6 +196,7 @@ class CallSite:
     constructs: tuple[ClassInfo, ...] = ()  # project classes this call instantiates
     unresolved: bool = False
     maybe_callees: tuple[FunctionInfo, ...] = ()  # for `x.m()` on an unknown type: every project method `m`
+    deferred: bool = False  # in a lambda or a generator expression: it runs later, in whatever grad mode is on then
 
     @property
     def library_callables(self) -> tuple[str, ...]:

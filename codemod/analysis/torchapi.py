@@ -41,6 +41,19 @@ JIT_DECORATORS = frozenset(
     {"torch.jit.script", "torch.jit.export", "torch.jit.script_method", "torch.jit.script_if_tracing"}
 )
 CACHE_DECORATORS = frozenset({"functools.lru_cache", "functools.cache"})
+# What methods of library objects return, by method and class: objects of the library, never the project's
+# (a project function in one got there through a read the escape check sees, like `set_defaults(func=f)`).
+LIBRARY_METHOD_RESULTS = {"parse_args": {"argparse.ArgumentParser": "argparse.Namespace"}}
+# Decorators that return something calling the function where it is called, or the function itself marked:
+# the function is not handed to code that could call it from elsewhere (any other decorator is).
+TRANSPARENT_DECORATORS = frozenset({
+    "staticmethod", "classmethod", "property", "abc.abstractmethod", "functools.wraps", "functools.cached_property",
+    "typing.overload", "typing.final", "typing.override", "typing.no_type_check", "typing_extensions.overload",
+    "typing_extensions.final", "typing_extensions.override", "torch.jit.unused", "torch.jit.ignore",
+    "torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",
+    "torch.amp.custom_fwd", "torch.amp.custom_bwd", "torch.cuda.amp.custom_fwd", "torch.cuda.amp.custom_bwd",
+    *CACHE_DECORATORS, *JIT_DECORATORS,
+})
 MODULE_BASE = "torch.nn.Module"
 CONTAINER_MODULES = frozenset(
     {"torch.nn.ModuleList", "torch.nn.Sequential", "torch.nn.ModuleDict", "torch.nn.ParameterList"}

@@ -26,6 +26,7 @@ import ast
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .collect import consumed_generators
 from .effects import EffectScanner
 from .gradstates import GRAD_OFF, PUBLIC, GradStates, State, transfer
 from .index import BUILTIN_NAMES, ProjectIndex, argument_for
@@ -145,8 +146,8 @@ class _Summary:
 
     result: Taint | None
     # ("call", callee, params, state, line, inside, grad_free, result) | ("attr", classes, attr, taint, line) |
-    # ("global", module, name, taint, line) | ("cached", fn) | ("read-attr", cls, attr, taint) |
-    # ("read-global", module, name, taint), in the order the walk made them.
+    # ("global", module, name, taint, line) | ("cached", fn) | ("closure", fn, captured, line) |
+    # ("read-attr", cls, attr, taint) | ("read-global", module, name, taint), in the order the walk made them.
     events: list[tuple] = field(default_factory=list)
 
 
@@ -270,6 +271,8 @@ class FlowAnalyzer:
                     self.store_global(event[1], event[2], event[3], frame, event[4])
                 elif kind == "cached":
                     self.schedule_callers_of_cached(event[1], frame)
+                elif kind == "closure":
+                    self.run_closure(frame, event[1], event[2], event[3])
                 elif kind == "read-attr":
                     if self.tainted_attr(event[1], event[2]) != event[3]:
                         return _NOT_REPLAYED
@@ -291,6 +294,23 @@ class FlowAnalyzer:
                                  grad_free_params=grad_free, path=(*frame.path, step)))
         self._record("call", callee, params, state, line, inside, grad_free, result)
         return result
+
+    def run_closure(self, frame: _Frame, nested: FunctionInfo, captured: dict[str, Taint], line: int) -> None:
+        """A nested function reading the region's values, walked in the state its callers may run it in (with
+        autograd on and outside inference mode when it is handed out): whenever it runs, it reads them."""
+        step = f"read by {nested.short}, defined at {self.where(frame.fn, line)}"
+        self._record("closure", nested, captured, line)
+        sites = self.index.callers_of(nested)
+        if sites and self.index.escape_of(nested) is None and all(site.caller is frame.fn for site in sites):
+            # Called only here, in this walk: in the states of those calls.
+            base = GRAD_OFF if frame.inside or (frame.region is not None and frame.region.block is None) \
+                else frame.state
+            states = [self.states.at_site(site, base) for site in sites]
+            state = (any(s[0] for s in states), any(s[1] for s in states))
+        else:
+            state = self.states.entry(nested)
+        self.run(_Frame(fn=nested, state=transfer(state, self.states.decorator_mode(nested)), params=captured,
+                        path=(*frame.path, step)))
 
     def _return_to_callers(self, fn: FunctionInfo, taint: Taint, path: tuple[str, ...]) -> None:
         if id(fn) in self._returned:
@@ -405,6 +425,16 @@ class FlowAnalyzer:
         ))
         raise _Found()
 
+    def deferred_result(self, frame: _Frame, node: ast.Lambda) -> None:
+        fn = frame.fn
+        self._report.add(Hazard(
+            HazardKind.UNRESOLVED, True,
+            f"{self._flow(frame)} become the result of the lambda at {self.where(fn, node.lineno)} in {fn.short}, "
+            "which may be called anywhere, with autograd on; check where it is called by hand",
+            subject=_short(node),
+        ))
+        raise _Found()
+
     def note_unresolved(self, frame: _Frame, node: ast.Call) -> None:
         fn = frame.fn
         self._report.add(Hazard(
@@ -445,6 +475,7 @@ class _Walker:
         self.returned: Taint | None = None
         self.sites = {id(site.node): site for site in self.fn.calls}
         self.globals = _global_names(self.fn)
+        self.consumed: set[int] = set()  # generator expressions a call iterates to their end where it stands
 
     def walk(self) -> Taint | None:
         whole = self.frame.inside or (self.frame.region is not None and self.frame.region.block is None)
@@ -460,7 +491,10 @@ class _Walker:
             self._stmt(stmt, state, in_region)
 
     def _stmt(self, stmt: ast.stmt, state: State, in_region: bool) -> None:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self._closure(stmt)
+            return
+        if isinstance(stmt, ast.ClassDef):
             return
         if isinstance(stmt, (ast.With, ast.AsyncWith)):
             self._with(stmt, state, in_region)
@@ -479,9 +513,7 @@ class _Walker:
             if stmt.value is not None:
                 self.returned = _merge(self.returned, self._value(stmt.value, state, in_region))
         elif isinstance(stmt, ast.Expr):
-            value = self._expr(stmt.value, state, in_region)
-            if isinstance(stmt.value, (ast.Yield, ast.YieldFrom)):
-                self.returned = _merge(self.returned, self.a.region_value() if in_region else value)
+            self._expr(stmt.value, state, in_region)
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
             self._note_grad(stmt.target, stmt.iter, in_region)
             iterated = self._expr(stmt.iter, state, in_region)
@@ -507,6 +539,20 @@ class _Walker:
             for child in ast.iter_child_nodes(stmt):
                 if isinstance(child, ast.expr):
                     self._expr(child, state, in_region)
+
+    def _closure(self, stmt: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        """A nested function that reads names holding the region's values reads them whenever it runs, called
+        from here or handed out: its body is walked with them."""
+        nested = self.fn.local_defs.get(stmt.name)
+        if nested is None or nested.node is not stmt:
+            nested = next((f for f in self.fn.module.functions if f.node is stmt), None)
+        if nested is None or not self.names:
+            return
+        own = self.index.local_names(nested)
+        captured = {node.id: self.names[node.id] for node in nested.nodes
+                    if isinstance(node, ast.Name) and node.id in self.names and node.id not in own}
+        if captured:
+            self.a.run_closure(self.frame, nested, captured, stmt.lineno)
 
     def _with(self, stmt: ast.With | ast.AsyncWith, state: State, in_region: bool) -> None:
         inner = state
@@ -687,22 +733,65 @@ class _Walker:
             if value is not None:
                 self.names[expr.target.id] = value
             return value
+        if isinstance(expr, ast.Lambda):
+            for default in [*expr.args.defaults, *(d for d in expr.args.kw_defaults if d is not None)]:
+                self._expr(default, state, in_region)
+            bound = {a.arg for a in [*expr.args.posonlyargs, *expr.args.args, *expr.args.kwonlyargs,
+                                     *filter(None, [expr.args.vararg, expr.args.kwarg])]}
+            result = self._deferred(lambda: self._expr(expr.body, PUBLIC, False), bound)
+            if result is not None and result.inference:
+                self.a.deferred_result(self.frame, expr)
+            return result.held() if result is not None else None
+        if isinstance(expr, ast.GeneratorExp) and id(expr) not in self.consumed:
+            first = expr.generators[0]
+            iterated = self._expr(first.iter, state, in_region)
+
+            def elements() -> Taint | None:
+                self._bind(first.target, iterated)
+                for test in first.ifs:
+                    self._expr(test, PUBLIC, False)
+                for generator in expr.generators[1:]:
+                    self._bind(generator.target, self._expr(generator.iter, PUBLIC, False))
+                    for test in generator.ifs:
+                        self._expr(test, PUBLIC, False)
+                return self._expr(expr.elt, PUBLIC, False)
+
+            inner = self._deferred(elements, set())
+            return inner.held() if inner is not None else None
         if isinstance(expr, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
             for generator in expr.generators:
-                iterated = self._expr(generator.iter, state, in_region)
-                if iterated is not None:
-                    for name in ast.walk(generator.target):
-                        if isinstance(name, ast.Name):
-                            self.names[name.id] = iterated.as_element()
+                self._bind(generator.target, self._expr(generator.iter, state, in_region))
             elt = expr.value if isinstance(expr, ast.DictComp) else expr.elt
             inner = self._expr(elt, state, in_region)
             return inner.held() if inner is not None else None
-        if isinstance(expr, (ast.Yield, ast.YieldFrom, ast.Await, ast.Starred)):
+        if isinstance(expr, (ast.Yield, ast.YieldFrom)):  # what it yields goes to whoever iterates it
+            value = self._expr(expr.value, state, in_region)
+            self.returned = _merge(self.returned, self.a.region_value() if in_region else value)
+            return None
+        if isinstance(expr, (ast.Await, ast.Starred)):
             return self._expr(expr.value, state, in_region)
         for child in ast.iter_child_nodes(expr):
             if isinstance(child, ast.expr):
                 self._expr(child, state, in_region)
         return None
+
+    def _bind(self, target: ast.expr, iterated: Taint | None) -> None:
+        """A loop variable of a comprehension takes the elements of what it iterates."""
+        if iterated is not None:
+            for name in ast.walk(target):
+                if isinstance(name, ast.Name):
+                    self.names[name.id] = iterated.as_element()
+
+    def _deferred(self, walk: Callable[[], Taint | None], bound: set[str]) -> Taint | None:
+        """Code that runs later, wherever it is called or iterated (a lambda's body, a generator's elements):
+        walked outside the region, with autograd on and outside inference mode, with the names it reads from
+        here; `bound` are its own (its parameters), which hide those."""
+        outer = self.names
+        self.names = {name: taint for name, taint in outer.items() if name not in bound}
+        try:
+            return walk()
+        finally:
+            self.names = outer
 
     def _attribute(self, expr: ast.Attribute, state: State, in_region: bool) -> Taint | None:
         base = self._expr(expr.value, state, in_region)
@@ -723,6 +812,7 @@ class _Walker:
         method = func.attr if isinstance(func, ast.Attribute) else None
         receiver = self._expr(func.value, state, in_region) if isinstance(func, ast.Attribute) else (
             self._expr(func, state, in_region) if not isinstance(func, ast.Name) else None)
+        self.consumed.update(id(g) for g in consumed_generators(call))
         args = [self._expr(a.value if isinstance(a, ast.Starred) else a, state, in_region) for a in call.args]
         kwargs = {kw.arg: self._expr(kw.value, state, in_region) for kw in call.keywords}
         seeded = self.frame.calls.get(id(call))

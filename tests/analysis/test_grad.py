@@ -125,3 +125,28 @@ def test_values_stored_into_a_local_after_it_is_bound(tmp_path):
     assert facts.name_may_grad(forward, "h") and facts.name_may_grad(forward, "acc")
     assert facts.name_may_grad(forward, "rows")
     assert facts.param_may_grad(function(index, "mix"), "h")
+
+
+def test_generators_and_deferred_calls_run_with_autograd_on(tmp_path):
+    """A generator's body runs as it is iterated and a lambda's when it is called: wherever that is. What they
+    call is entered from outside, even from inside a grad-off block."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        def make(x):
+            return x * 2
+        def produce(xs):
+            for x in xs:
+                yield x
+        def run(xs, register):
+            with torch.no_grad():
+                register(lambda t: make(t))
+                return list(produce(xs))
+        def direct(x):
+            with torch.no_grad():
+                return make(x)
+        """})
+    states = GradStates(index)
+    assert states.entry(function(index, "make")) == (True, True)
+    assert "is called from a lambda or a generator expression in run (m.py:11)" in states.outside_entry(
+        function(index, "make"))
+    assert states.entry(function(index, "produce")) == (True, True)
+    assert "is a generator" in states.outside_entry(function(index, "produce"))

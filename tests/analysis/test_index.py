@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 from chatterbox_codemod.analysis import External, Instance
 from tiny import HEADER, call, function, index_of
 
@@ -146,8 +148,6 @@ def test_a_call_that_may_run_either_of_two_library_classes_is_unresolved(tmp_pat
 def test_an_index_built_again_over_the_same_trees_replays_their_walks(tmp_path):
     """The engine's verification indexes the project again with only the rewritten files re-parsed: the
     bodies of the other files are not walked again, and what the index holds is the same."""
-    import ast
-
     from chatterbox_codemod.analysis import BodyWalks, build_index
 
     index_of(tmp_path, {
@@ -172,7 +172,8 @@ def test_an_index_built_again_over_the_same_trees_replays_their_walks(tmp_path):
     reparsed = paths[1]  # b.py is "rewritten": a new tree
     second = build_index(tmp_path, [(p, p.read_text(), ast.parse(p.read_text()) if p == reparsed else trees[p])
                                     for p in paths], walks=walks)
-    assert len(walks) == walked + len(second.by_path[reparsed].functions)
+    # Its functions' bodies, and its module body (walked for the code it runs at import: here none).
+    assert len(walks) == walked + len(second.by_path[reparsed].functions) + 1
 
     def shape(index):
         return {fn.qualname: ([ast.dump(s.node) for s in fn.calls], [ast.dump(i) for s in fn.calls for i in s.items],
@@ -181,3 +182,117 @@ def test_an_index_built_again_over_the_same_trees_replays_their_walks(tmp_path):
     assert {name: len(v) for name, v in first.load_table.items()} == {
         name: len(v) for name, v in second.load_table.items()}
     assert [c.short for s in function(second, "run").calls for c in s.callees] == ["Enc.forward"]
+
+
+def test_code_a_definition_runs_where_it_stands_is_collected(tmp_path):
+    """Decorators, default values and class bodies run where the `def` or `class` stands: their calls are
+    calls of the enclosing code (here the module's), and their reads are reads, though their nodes are not
+    the enclosing body's."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        def make(x):
+            return x
+        def register(f):
+            return f
+        @register
+        def run(x, fn=make):
+            return fn(x)
+        class Table:
+            build = staticmethod(make)
+            size = len([1])
+        """})
+    module = function(index, "the module-level code of m.py")
+    assert sorted(ast.unparse(site.node.func) for site in module.calls) == ["len", "staticmethod"]
+    assert not any(isinstance(node, ast.Assign) for node in module.nodes)  # `build = ...` binds a class attribute
+    # The default and the class attribute, both read by the module's code.
+    assert [fn.short for fn, _ in index.loads("make")] == ["the module-level code of m.py"] * 2
+    assert [fn.short for fn, _ in index.loads("register")] == ["the module-level code of m.py"]
+
+
+def test_calls_that_run_later_are_deferred(tmp_path):
+    """A lambda's body runs when it is called and a generator expression's elements as it is iterated
+    (past its first iterable), wherever that is; a generator a call runs to its end is not deferred."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        def make(x):
+            return x
+        def run(xs, register):
+            with torch.no_grad():
+                register(lambda t: make(t))
+                later = (make(x) for x in make(xs))
+                now = tuple(make(x) for x in xs)
+                spread = zip(*(make(x) for x in xs))
+            return later, now, spread
+        def build():
+            class Local:
+                def __call__(self, t):
+                    return make(t)
+            return Local()
+        """})
+    deferred = [(ast.unparse(site.node), site.deferred) for site in function(index, "run").calls
+                if ast.unparse(site.node.func) == "make"]
+    assert deferred == [("make(t)", True), ("make(x)", True), ("make(xs)", False), ("make(x)", False),
+                        ("make(x)", False)]
+    assert [ast.unparse(s.node) for s in function(index, "Local.__call__").calls] == ["make(t)"]
+
+
+def test_functions_handed_out_where_the_call_graph_does_not_show_escape(tmp_path):
+    """A function reached through an alias, a reflective lookup, a decorator that is handed it, a default or a
+    class attribute may be called from anywhere: each is an escape, found where it is handed out."""
+    index = index_of(tmp_path, {
+        "a.py": HEADER + """
+            def by_alias(x):
+                return x
+            def by_local(x):
+                return x
+            def by_attribute(x):
+                return x
+            def by_getattr(x):
+                return x
+            def by_default(x):
+                return x
+            def by_class(x):
+                return x
+            def hook(f):
+                return f
+            @hook
+            def decorated(x):
+                return x
+            class Holder:
+                fn = staticmethod(by_class)
+                def __init__(self):
+                    self.fn2 = by_attribute
+                def get(self):
+                    return self.fn2
+            def route(fn=by_default):
+                local = by_local
+                return local, fn
+            """,
+        "c.py": """
+            def called(x):
+                return x
+            class Other:
+                def method(self):
+                    return 1
+            """,
+        "b.py": """
+            import a
+            import c
+            from a import by_alias as renamed
+            def take(name):
+                return renamed, getattr(a, "by_getattr"), getattr(c, name), c.called(1)
+            """,
+    })
+    where = {}
+    for fn in index.functions.values():
+        escape = index.escape_of(fn)
+        if escape is not None:
+            where[fn.short] = ast.unparse(escape[1])
+    assert where["by_alias"] == "renamed"
+    assert where["by_local"] == "local"
+    assert where["by_attribute"] == "self.fn2"
+    assert where["by_getattr"] == "getattr(a, 'by_getattr')"
+    assert where["by_default"] == "by_default"
+    assert where["by_class"] == "by_class"
+    assert where["decorated"] == "hook"
+    assert where["called"] == "getattr(c, name)"  # `getattr(c, name)` may be any function of `c`
+    assert "Other.method" not in where  # an attribute of the class, not of the module
+    assert "route" not in where  # called nowhere, but never handed out either
