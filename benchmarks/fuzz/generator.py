@@ -13,7 +13,11 @@ Usage templates wrap those models: trainers and fine-tuners with modules
 injected without annotations, dict-like holders (ModuleDict, dict, an
 attribute dict, a config object), factories, GAN turns, distillation from a
 frozen teacher, EMA, caches updated in place, recursion, methods swapped in
-by assignment.
+by assignment. Reference templates hand a grad-off helper, whose callers in
+the package run it grad-off, to a driver that trains through it, by routes the
+call graph does not show: aliases, reflective lookups, registry decorators,
+defaults, class attributes, lambdas, generators, classes defined in functions,
+and closures reading a region's tensor.
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -106,7 +110,8 @@ class Program:
                         and line not in imports):
                     imports.append(line)
             bodies.append("\n".join(
-                line for line in text.splitlines() if not re.match(r"(import |from \S+ import )", line)).strip())
+                _flat_alias(line) for line in text.splitlines()
+                if not re.match(r"(import |from \S+ import )", line) or _flat_alias(line) != line).strip())
         return "\n".join(imports) + "\n\n\n" + "\n\n\n".join(b for b in bodies if b) + "\n"
 
 
@@ -116,6 +121,17 @@ class Program:
         for driver in self.drivers:
             files[f"{driver.label}.py"] = _driver_text(driver, flat=True)
         return files
+
+
+def _flat_alias(line: str) -> str:
+    """In one file, a relative import under another name binds that name to what is already defined there."""
+    match = re.fullmatch(r"from \.(\w*) import (\w+) as (\w+)", line)
+    if match is None:
+        return line
+    source, name, alias = match.groups()
+    if not source:  # `from . import m0 as m0_module`: the module is this file now
+        return f"{alias} = __import__('sys').modules[__name__]"
+    return f"{alias} = {name}"
 
 
 def _driver_text(driver: Driver, function: str = "run", flat: bool = False) -> str:
@@ -573,6 +589,90 @@ def model_requires_grad(b: Builder) -> None:
     b.driver("m = $C()\nreturn {'g': m.saliency(torch.randn(4, 4))}", ((where, cls),), C=cls)
 
 
+def model_reference(b: Builder) -> None:
+    """A grad-off helper that callers in the package only reach grad-off, also handed out by a route the call
+    graph does not show: an alias, a reflective lookup, a registry decorator, a default argument, a class
+    attribute, a lambda, a generator, a class defined in a function; or a closure that captures a region's
+    tensor. A driver trains through what the route gives."""
+    rng = b.rng
+    lo, hi = b.pair()
+    make, peek, route = b.fresh("make"), b.fresh("peek"), b.fresh("route")
+    value = rng.choice(["t * 2.0", "$T.tanh(t)", "t.relu() + 1.0", "F.softmax(t, -1)"])
+    kind = rng.choice(["import_alias", "local", "attribute", "getattr", "getattr_name", "globals", "registry",
+                       "default", "class_attribute", "lambda", "generator", "generator_expression", "local_class",
+                       "closure"])
+    get = f"{route}()"  # what the driver calls to get the helper (or, for `closure`, the scaling function)
+    deco = ""
+    if kind == "registry":
+        registry, add = b.fresh("REGISTRY"), b.fresh("register")
+        b.put(lo, "$REG = []\n\n\ndef $ADD(f):\n    $REG.append(f)\n    return f", REG=registry, ADD=add)
+        deco = f"@{add}\n"
+    if kind != "closure":
+        result = "y"
+        if rng.random() < 0.5:  # the helper itself meets a parameter after its region
+            scale = b.fresh("SCALE")
+            b.put(lo, "$S = nn.Parameter($T.ones(4, 4))", S=scale)
+            result = f"y * {scale}"
+        b.put(lo, deco + "def $MAKE(t):\n    $WITH\n        y = $VALUE\n    return $RESULT", MAKE=make, VALUE=value,
+              RESULT=result)
+        b.put(lo, "def $PEEK(t):\n    with $T.inference_mode():\n        return $MAKE(t).sum().item()",
+              MAKE=make, PEEK=peek)
+    here, uses = hi, ((lo, make),)
+    mod = b.modules[lo].name
+    if kind == "import_alias":
+        code, uses = f"from .{mod} import $MAKE as {make}_alias\n\n\ndef $ROUTE():\n    return {make}_alias", ()
+    elif kind == "local":
+        code = "def $ROUTE():\n    fn = $MAKE\n    return fn"
+    elif kind == "attribute":
+        holder = b.fresh("Holder")
+        code = f"class {holder}:\n    def __init__(self):\n        self.fn = $MAKE\n\n    def get(self):\n" \
+               "        return self.fn\n\n\ndef $ROUTE():\n    return " + f"{holder}().get()"
+    elif kind == "getattr":
+        code, uses = f"from . import {mod} as {mod}_module\n\n\ndef $ROUTE():\n" \
+                     f"    return getattr({mod}_module, \"$MAKE\")", ()
+    elif kind == "getattr_name":
+        code, uses = f"from . import {mod} as {mod}_module\n\n\ndef $ROUTE(name):\n" \
+                     f"    return getattr({mod}_module, name)", ()
+        get = f"{route}('{make}')"
+    elif kind == "globals":
+        here, uses, code = lo, (), "def $ROUTE():\n    return globals()[\"$MAKE\"]"
+    elif kind == "registry":
+        here, uses, code = lo, (), f"def $ROUTE():\n    return {registry}[-1]"
+    elif kind == "default":
+        code = "def $ROUTE(fn=$MAKE):\n    return fn"
+    elif kind == "class_attribute":
+        holder = b.fresh("Table")
+        code = f"class {holder}:\n    fn = staticmethod($MAKE)\n\n\ndef $ROUTE():\n    return {holder}.fn"
+    elif kind == "lambda":
+        code = "def $ROUTE():\n    with $T.inference_mode():\n        return lambda t: $MAKE(t)"
+    elif kind == "generator":
+        gen = b.fresh("produce")
+        code = f"def {gen}(ts):\n    for t in ts:\n        yield $MAKE(t)\n\n\ndef $ROUTE(t):\n" \
+               f"    with $T.inference_mode():\n        return {gen}([t])"
+        get = None
+    elif kind == "generator_expression":
+        code = "def $ROUTE(t):\n    with $T.inference_mode():\n        return ($MAKE(u) for u in [t])"
+        get = None
+    elif kind == "local_class":
+        code = "def $ROUTE():\n    class Local:\n        def __call__(self, t):\n            return $MAKE(t)\n\n" \
+               "    return Local()"
+    else:  # closure: the region's tensor is captured by a function that runs later, with autograd on
+        here, uses = lo, ()
+        code = "def $ROUTE(t):\n    $WITH\n        y = $VALUE\n\n    def scale(w):\n        return y * w\n\n" \
+               "    return scale"
+    b.put(here, code, uses=uses, MAKE=make, ROUTE=route, VALUE=value)
+    x = "torch.randn(4, 4)"
+    # `map` calls what the route gave where the index cannot follow; a direct call it may resolve.
+    call = rng.choice(["fn({x})", "next(map(fn, [{x}]))"]).format(x=x)
+    take = f"y = next({route}({x}))" if get is None else (
+        f"fn = {route}({x})\ny = {call.replace(x, 'w')}" if kind == "closure" else f"fn = {get}\ny = {call}")
+    drive_uses = ((here, route),)
+    b.driver("w = torch.ones(4, 4, requires_grad=True)\n" + take + "\nl = (y * w).sum()\nl.backward()\n"
+             "return {'l': l.detach(), 'grad.w': w.grad}", drive_uses, True)
+    if kind != "closure":
+        b.driver(f"return {{'p': torch.tensor({peek}({x}))}}", ((lo, peek),))
+
+
 # ---------------------------------------------------------------------------
 # Usage templates: wrap a model the program already has
 
@@ -781,7 +881,7 @@ def usage_tuner(b: Builder, model: Model, embed: str) -> None:
 
 USAGES = [usage_holder, usage_distill, usage_ema]
 MODELS = [model_attention, model_attention, model_attention, model_entry, model_entry, model_cache, model_conv,
-          model_gan, model_recursion, model_init, model_requires_grad]
+          model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference]
 
 
 def generate(seed: int) -> Program:
