@@ -45,7 +45,8 @@ Refuses
   any name, looked up with `getattr`, handed to a decorator; a lambda that
   returns the region's tensors), which is named with "cannot resolve ...;
   check by hand". Code that runs later (a lambda's body, a generator's) counts
-  as running with autograd on. The reason names the use, the file and line,
+  as running with autograd on; a `with` region that yields is unsafe (the code
+  iterating the generator runs in the region's mode while it is suspended). The reason names the use, the file and line,
   and the caller chain that runs with autograd on.
 - `not-applicable`: `async def` bodies (neither mode reaches a coroutine's
   body), TorchScript (`torch.jit.script`, `@torch.jit.export`,

@@ -17,7 +17,8 @@ by assignment. Reference templates hand a grad-off helper, whose callers in
 the package run it grad-off, to a driver that trains through it, by routes the
 call graph does not show: aliases, reflective lookups, registry decorators,
 defaults, class attributes, lambdas, generators, classes defined in functions,
-and closures reading a region's tensor.
+and closures reading a region's tensor; and a generator yields from inside a
+grad-off `with` block, whose mode the loop iterating it runs in.
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -673,6 +674,27 @@ def model_reference(b: Builder) -> None:
         b.driver(f"return {{'p': torch.tensor({peek}({x}))}}", ((lo, peek),))
 
 
+def model_yield(b: Builder) -> None:
+    """A generator that yields from inside a grad-off `with` block: its mode stays on in the loop that iterates
+    it, and what that loop makes it trains on later."""
+    rng = b.rng
+    lo, hi = b.pair()
+    batches, fit = b.fresh("batches"), b.fresh("fit")
+    made = rng.choice(["$T.ones(4, 4) * 3.0", "y.detach().clone()", "y * 0.5"])
+    b.put(lo, "def $GEN(xs):\n    $WITH\n        for x in xs:\n            yield x * 2.0", GEN=batches)
+    b.put(hi, """
+        def $FIT(xs, w):
+            kept = []
+            for y in $GEN(xs):
+                kept.append($MADE)
+            objective = (kept[0] * w).sum()
+            objective.backward()
+            return objective.detach()
+        """, uses=((lo, batches),), GEN=batches, FIT=fit, MADE=made)
+    b.driver("w = torch.ones(4, 4, requires_grad=True)\nl = $FIT([torch.randn(4, 4)], w)\n"
+             "return {'l': l, 'grad.w': w.grad}", ((hi, fit),), FIT=fit)
+
+
 # ---------------------------------------------------------------------------
 # Usage templates: wrap a model the program already has
 
@@ -881,7 +903,8 @@ def usage_tuner(b: Builder, model: Model, embed: str) -> None:
 
 USAGES = [usage_holder, usage_distill, usage_ema]
 MODELS = [model_attention, model_attention, model_attention, model_entry, model_entry, model_cache, model_conv,
-          model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference]
+          model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference,
+          model_yield]
 
 
 def generate(seed: int) -> Program:

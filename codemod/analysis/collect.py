@@ -166,7 +166,8 @@ class Collector:
 
 
 # How the walk reaches a node (flags, see BodyWalk): code a definition runs where it stands is not the body's own
-# (its nodes are not kept); deferred code runs later.
+# (its nodes are not kept); deferred code runs later; a consumed generator expression is one a call runs to its
+# end where it stands (`consumed_generators`).
 _BODY, _DEFINITION_TIME, _DEFERRED, _CONSUMED = 0, 1, 2, 4
 
 

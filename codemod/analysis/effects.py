@@ -5,6 +5,8 @@ parameters, registering buffers, `load_state_dict(assign=True)`, loading or
 moving weights) or switching autograd back on, in the region or in what it
 calls. Under inference mode these make parameters that silently stop
 training, buffers that raise on their next update, or do nothing at all.
+A `with` region that yields hands its mode to the code iterating the
+generator: that is a hazard of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ class EffectScanner:
         nodes = region.fn.nodes if region.block is None else [
             n for n in region.fn.nodes if hasattr(n, "lineno") and region.contains(n)]
         hazards.extend(self._lexical(region.fn, nodes, direct=True))
+        if region.block is not None:
+            # A grad-mode decorator re-enters its mode around each step of a generator; a `with` block stays
+            # entered while the generator is suspended at a `yield` in it.
+            for node in nodes:
+                if isinstance(node, (ast.Yield, ast.YieldFrom)):
+                    hazards.append(Hazard(
+                        HazardKind.UNRESOLVED, True,
+                        f"it yields at {self.where(region.fn, node.lineno)}: while {region.fn.short} is suspended "
+                        "there, the code iterating it runs in the region's mode, and once converted the tensors it "
+                        "makes are inference tensors; check that code by hand", "yield"))
+                    break
         seen: set[int] = set()
         for site in region.fn.calls:
             if region.block is not None and not region.contains(site.node):

@@ -821,6 +821,8 @@ class ProjectIndex:
         return self._escapes.get(id(fn))
 
     def _find_escapes(self) -> dict[int, tuple[FunctionInfo, ast.AST]]:
+        """Every function handed out where its calls cannot be followed, with where it first is: reads that
+        are not calls, reflective lookups, decorators."""
         escapes: dict[int, tuple[FunctionInfo, ast.AST]] = {}
         functions = list(self.functions.values())
         # What `<object>.name` may be when the object's type is unknown: any function or method named so.
@@ -851,7 +853,7 @@ class ProjectIndex:
                         escapes.setdefault(id(candidate), (where, node))
         # A reflective lookup on a line marked `# chatterbox-codemod: skip` is the user's word that it hands
         # out no project function (docs/soundness.md).
-        every = [f for group in by_name.values() for f in group]
+        every = [f for f in functions if f.name != MODULE_CODE and not is_property(f)]  # `eval` sees nested ones
         lookups = [(where, site.node, self._reflected(site, where, by_name)) for where in functions
                    for site in where.calls if _last_name(site.node.func) in _REFLECTIVE_CALLS
                    and site.line not in where.module.skip_lines]
