@@ -524,7 +524,7 @@ class _Analysis:
             return f"{fn.short}, a nested function"
         if fn.is_async:
             return f"{fn.short}, an `async def`"
-        if _is_generator(fn):
+        if fn.is_generator:
             return f"{fn.short}, a generator (a decorator would not cover its body)"
         return self.blocked(fn)
 
@@ -654,10 +654,6 @@ def _top_level_names(statement: ast.stmt) -> set[str]:
 
 def _is_generated_helper(fn: FunctionInfo) -> bool:
     return fn.parent is None and fn.cls is None and fn.name in HELPERS
-
-
-def _is_generator(fn: FunctionInfo) -> bool:
-    return any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in fn.nodes)
 
 
 def _body_nodes(fn: FunctionInfo) -> Iterator[ast.AST]:
@@ -813,7 +809,7 @@ class Autocast(Transform):
     def _shape_refusal(analysis: _Analysis, fn: FunctionInfo) -> str | None:
         if fn.is_async:
             return "it is an `async def`: the autocast state would not reach the coroutine's body"
-        if _is_generator(fn):
+        if fn.is_generator:
             return "it is a generator: the autocast state would stay on in its caller's code between `yield`s"
         blocked = analysis.blocked(fn)
         if blocked:

@@ -46,8 +46,9 @@ Refuses
   returns the region's tensors), which is named with "cannot resolve ...;
   check by hand". Code that runs later (a lambda's body, a generator's) counts
   as running with autograd on; a `with` region that yields is unsafe (the code
-  iterating the generator runs in the region's mode while it is suspended). The reason names the use, the file and line,
-  and the caller chain that runs with autograd on.
+  iterating the generator runs in the region's mode while it is suspended).
+  The reason names the use, the file and line, and the caller chain that runs
+  with autograd on.
 - `not-applicable`: `async def` bodies (neither mode reaches a coroutine's
   body), TorchScript (`torch.jit.script`, `@torch.jit.export`,
   `@torch.jit.script_method`: scripting rejects `inference_mode`),

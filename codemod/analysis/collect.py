@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .project import MODULE_CODE, CallSite, ClassInfo, FunctionInfo, ModuleInfo
+from .project import MODULE_CODE, CallSite, ClassInfo, FunctionInfo, ModuleInfo, defaults
 
 if TYPE_CHECKING:
     from .index import ProjectIndex
@@ -257,11 +257,7 @@ def _definition_time(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
     """What a `def` or `class` statement runs where it stands: decorators, defaults, bases, the class body."""
     if isinstance(node, ast.ClassDef):
         return [*node.decorator_list, *node.bases, *(k.value for k in node.keywords), *node.body]
-    return [*node.decorator_list, *_defaults(node.args)]
-
-
-def _defaults(args: ast.arguments) -> list[ast.expr]:
-    return [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+    return [*node.decorator_list, *defaults(node.args)]
 
 
 _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})

@@ -154,7 +154,7 @@ class GradFacts:
         key = id(fn)
         if key not in self._returns:
             self._returns[key] = False  # the least fixed point: returning its own result adds nothing
-            if fn.is_async or any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in fn.nodes):
+            if fn.is_async or fn.is_generator:
                 found = True
             else:
                 found = any(isinstance(n, ast.Return) and n.value is not None and self.may_grad(n.value, fn)

@@ -147,7 +147,7 @@ def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, 
                 entered[id(fn)] = (fn, "has no caller in the project" if not index.callers_of(fn) else
                                    "is called only from its own call cycle")
     for fn in functions:
-        if fn.is_async or any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in fn.nodes):
+        if fn.is_async or fn.is_generator:
             entered[id(fn)] = (fn, "is a coroutine function: its body runs when it is awaited or scheduled"
                                if fn.is_async else "is a generator: its body runs as it is iterated, wherever that is")
         for site in fn.calls:

@@ -241,6 +241,11 @@ class FunctionInfo:
         return isinstance(self.node, ast.AsyncFunctionDef)
 
     @property
+    def is_generator(self) -> bool:
+        """A `yield` in its own body: calling it makes a generator, and the body runs as that is iterated."""
+        return any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in self.nodes)
+
+    @property
     def is_method(self) -> bool:
         return self.cls is not None and self.parent is None
 
@@ -272,9 +277,7 @@ class FunctionInfo:
         return any(d in CACHE_DECORATORS for d in self.decorators)
 
     def params(self) -> list[ast.arg]:
-        args = self.node.args
-        return [*args.posonlyargs, *args.args, *([args.vararg] if args.vararg else []), *args.kwonlyargs,
-                *([args.kwarg] if args.kwarg else [])]
+        return parameters(self.node.args)
 
     @property
     def receiver(self) -> str | None:
@@ -351,6 +354,17 @@ def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
             continue
         yield child
         stack.extend(ast.iter_child_nodes(child))
+
+
+def parameters(args: ast.arguments) -> list[ast.arg]:
+    """Every parameter a `def` or a `lambda` binds."""
+    return [*args.posonlyargs, *args.args, *([args.vararg] if args.vararg else []), *args.kwonlyargs,
+            *([args.kwarg] if args.kwarg else [])]
+
+
+def defaults(args: ast.arguments) -> list[ast.expr]:
+    """The default values a `def` or a `lambda` evaluates where it stands."""
+    return [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
 
 
 def own_nodes(node: ast.AST) -> Iterator[ast.AST]:

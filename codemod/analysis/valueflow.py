@@ -30,7 +30,17 @@ from .collect import consumed_generators
 from .effects import EffectScanner
 from .gradstates import GRAD_OFF, PUBLIC, GradStates, State, transfer
 from .index import BUILTIN_NAMES, ProjectIndex, argument_for
-from .project import CallSite, ClassInfo, Container, External, FunctionInfo, Instance, ModuleInfo
+from .project import (
+    CallSite,
+    ClassInfo,
+    Container,
+    External,
+    FunctionInfo,
+    Instance,
+    ModuleInfo,
+    defaults,
+    parameters,
+)
 from .regions import Hazard, HazardKind, Region, RegionReport
 from .torchapi import (
     CONTAINER_BUILDERS,
@@ -734,10 +744,9 @@ class _Walker:
                 self.names[expr.target.id] = value
             return value
         if isinstance(expr, ast.Lambda):
-            for default in [*expr.args.defaults, *(d for d in expr.args.kw_defaults if d is not None)]:
+            for default in defaults(expr.args):
                 self._expr(default, state, in_region)
-            bound = {a.arg for a in [*expr.args.posonlyargs, *expr.args.args, *expr.args.kwonlyargs,
-                                     *filter(None, [expr.args.vararg, expr.args.kwarg])]}
+            bound = {arg.arg for arg in parameters(expr.args)}
             result = self._deferred(lambda: self._expr(expr.body, PUBLIC, False), bound)
             if result is not None and result.inference:
                 self.a.deferred_result(self.frame, expr)
