@@ -230,29 +230,54 @@ def select_transforms(select: Iterable[str] | None, ignore: Iterable[str]) -> li
 
 def analyze(index: ProjectIndex, transforms: list[Transform], targets: set[Path], display, unsafe_fixes: bool,
             config: Config, jobs: int = 1) -> list[Finding]:
-    """Every transform's findings, each analysis repeated until its verdicts stop changing (`jobs`: processes
-    that may judge candidates, 0 for one per CPU; the findings are the same for every value)."""
-    inference_regions: list = []
-    everything: list[Finding] = []
-    for transform in transforms:
-        findings: list[Finding] = []
-        previous: set = set()
-        memo: dict = {}
-        for _ in range(MAX_ANALYSIS_ROUNDS if transform.iterate else 1):
-            context = AnalysisContext(
-                index=index, targets=targets, display=display, unsafe_fixes=unsafe_fixes,
-                settings=config.settings.get(transform.id, {}),
-                inference_regions=[*inference_regions, *_regions_of(findings)], memo=memo, jobs=jobs,
-            )
-            findings = transform.analyze(context)
-            _finalize(findings, index, unsafe_fixes)
-            rewritten = {(f.site.path, f.site.line, f.anchor) for f in findings if f.site.rewritten}
-            if rewritten == previous:
-                break
-            previous = rewritten
-        inference_regions.extend(_regions_of(findings))
-        everything.extend(findings)
-    return everything
+    """Every transform's findings (`jobs`: processes that may judge candidates, 0 for one per CPU; the findings
+    are the same for every value).
+
+    Each transform judges its sites with the regions the others rewrite already under inference mode, which is
+    what the verification's second run reads: a transform whose view of those regions changed (one that ran
+    before a later transform found its regions) is judged again, until no view changes.
+    """
+    regions: dict[str, list] = {t.id: [] for t in transforms}
+    views: dict[str, set[int]] = {}
+    findings_of: dict[str, list[Finding]] = {}
+    for _ in range(MAX_ANALYSIS_ROUNDS):
+        settled = True
+        for transform in transforms:
+            others = [r for t in transforms if t.id != transform.id for r in regions[t.id]]
+            if views.get(transform.id) == {id(r) for r in others}:
+                continue
+            views[transform.id] = {id(r) for r in others}
+            findings = findings_of[transform.id] = _analyze_one(
+                index, transform, others, targets, display, unsafe_fixes, config, jobs)
+            found = _regions_of(findings)
+            if {id(r) for r in found} != {id(r) for r in regions[transform.id]}:
+                settled = False
+            regions[transform.id] = found
+        if settled:
+            break
+    return [f for t in transforms for f in findings_of[t.id]]
+
+
+def _analyze_one(index: ProjectIndex, transform: Transform, inference_regions: list, targets: set[Path], display,
+                 unsafe_fixes: bool, config: Config, jobs: int) -> list[Finding]:
+    """One transform's findings, its analysis repeated with its own rewritten regions until its verdicts stop
+    changing (for transforms that ask for it)."""
+    findings: list[Finding] = []
+    previous: set = set()
+    memo: dict = {}
+    for _ in range(MAX_ANALYSIS_ROUNDS if transform.iterate else 1):
+        context = AnalysisContext(
+            index=index, targets=targets, display=display, unsafe_fixes=unsafe_fixes,
+            settings=config.settings.get(transform.id, {}),
+            inference_regions=[*inference_regions, *_regions_of(findings)], memo=memo, jobs=jobs,
+        )
+        findings = transform.analyze(context)
+        _finalize(findings, index, unsafe_fixes)
+        rewritten = {(f.site.path, f.site.line, f.anchor) for f in findings if f.site.rewritten}
+        if rewritten == previous:
+            break
+        previous = rewritten
+    return findings
 
 
 def _regions_of(findings: list[Finding]) -> list:

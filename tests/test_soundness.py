@@ -540,3 +540,88 @@ def test_a_lookup_by_a_computed_name_on_an_unknown_object_may_be_any_function(tm
     report = analyse(tmp_path / "marked", {"a.py": MAKE, "b.py": lookup.format("  # chatterbox-codemod: skip")})
     assert site(report, "make").status == Status.APPLIED
     assert report.notes == []
+
+
+BLOCK = HEADER + """
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+        def forward(self, x):
+            with torch.no_grad():
+                s = x.abs().amax() + 1
+            return self.lin(x) / s
+    class Owner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Block()
+        @torch.no_grad()
+        def peek(self, x):
+            return self.block(x)
+    """
+
+
+def test_objects_python_or_a_library_calls_where_the_index_cannot_see(tmp_path):
+    """`Block.forward`'s only named caller runs it grad-off, but training reaches it through a value of unknown
+    type (`part(x)` over `children()`), through `map`, or `checkpoint`; `t[2]` runs `__getitem__` unnamed.
+    Converted, each raises `Inference tensors cannot be saved for backward` in training."""
+    routes = {
+        "unknown": "def train(owner, x):\n    for part in list(owner.children()):\n        part(x).sum().backward()\n",
+        "map": "def train(owner, x):\n    for part in list(owner.children()):\n"
+               "        next(map(part, [x])).sum().backward()\n",
+        "checkpoint": "import torch.utils.checkpoint\nfrom a import Block\ndef train(x):\n"
+                      "    torch.utils.checkpoint.checkpoint(Block(), x).sum().backward()\n",
+    }
+    named = {"unknown": "may be called by `part(...)` (b.py:3), a call of a value whose type the analysis cannot "
+                        "resolve",
+             "map": "may be called by `map(...)` (b.py:3), which calls what it is handed",
+             "checkpoint": "may be called by `torch.utils.checkpoint.checkpoint(...)` (b.py:4), which calls what it "
+                           "is handed"}
+    for name, code in routes.items():
+        report = analyse(tmp_path / name, {"a.py": BLOCK, "b.py": code})
+        found = site(report, "Block.forward")
+        assert (found.status, found.fixable) == (Status.UNSAFE, True), name
+        assert f"(Block.forward {named[name]}, so it is assumed to run with autograd on)" in found.reason, name
+        assert "Inference tensors cannot be saved for backward" in found.reason, name
+    fixture = Path(__file__).parent.parent / "fixtures/inference-mode/special_method_called_implicitly.in.py"
+    report = analyse(tmp_path / "special", {"a.py": fixture.read_text()})
+    found = site(report, "Table.__getitem__")
+    assert found.status == Status.UNSAFE
+    assert "(Table.__getitem__ is called by Python where the code does not name it (an operator, a subscript, " \
+           "`with`, `for`, a property read), so it is assumed to run with autograd on)" in found.reason
+
+
+def test_each_transform_judges_the_code_the_whole_run_writes(tmp_path):
+    """`summarize` (entry points, judged first) calls `Attn.prep`, which inference-mode converts: judged
+    before that conversion it was unsafe, and the verification's second run, reading `prep` already under
+    inference mode, found it safe, so the file was dropped as not stable. Judged again with the conversion
+    in view, all three sites hold, and the run writes them."""
+    report = analyse(tmp_path, {"a.py": HEADER + """
+    class Box:
+        value = None
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Linear(4, 4)
+            self.box = Box()
+        def forward(self, x):
+            h = self.enc(x)
+            self.prep(x)
+            return h + self.box.value
+        @torch.no_grad()
+        def prep(self, x):
+            self.box.value = x > 0
+    class Pipeline(nn.Module):
+        def __init__(self, backbone):
+            super().__init__()
+            self.parts = nn.ModuleDict({"net": backbone})
+        def summarize(self, x):
+            return self.parts["net"](x).sum(0)
+    def distill(teacher, x):
+        with torch.no_grad():
+            return teacher(x)
+    """, "drive.py": "import torch\nfrom a import Attn, Pipeline\ndef run():\n"
+                     "    return Pipeline(Attn()).summarize(torch.randn(4, 4))\n"})
+    assert site(report, "Pipeline.summarize", "entry-points").status == Status.APPLIED
+    assert [(s.symbol, s.status, s.rewritten) for s in report.sites if s.transform == "inference-mode"] == [
+        ("Attn.prep", Status.APPLIED, True), ("distill", Status.APPLIED, True)]

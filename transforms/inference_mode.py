@@ -47,6 +47,10 @@ Refuses
   check by hand". Code that runs later (a lambda's body, a generator's) counts
   as running with autograd on; a `with` region that yields is unsafe (the code
   iterating the generator runs in the region's mode while it is suspended).
+  So does a function Python or a library may call where the code does not
+  name it: a module's `forward` (or a `__call__`, an `__init__`) that a call
+  of a value of unknown type or a library callable such as `map` or
+  `checkpoint` may run, a special method (`t[i]`, operators) or a property.
   The reason names the use, the file and line, and the caller chain that runs
   with autograd on.
 - `not-applicable`: `async def` bodies (neither mode reaches a coroutine's

@@ -17,8 +17,11 @@ by assignment. Reference templates hand a grad-off helper, whose callers in
 the package run it grad-off, to a driver that trains through it, by routes the
 call graph does not show: aliases, reflective lookups, registry decorators,
 defaults, class attributes, lambdas, generators, classes defined in functions,
-and closures reading a region's tensor; and a generator yields from inside a
-grad-off `with` block, whose mode the loop iterating it runs in.
+and closures reading a region's tensor; a generator yields from inside a
+grad-off `with` block, whose mode the loop iterating it runs in; and calls
+the package never names reach a grad-off region (a module called through a
+value of unknown type or through `map`, `__getitem__` run by `t[i]`, a
+property read).
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -695,6 +698,75 @@ def model_yield(b: Builder) -> None:
              "return {'l': l, 'grad.w': w.grad}", ((hi, fit),), FIT=fit)
 
 
+def model_hidden_call(b: Builder) -> None:
+    """A grad-off region whose only caller the package names runs grad-off, while a call the index cannot see
+    trains through it: `part(x)` over `model.children()` (a value of unknown type) runs a module's `forward`,
+    so does `map(part, ...)`; `table[i]` runs `__getitem__`, `table.scaled` a property. The region's tensor meets
+    a parameter after it."""
+    rng = b.rng
+    lo, hi = b.pair()
+    owner, fit = b.fresh("Owner"), b.fresh("fit")
+    kind = rng.choice(["children", "map", "getitem", "property"])
+    if kind in ("children", "map"):
+        block = b.fresh("Block")
+        b.put(lo, """
+            class $BLOCK(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lin = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    $WITH
+                        s = x.abs().amax() + 1.0
+                    return self.lin(x) / s
+
+
+            class $OWNER(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.block = $BLOCK()
+
+                def peek(self, x):
+                    $WITH2
+                        return self.block(x).sum().item()
+            """, BLOCK=block, OWNER=owner)
+        b.put(hi, """
+            def $FIT(owner, x):
+                total = 0.0
+                for part in list(owner.children()):
+                    total = total + $CALL.sum()
+                total.backward()
+                return total.detach()
+            """, FIT=fit, CALL="part(x)" if kind == "children" else "next(map(part, [x]))")
+    else:
+        read = "table[2]" if kind == "getitem" else "table.scaled"
+        peek = "self.__getitem__(1)" if kind == "getitem" else "type(self).scaled.fget(self)"
+        head = "def __getitem__(self, i):" if kind == "getitem" else "@property\n    def scaled(self):"
+        b.put(lo, """
+            class $OWNER(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.w = nn.Parameter($T.ones(4, 4))
+
+                $HEAD
+                    $WITH
+                        s = self.w.detach().abs().amax() + 1.0
+                    return self.w / s
+
+                def peek(self, x):
+                    $WITH2
+                        return ($PEEK * x).sum().item()
+            """, OWNER=owner, HEAD=head, PEEK=peek)
+        b.put(hi, """
+            def $FIT(table, x):
+                total = ($READ * x).sum()
+                total.backward()
+                return total.detach()
+            """, FIT=fit, READ=read)
+    b.driver("o = $O()\nx = torch.randn(4, 4)\np = torch.tensor(o.peek(x))\nl = $FIT(o, x)\n"
+             "return {'p': p, 'l': l, " + GRADS.replace("$M", "o") + "}", ((lo, owner), (hi, fit)), O=owner, FIT=fit)
+
+
 # ---------------------------------------------------------------------------
 # Usage templates: wrap a model the program already has
 
@@ -904,7 +976,7 @@ def usage_tuner(b: Builder, model: Model, embed: str) -> None:
 USAGES = [usage_holder, usage_distill, usage_ema]
 MODELS = [model_attention, model_attention, model_attention, model_entry, model_entry, model_cache, model_conv,
           model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference,
-          model_yield]
+          model_yield, model_hidden_call]
 
 
 def generate(seed: int) -> Program:

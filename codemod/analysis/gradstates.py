@@ -4,10 +4,13 @@ From decorators, `with` blocks and callers, over the call graph's strongly
 connected components: a function with no caller in the project, every
 function of a call cycle nothing outside calls, every function referenced
 as a value, every generator and coroutine function (their bodies run as they
-are iterated or awaited), and every function called from a lambda or a
-generator expression (which run when called or iterated) are entered from
-outside the project, with autograd on and outside inference mode. Each
-may-state comes with the caller path that shows it.
+are iterated or awaited), every function called from a lambda or a
+generator expression (which run when called or iterated), every `forward`,
+`__call__` and `__init__` a call of a value of unknown type may run, and
+every special method and property (Python calls them where the code does not
+name them) are entered from outside the project, with autograd on and
+outside inference mode. Each may-state comes with the caller path that shows
+it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from collections.abc import Iterable
 
 from .gradfacts import GradFacts
 from .index import ProjectIndex
-from .project import CallSite, FunctionInfo
+from .project import CallSite, FunctionInfo, is_implicitly_called
 from .torchapi import GradMode
 
 State = tuple[bool, bool]  # (may run with autograd on, may run outside inference mode)
 GRAD_OFF: State = (False, False)
 PUBLIC: State = (True, True)
+IMPLICIT_CALLERS = "is called by Python where the code does not name it (an operator, a subscript, `with`, `for`, " \
+                   "a property read)"
 
 
 def transfer(state: State, mode: str | None) -> State:
@@ -134,7 +139,8 @@ def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, 
 
     A function with no caller in the project; every function of a call cycle that nothing outside
     the cycle calls (its recursion has to start somewhere); a function referenced as a value; a generator
-    or coroutine function; a function called from a lambda or a generator expression.
+    or coroutine function; a function called from a lambda or a generator expression; a `forward`,
+    `__call__` or `__init__` that a call of a value of unknown type may run; a special method or a property.
     """
     if index in _ENTERED:
         return _ENTERED[index]
@@ -156,6 +162,17 @@ def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, 
                     entered.setdefault(id(target), (target, (
                         f"is called from a lambda or a generator expression in {fn.short} "
                         f"({fn.module.path.name}:{site.line}), which runs when it is called or iterated")))
+    for fn in functions:
+        if id(fn) in entered:
+            continue
+        site = index.opaque_caller(fn)
+        if site is not None:
+            where = f"`{site.describe()}(...)` ({site.caller.module.path.name}:{site.line})"
+            entered[id(fn)] = (fn, f"may be called by {where}, a call of a value whose type the analysis cannot "
+                                   "resolve" if site.opaque else f"may be called by {where}, which calls what it is "
+                                                                 "handed")
+        elif is_implicitly_called(fn):
+            entered[id(fn)] = (fn, IMPLICIT_CALLERS)
     for fn in functions:
         escape = index.escape_of(fn)
         if escape is not None:

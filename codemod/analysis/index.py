@@ -22,7 +22,7 @@ guessing.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .collect import BodyWalks, Collector
@@ -47,9 +47,12 @@ from .project import (
     suppressions,
 )
 from .torchapi import (
+    CALLING_FUNCTIONS,
     CONTAINER_MODULES,
+    CONTAINER_STORE_METHODS,
     ENABLE_GRAD,
     INFERENCE_MODE,
+    LIBRARY_FUNCTION_RESULTS,
     LIBRARY_METHOD_RESULTS,
     MODULE_BASE,
     MODULE_SELF_METHODS,
@@ -90,6 +93,12 @@ class ProjectIndex:
         # Reflective lookups that may hand out any function of the project (found with the escapes).
         self.unresolved_lookups: list[tuple[FunctionInfo, ast.AST]] = []
         self._methods: set[str] | None = None  # names of the project's methods
+        self._object_attributes: dict[str, bool] = {}  # attribute name -> may hold a project object or class
+        self._object_values: dict[tuple[int, int], bool] = {}  # (id(expr), id(fn)) -> may be a project object
+        self._stores: dict[str, list[tuple[FunctionInfo, ast.expr]]] | None = None  # `<obj>.attr = v`, by attr
+        self._class_stores: dict[str, list[tuple[ast.expr, FunctionInfo | None, ModuleInfo]]] | None = None
+        self._bindings: dict[ModuleInfo, frozenset | None] = {}  # names bound at module level (None: any)
+        self._elsewhere: dict[str, list[tuple[ast.expr, FunctionInfo]]] | None = None  # `_stored_elsewhere`
         self._roots: set[str] | None = None  # the project's top-level package names
         self._types_from_call_sites = False  # set once every call has been resolved a first time
         self.configs: list[tuple[Path, list[Construction]]] = []  # configuration files that build models
@@ -100,6 +109,8 @@ class ProjectIndex:
         self._overriding: dict[tuple[int, int], list[FunctionInfo]] = {}
         self._definitions: dict[str, list[FunctionInfo]] | None = None  # redefined qualname -> every definition
         self._accepting: dict[tuple, tuple[FunctionInfo, ...]] = {}
+        self._opaque_calls: list[CallSite] | None = None  # the first opaque call of each argument shape
+        self._handing_calls: dict[int | None, CallSite] = {}  # id(class) (None: any) -> first call handing it out
 
     # -- construction ------------------------------------------------------
 
@@ -140,7 +151,8 @@ class ProjectIndex:
         # attributes `__init__` stores them in; calls that stayed unresolved are resolved again.
         self._types_from_call_sites = True
         self._type_configured_arguments()
-        for cache in (self._local_types, self._attr_types, self._return_types, self._module_var_types):
+        for cache in (self._local_types, self._attr_types, self._return_types, self._module_var_types,
+                      self._object_attributes, self._object_values):
             cache.clear()
         for fn in self.functions.values():
             for site in fn.calls:
@@ -420,7 +432,13 @@ class ProjectIndex:
             if returned and None not in returned:
                 return frozenset(External(r, instance=True) for r in returned)
         out: set = set()
-        for target in self.infer(func, fn, module):
+        targets = self.infer(func, fn, module)
+        if not targets and isinstance(func, ast.Name) and func.id in ("enumerate", "zip"):
+            for arg in call.args:  # pairs, each holding an element of an argument
+                for item in self.infer(arg.value if isinstance(arg, ast.Starred) else arg, fn, module):
+                    out |= self._elements(item)
+            return frozenset({Container(frozenset({Container(frozenset(out))}))}) if out else NOTHING
+        for target in targets:
             if isinstance(target, ClassRef):
                 out.add(Instance(target.cls))
             elif isinstance(target, FuncRef):
@@ -449,6 +467,8 @@ class ProjectIndex:
                 else:
                     elems |= inner
             return frozenset({Container(frozenset(elems), module=name)})
+        if name in LIBRARY_FUNCTION_RESULTS:
+            return frozenset(External(returned, instance=True) for returned in LIBRARY_FUNCTION_RESULTS[name])
         last = name.rpartition(".")[2]
         if last[:1].isupper():
             return frozenset({External(name, instance=True)})
@@ -573,14 +593,37 @@ class ProjectIndex:
                 out |= self._annotation_types(node, fn.module, fn)
             elif kind == "elem":
                 for item in self.infer(node, fn):
-                    if isinstance(item, Container):
-                        out |= item.elems
+                    out |= self._elements(item)
+            elif kind == "elem of elem":
+                for item in self.infer(node, fn):
+                    for elem in self._elements(item):
+                        out |= self._elements(elem)
             elif kind == "append":
                 out.add(Container(self.infer(node, fn)))
             else:
                 out |= self.infer(node, fn)
         self._local_types[key] = frozenset(_merge_containers(out))
         return self._local_types[key]
+
+    def _elements(self, t: Type) -> frozenset:
+        """What iterating a value of type `t` yields: a container's elements; for an instance of a project
+        subclass of `nn.ModuleList` or `nn.Sequential`, the modules its methods add (`self.append(m)`,
+        `self.add_module(name, m)`)."""
+        if isinstance(t, Container):
+            return t.elems
+        if not isinstance(t, Instance) or not any(
+                base in ("torch.nn.ModuleList", "torch.nn.Sequential")
+                for owner in t.cls.mro() for base in owner.external_bases):
+            return NOTHING
+        out: set = set()
+        for owner in t.cls.mro():
+            for method in owner.methods.values():
+                receiver = method.receiver
+                for node in method.nodes if receiver is not None else ():
+                    if isinstance(node, ast.Call) and node.args and _is_self_attr(node.func, receiver) and \
+                            node.func.attr in ("append", "add_module", "insert"):
+                        out |= self.infer(node.args[-1], method)
+        return frozenset(out)
 
     def attr_types(self, cls: ClassInfo, attr: str) -> frozenset:
         """Types of `self.<attr>` from every assignment to it in the class and its bases."""
@@ -691,6 +734,7 @@ class ProjectIndex:
     def _resolve_call(self, site: CallSite) -> None:
         fn = site.caller
         func = site.node.func
+        site.opaque, site.handed = False, None
         types = self.infer(func, fn)
         callees: list[FunctionInfo] = []
         module_types: list = []
@@ -737,6 +781,9 @@ class ProjectIndex:
             site.unresolved = True
             return
         site.external = next(iter(externals), None)
+        if site.external in CALLING_FUNCTIONS:
+            site.handed = self._handed(site)
+        owners: frozenset = frozenset()
         if not site.callees and not site.module_types and not site.constructs and site.external is None and \
                 isinstance(func, ast.Attribute):
             owners = self.infer(func.value, fn)
@@ -751,11 +798,180 @@ class ProjectIndex:
             name = self.qualify(fn.module, func, fn)
             if name is not None and not name.startswith(tuple(f"{m}." for m in self._project_roots())):
                 site.external = name
+                if name in CALLING_FUNCTIONS:
+                    site.handed = self._handed(site)
             elif isinstance(func, ast.Attribute):
-                # `x.m()` on an object of unknown type can only reach project code through a method named `m`.
+                # `x.m()` on an object of unknown type reaches project code through a method named `m`, or
+                # through an object or a class of the project held in an attribute named `m`.
                 site.unresolved = func.attr in self._method_names()
-            elif not (isinstance(func, ast.Name) and func.id in BUILTIN_NAMES):
+                site.opaque = self._may_hold_object(owners, func.attr)
+            elif isinstance(func, ast.Name) and func.id in BUILTIN_NAMES:
+                if func.id in CALLING_FUNCTIONS:  # `map(block, xs)`
+                    site.handed = self._handed(site)
+            else:
                 site.unresolved = True
+                site.opaque = not isinstance(func, ast.Name) or self._may_be_object(func, fn)
+
+    def _handed(self, site: CallSite) -> tuple[ClassInfo, ...] | None:
+        """The project classes whose objects, or which, a call of a library callable that calls an argument
+        (`CALLING_FUNCTIONS`) passes as that argument (`()` when its type is unknown: any class), or None."""
+        call = site.node
+        position, keyword = CALLING_FUNCTIONS[site.external or call.func.id]
+        passed = [kw.value for kw in call.keywords if kw.arg == keyword]
+        if position is not None and len(call.args) > position:
+            passed.append(call.args[position])
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords):
+            passed.extend(a.value if isinstance(a, ast.Starred) else a for a in call.args)  # cannot tell which
+        classes: list[ClassInfo] = []
+        for value in passed:
+            types = self.infer(value, site.caller)
+            if not types and self._may_be_object(value, site.caller):
+                return ()
+            for t in types:
+                for held in (t.elems if isinstance(t, Container) else (t,)):
+                    if isinstance(held, (Instance, ClassRef)):
+                        classes.append(held.cls)
+        return tuple(dict.fromkeys(classes)) or None
+
+    def _may_hold_object(self, owners: frozenset, attr: str) -> bool:
+        """Whether `<owner>.attr` may hold an object or a class of the project (the call then runs its
+        `forward`, `__call__` or `__init__`): on an object of unknown type, or of a project class without that
+        method, an attribute the project stores somewhere with a value that may be one (an attribute nothing
+        stores is a library base's method: `self.add_module`)."""
+        if owners and not any(isinstance(t, Instance) and t.cls.lookup(attr) is None for t in owners):
+            return False
+        found = self._object_attributes.get(attr)
+        if found is None:
+            found = self._object_attributes[attr] = any(self._may_be_object(value, fn, module)
+                                                        for value, fn, module in self._stored_values(attr))
+        return found
+
+    def _may_be_object(self, value: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None = None) -> bool:
+        """Whether a value may be an object or a class of the project. Its types say so or are unknown, and it
+        is not: a literal; a parameter annotated with a builtin scalar type (`size: int`); the result of calling
+        a name bound nowhere (which raises `NameError`); an attribute or an element of a library object, unless
+        the project stores a value of that name into another object (`tfmr.layers[i].self_attn`); a local
+        assigned only such values."""
+        key = (id(value), id(fn))
+        if key not in self._object_values:
+            self._object_values[key] = True  # while it is decided: a cycle of assignments (`a = b`, `b = a`) may
+            self._object_values[key] = self._decide_object(value, fn, module)
+        return self._object_values[key]
+
+    def _decide_object(self, value: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None) -> bool:
+        types = self.infer(value, fn, module)
+        if types:
+            return any(isinstance(t, (Instance, ClassRef, Container)) for t in types)
+        if isinstance(value, (ast.Constant, ast.JoinedStr)):
+            return False
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and fn is not None:
+            return not self._unbound(value.func.id, fn)
+        if isinstance(value, (ast.Attribute, ast.Subscript)):
+            owner = self.infer(value.value, fn, module)
+            name = value.attr if isinstance(value, ast.Attribute) else _last_name(value.value)
+            stored = name is None or any(self._may_be_object(v, f, f.module)
+                                         for v, f in self._stored_elsewhere().get(name, ()))
+            if owner and all(isinstance(t, External) and t.instance for t in owner):
+                return stored
+            return stored or self._may_be_object(value.value, fn, module)
+        if isinstance(value, ast.Name) and fn is not None:
+            sources = self.local_names(fn).get(value.id, ())
+            if not sources and fn.parent is not None:  # a name the function reads from the one around it
+                return self._may_be_object(value, fn.parent, module)
+            if not sources:  # a module-level name (its types were inferred above), or a builtin or unbound
+                return not self._unbound(value.id, fn) and (value.id not in BUILTIN_NAMES or
+                                                            value.id in fn.module.assigns)
+            if all(kind == "expr" for kind, _ in sources):  # `p = Processor(...)`, `f = layer.forward`
+                return any(self._may_be_object(node, fn, module) for _, node in sources)
+            return not all(
+                kind == "param" and isinstance(node.annotation, ast.Name) and node.annotation.id in SCALAR_TYPES
+                for kind, node in sources)
+        return True
+
+    def _stored_elsewhere(self) -> dict[str, list[tuple[ast.expr, FunctionInfo]]]:
+        """Values the project stores, by attribute name, into an object other than the storing method's own
+        receiver (`model.head = Head()`) or into the elements of an attribute (`obj.layers[i] = block`,
+        `obj.layers.append(block)`): how a library object may come to hold a project object."""
+        if self._elsewhere is None:
+            found = {name: [(value, fn) for fn, value in stores] for name, stores in self._attribute_stores().items()}
+            for fn in self.functions.values():
+                for node in fn.nodes:
+                    if isinstance(node, ast.Assign):
+                        for target in node.targets:
+                            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute):
+                                found.setdefault(target.value.attr, []).append((node.value, fn))
+                    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                            node.func.attr in CONTAINER_STORE_METHODS and isinstance(node.func.value, ast.Attribute):
+                        found.setdefault(node.func.value.attr, []).extend((arg, fn) for arg in node.args)
+            self._elsewhere = found
+        return self._elsewhere
+
+    def _unbound(self, name: str, fn: FunctionInfo) -> bool:
+        """Whether `name` is bound nowhere `fn` can read it: not a local of `fn` or of a function around it,
+        not bound at module level (at any depth outside functions and classes, or by a `global` statement),
+        not a builtin, in a module without a star import or a `globals()` call (which may bind anything)."""
+        scope: FunctionInfo | None = fn
+        while scope is not None:
+            if name in self.local_names(scope):
+                return False
+            scope = scope.parent
+        bound = self._module_bindings(fn.module)
+        return bound is not None and name not in bound and name not in BUILTIN_NAMES
+
+    def _module_bindings(self, module: ModuleInfo) -> frozenset | None:
+        """The names a module's own code binds at module level; every name (None) when a star import or a
+        `globals()` call may bind any."""
+        if module not in self._bindings:
+            names: set[str] = set()
+            stack: list[ast.AST] = list(module.tree.body)
+            while stack:
+                node = stack.pop()
+                if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                    names = None
+                    break
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    names.update((a.asname or a.name).split(".")[0] for a in node.names)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(node.name)
+                    stack.extend([*node.decorator_list, *(node.bases if isinstance(node, ast.ClassDef) else ())])
+                    continue  # the body binds its own scope's names (`global` statements are found below)
+                elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    names.add(node.id)
+                stack.extend(ast.iter_child_nodes(node))
+            if names is not None and any(where.module is module for where, _ in self.loads("globals")):
+                names = None
+            if names is not None:
+                for fn in module.functions:
+                    names.update(name for node in fn.nodes if isinstance(node, ast.Global) for name in node.names)
+            self._bindings[module] = frozenset(names) if names is not None else None
+        return self._bindings[module]
+
+    def _stored_values(self, attr: str) -> Iterator[tuple[ast.expr, FunctionInfo | None, ModuleInfo]]:
+        """Every value the project stores in an attribute named `attr`, with the function and module it is in:
+        `self.attr = ...` in a class (and its class-level fields), and `<object>.attr = ...` anywhere."""
+        if self._class_stores is None:
+            self._class_stores = {}
+            for cls in self.classes.values():
+                for name, sources in _attribute_table(cls).items():
+                    self._class_stores.setdefault(name, []).extend(
+                        (value, method, cls.module) for method, value, kind in sources if kind != "ann")
+        yield from self._class_stores.get(attr, ())
+        for fn, value in self._attribute_stores().get(attr, ()):
+            yield value, fn, fn.module
+
+    def _attribute_stores(self) -> dict[str, list[tuple[FunctionInfo, ast.expr]]]:
+        """`<object>.attr = value` statements outside the receiver's own class, by attribute name."""
+        if self._stores is None:
+            self._stores = {}
+            for fn in self.functions.values():
+                receiver = fn.receiver
+                for node in fn.nodes:
+                    if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                        for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                            if isinstance(target, ast.Attribute) and (
+                                    receiver is None or not _is_self_attr(target, receiver)):
+                                self._stores.setdefault(target.attr, []).append((fn, node.value))
+        return self._stores
 
     def _method_names(self) -> set[str]:
         if self._methods is None:
@@ -799,12 +1015,35 @@ class ProjectIndex:
                            call: ast.Call) -> tuple[FunctionInfo, ...]:
         """The project methods `name` that `obj.name(...)` may bind to, memoized on the name and the call's
         shape (its argument count and keyword names): `x.forward(h)` is checked against every `forward` once."""
-        key = (name, len(call.args), any(isinstance(a, ast.Starred) for a in call.args),
-               tuple(kw.arg for kw in call.keywords))
+        key = (name, *_call_shape(call))
         found = self._accepting.get(key)
         if found is None:
             found = self._accepting[key] = tuple(m for m in methods_by_name.get(name, ()) if _accepts(m, call))
         return found
+
+    def opaque_caller(self, fn: FunctionInfo) -> CallSite | None:
+        """The first call of a value of unknown type (`m(x)`, `self.layers[i](x)`, an attribute the index could
+        not type) that may run `fn`, the `__call__` or `__init__` of a project class or a module's `forward`,
+        when the call's arguments bind to its signature; else the first call handing its class's objects (or
+        values of unknown type) to a library callable that calls them (`map(block, xs)`). Its callers are then
+        not all known."""
+        if fn.cls is None or fn.parent is not None or not (
+                fn.name in ("__call__", "__init__") or (fn.name == "forward" and self.is_module(fn.cls))):
+            return None
+        if self._opaque_calls is None:
+            shapes: dict[tuple, CallSite] = {}  # one call per argument shape: the shape is all `_accepts` reads
+            for caller in self.functions.values():
+                for site in caller.calls:
+                    if site.opaque:
+                        shapes.setdefault(_call_shape(site.node), site)
+                    if site.handed is not None:
+                        for cls in site.handed or (None,):  # None: any class
+                            self._handing_calls.setdefault(cls and id(cls), site)
+            self._opaque_calls = list(shapes.values())
+        related = [*fn.cls.mro(), *fn.cls.all_subclasses()]  # an object of a base may be one of a subclass
+        handing = [self._handing_calls.get(key) for key in (None, *(id(c) for c in related))]
+        return next((site for site in self._opaque_calls if _accepts(fn, site.node)), None) or next(
+            (site for site in handing if site is not None), None)
 
     def callers_of(self, fn: FunctionInfo) -> list[CallSite]:
         """Every call that may reach `fn`: resolved calls, and `x.m()` on values of unknown type for a method `m`."""
@@ -1008,6 +1247,7 @@ class ProjectIndex:
 
 
 BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
+SCALAR_TYPES = frozenset({"int", "float", "bool", "str", "bytes", "complex"})  # annotations no project object has
 # The node types `ProjectIndex.local_names` reads bindings from (`ast.parse` makes no subclasses of them).
 _BINDING_NODES = frozenset({ast.Call, ast.Assign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension,
                             ast.withitem, ast.NamedExpr})
@@ -1032,6 +1272,11 @@ def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None
     if name in params and params.index(name) < len(call.args):
         return call.args[params.index(name)]
     return None
+
+
+def _call_shape(call: ast.Call) -> tuple[int, bool, tuple[str | None, ...]]:
+    """What `_accepts` reads of a call: its positional count, whether it unpacks `*args`, its keyword names."""
+    return len(call.args), any(isinstance(a, ast.Starred) for a in call.args), tuple(kw.arg for kw in call.keywords)
 
 
 def _accepts(method: FunctionInfo, call: ast.Call) -> bool:
@@ -1134,6 +1379,10 @@ def _bind(target: ast.expr, value: ast.expr, out: dict, element: bool = False) -
             for sub in target.elts:
                 if isinstance(sub, ast.Name):
                     out.setdefault(sub.id, []).append(("elem", value))
+    elif isinstance(target, (ast.Tuple, ast.List)):  # `for a, b in pairs`: any element of an element
+        for sub in target.elts:
+            if isinstance(sub, ast.Name):
+                out.setdefault(sub.id, []).append(("elem of elem", value))
 
 
 def _attribute_assignments(cls: ClassInfo, attr: str) -> list[tuple[FunctionInfo | None, ast.expr, str]]:
@@ -1141,7 +1390,7 @@ def _attribute_assignments(cls: ClassInfo, attr: str) -> list[tuple[FunctionInfo
 
 
 def _attribute_table(cls: ClassInfo) -> dict[str, list[tuple[FunctionInfo | None, ast.expr, str]]]:
-    """Every value assigned to `self.<attr>` in a class (fields, assignments, `.append`), by attribute."""
+    """Every value assigned to `self.<attr>` in a class (fields, assignments, `+=`, `.append`), by attribute."""
     if cls._attributes is not None:
         return cls._attributes
     table: dict[str, list] = {}
@@ -1167,6 +1416,8 @@ def _attribute_table(cls: ClassInfo) -> dict[str, list[tuple[FunctionInfo | None
                         for sub, val in zip(target.elts, node.value.elts, strict=False):
                             if _is_self_attr(sub, receiver):
                                 table.setdefault(sub.attr, []).append((method, val, "expr"))
+            elif isinstance(node, ast.AugAssign) and _is_self_attr(node.target, receiver):
+                table.setdefault(node.target.attr, []).append((method, node.value, "expr"))  # `+= [Block()]`
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args and (
                     node.func.attr in ("append", "extend", "insert") and _is_self_attr(node.func.value, receiver)):
                 how = "expr" if node.func.attr == "extend" else "append"

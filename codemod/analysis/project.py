@@ -197,6 +197,10 @@ class CallSite:
     unresolved: bool = False
     maybe_callees: tuple[FunctionInfo, ...] = ()  # for `x.m()` on an unknown type: every project method `m`
     deferred: bool = False  # in a lambda or a generator expression: it runs later, in whatever grad mode is on then
+    opaque: bool = False  # calls a value of unknown type that may be an object or a class of the project
+    # Project classes whose objects (or which) a library callable that calls its arguments is handed; empty
+    # when what it is handed has a type the index does not know (then any class); None when it hands nothing.
+    handed: tuple[ClassInfo, ...] | None = None
 
     @property
     def library_callables(self) -> tuple[str, ...]:
@@ -374,3 +378,14 @@ def own_nodes(node: ast.AST) -> Iterator[ast.AST]:
 def is_property(fn: FunctionInfo) -> bool:
     return any(d in ("property", "functools.cached_property") or (d or "").endswith((".setter", ".getter"))
                for d in fn.decorators)
+
+
+def is_implicitly_called(fn: FunctionInfo) -> bool:
+    """A special method (`__getitem__`, `__add__`, `__enter__`, `__post_init__`, ...) or a property: Python
+    calls it where the code does not name it (`t[i]`, `a + b`, `with t:`, `t.prop`), so its calls cannot all
+    be followed. `__init__` and `__call__` are named by calls (see ProjectIndex.opaque_caller)."""
+    if fn.parent is not None:
+        return False
+    name = fn.name
+    return is_property(fn) or (
+        len(name) > 4 and name.startswith("__") and name.endswith("__") and name not in ("__init__", "__call__"))

@@ -44,6 +44,24 @@ CACHE_DECORATORS = frozenset({"functools.lru_cache", "functools.cache"})
 # What methods of library objects return, by method and class: objects of the library, never the project's
 # (a project function in one got there through a read the escape check sees, like `set_defaults(func=f)`).
 LIBRARY_METHOD_RESULTS = {"parse_args": {"argparse.ArgumentParser": "argparse.Namespace"}}
+# Library callables that call a callable argument, by the position and keyword it is passed as
+# (`map(block, xs)`, `checkpoint(self.block, x)`, `sorted(xs, key=scorer)`): a project object handed there may
+# have its `forward`, `__call__` or `__init__` run by the library.
+CALLING_FUNCTIONS: dict[str, tuple[int | None, str]] = {
+    "map": (0, "func"), "filter": (0, "function"), "sorted": (None, "key"), "min": (None, "key"),
+    "max": (None, "key"), "functools.partial": (0, "func"), "functools.reduce": (0, "function"),
+    "itertools.starmap": (0, "function"), "torch.utils.checkpoint.checkpoint": (0, "function"),
+    "torch.utils.checkpoint.checkpoint_sequential": (0, "functions"), "torch.vmap": (0, "func"),
+    "torch.func.vmap": (0, "func"), "torch.func.functional_call": (0, "module"), "torch.func.grad": (0, "func"),
+    "torch.func.jacrev": (0, "func"), "torch.func.jacfwd": (0, "func"), "torch.autograd.functional.jacobian":
+    (0, "func"), "torch.autograd.functional.hessian": (0, "func"), "threading.Thread": (None, "target"),
+}
+# Library functions by what they return: `get_activation("silu")` hands out one of diffusers' shared
+# activation modules (`ACTIVATION_FUNCTIONS` in diffusers/models/activations.py), never a project object.
+LIBRARY_FUNCTION_RESULTS = {
+    "diffusers.models.activations.get_activation": ("torch.nn.GELU", "torch.nn.Mish", "torch.nn.ReLU",
+                                                    "torch.nn.SiLU"),
+}
 # Decorators that return something calling the function where it is called, or the function itself marked:
 # the function is not handed to code that could call it from elsewhere (any other decorator is).
 TRANSPARENT_DECORATORS = frozenset({

@@ -39,6 +39,7 @@ from .project import (
     Instance,
     ModuleInfo,
     defaults,
+    is_implicitly_called,
     parameters,
 )
 from .regions import Hazard, HazardKind, Region, RegionReport
@@ -345,9 +346,21 @@ class FlowAnalyzer:
                                         calls={id(site.node): taint}, path=(*path, step)))
 
     def _external_return(self, fn: FunctionInfo, taint: Taint, path: tuple[str, ...]) -> None:
-        """What a function entered from outside the project returns: noted, and a hazard from a `forward`."""
+        """What a function entered from outside the project returns: noted, and a hazard from a `forward` or
+        `__call__` (a module's output) or a special method or property (its callers are in the project, unseen)."""
         taint = taint.whole()
-        if fn.name not in ("forward", "__call__"):
+        why = self.states.outside_entry(fn) or ""
+        if fn.name in ("forward", "__call__") and why.startswith("may be called by"):
+            unseen = f"{fn.short}, a module forward whose callers cannot all be followed (it {why})"
+            used, trained = f"{unseen}: one may use it with autograd on", f"{unseen}: one may train"
+        elif fn.name in ("forward", "__call__"):
+            used = f"{fn.short}, a module forward whose callers outside the project may use it with autograd on " \
+                   "(a frozen module feeding a trained one, say)"
+            trained = f"{fn.short}, a module forward that callers outside the project may train"
+        elif is_implicitly_called(fn):
+            used = trained = (f"{fn.short}, which Python calls where the code does not name it (`t[i]`, an "
+                              "operator, a property read), so its callers cannot be followed and may train with it")
+        else:
             if taint.inference:
                 self._report.note(f"{fn.short} hands inference tensors to callers outside the project")
             return
@@ -355,16 +368,14 @@ class FlowAnalyzer:
         if taint.inference:
             self._report.add(Hazard(
                 HazardKind.RECORD, True,
-                f"{flow} become the output of {fn.short}, a module forward whose callers outside the project may "
-                f"use it with autograd on (a frozen module feeding a trained one, say): that fails with "
-                f"`{ERR_SAVED}`", subject=fn.short))
+                f"{flow} become the output of {used}: that fails with `{ERR_SAVED}`", subject=fn.short))
             raise _Found()
         elif taint.graph:
             self._report.add(Hazard(
                 HazardKind.GRAPH, True,
-                f"values computed from {flow} with autograd on become the output of {fn.short}, a module forward "
-                "that callers outside the project may train: under inference mode no gradient would reach the "
-                "parameters the region uses (training breaks silently)", subject=fn.short))
+                f"values computed from {flow} with autograd on become the output of {trained}: under inference "
+                "mode no gradient would reach the parameters the region uses (training breaks silently)",
+                subject=fn.short))
             raise _Found()
 
     def schedule_callers_of_cached(self, fn: FunctionInfo, frame: _Frame) -> None:

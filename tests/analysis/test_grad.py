@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chatterbox_codemod.analysis import GradStates
 from chatterbox_codemod.analysis.gradfacts import GradFacts
-from tiny import HEADER, expression, function, index_of
+from tiny import HEADER, call, expression, function, index_of
 
 
 def test_what_may_require_grad(tmp_path):
@@ -150,3 +150,74 @@ def test_generators_and_deferred_calls_run_with_autograd_on(tmp_path):
         function(index, "make"))
     assert states.entry(function(index, "produce")) == (True, True)
     assert "is a generator" in states.outside_entry(function(index, "produce"))
+
+
+def test_calls_python_makes_or_the_index_cannot_type_enter_from_outside(tmp_path):
+    """`part(x)` on a value of unknown type may run any module's `forward` whose signature it fits, and
+    `t[i]` runs `__getitem__`: their grad-off callers are not all their callers."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Block(nn.Module):
+            def forward(self, x):
+                return x * 2
+        class Pair(nn.Module):
+            def forward(self, x, y):
+                return x + y
+        class Table(nn.Module):
+            def __getitem__(self, i):
+                return i
+            def plain(self):
+                return 1
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block, self.table = Block(), Table()
+            @torch.no_grad()
+            def generate(self, x):
+                return self.block(x) + self.table.__getitem__(0) + self.table.plain()
+        def train(model, x):
+            for part in list(model.children()):
+                part(x).sum().backward()
+        """})
+    states = GradStates(index)
+    assert call(index, "train", "part").opaque
+    assert not call(index, "Model.generate", "self.block").opaque
+    assert states.outside_entry(function(index, "Block.forward")) == (
+        "may be called by `part(...)` (m.py:24), a call of a value whose type the analysis cannot resolve")
+    assert states.entry(function(index, "Block.forward")) == (True, True)
+    assert states.outside_entry(function(index, "Pair.forward")) == "has no caller in the project"  # not `part(x)`
+    assert states.outside_entry(function(index, "Table.__getitem__")).startswith(
+        "is called by Python where the code does not name it")
+    assert states.entry(function(index, "Table.plain")) == (False, True)
+
+
+def test_iteration_types_what_a_loop_unpacks(tmp_path):
+    """`for a, b in self.pairs`, `for i, m in enumerate(self.blocks)` and iterating a ModuleList subclass give
+    the modules the loop calls, so those calls are resolved rather than opaque."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Block(nn.Module):
+            def forward(self, x):
+                return x * 2
+        class Stack(nn.ModuleList):
+            def __init__(self):
+                super().__init__()
+                self.add_module("first", Block())
+            def forward(self, x):
+                for layer in self:
+                    x = layer(x)
+                return x
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.pairs = nn.ModuleList([nn.ModuleList([Block(), Block()])])
+                self.blocks = nn.ModuleList(Block() for _ in range(2))
+            def forward(self, x):
+                for first, second in self.pairs:
+                    x = second(first(x))
+                for i, block in enumerate(self.blocks):
+                    x = block(x)
+                return x
+        """})
+    block = function(index, "Block.forward")
+    for caller, spelled in (("Stack.forward", "layer"), ("Model.forward", "second"), ("Model.forward", "block")):
+        site = call(index, caller, spelled)
+        assert site.callees == (block,) and not site.opaque, (caller, spelled)

@@ -296,3 +296,57 @@ def test_functions_handed_out_where_the_call_graph_does_not_show_escape(tmp_path
     assert where["called"] == "getattr(c, name)"  # `getattr(c, name)` may be any function of `c`
     assert "Other.method" not in where  # an attribute of the class, not of the module
     assert "route" not in where  # called nowhere, but never handed out either
+
+
+def test_calls_that_may_run_an_object_of_the_project(tmp_path):
+    """A call of a value of unknown type is opaque (it may run any project object's `forward`, `__call__` or
+    `__init__`); so is an attribute some class stores an object of unknown type in. A library callable that
+    calls an argument is handed the classes of what it is passed (`()`: unknown, any class). Tensor methods,
+    attributes holding scalars and the library's own methods are neither."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        import functools
+        class Block(nn.Module):
+            def __init__(self, size: int, act):
+                super().__init__()
+                self.size, self.act = size, act
+            def forward(self, x):
+                return self.act(x) + x.size(0)
+        def run(block, parts, x):
+            for part in parts:
+                part(x)
+            self_made = Block(3, None)
+            self_made.add_module("extra", nn.Linear(3, 3))
+            sorted(parts, key=block)
+            functools.partial(self_made, x)
+            return list(map(len, parts))
+        """})
+    assert call(index, "Block.forward", "self.act").opaque  # `act` is stored, its type unknown
+    assert not call(index, "Block.forward", "x.size").opaque  # only `size: int` is stored as `size`
+    assert call(index, "run", "part").opaque
+    assert not call(index, "run", "self_made.add_module").opaque  # nothing stores `add_module`: nn.Module's
+    assert call(index, "run", "sorted").handed == ()  # `key=block`: a parameter of unknown type
+    assert call(index, "run", "functools.partial").handed == (index.classes["m.Block"],)
+    assert call(index, "run", "map").handed is None  # `len` is no object of the project
+
+
+def test_values_that_cannot_be_objects_of_the_project(tmp_path):
+    """A name bound nowhere (calling it raises `NameError`) and an attribute or element of a library object
+    hold no project object, unless the project stores one into an attribute of that name elsewhere."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Block(nn.Module):
+            def forward(self, x):
+                return x
+        def run(x):
+            made = Undefined(x)
+            made(x)
+            lib = nn.Linear(3, 3)
+            hook = lib.hooks[0].fn
+            hook(x)
+            other = lib.head
+            other(x)
+        def patch(model):
+            model.head = Block()
+        """})
+    assert not call(index, "run", "made").opaque
+    assert not call(index, "run", "hook").opaque
+    assert call(index, "run", "other").opaque  # `patch` stores a Block as `.head` of another object
