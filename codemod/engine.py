@@ -244,9 +244,10 @@ def analyze(index: ProjectIndex, transforms: list[Transform], targets: set[Path]
         settled = True
         for transform in transforms:
             others = [r for t in transforms if t.id != transform.id for r in regions[t.id]]
-            if views.get(transform.id) == {id(r) for r in others}:
+            view = {id(r) for r in others}
+            if views.get(transform.id) == view:
                 continue
-            views[transform.id] = {id(r) for r in others}
+            views[transform.id] = view
             findings = findings_of[transform.id] = _analyze_one(
                 index, transform, others, targets, display, unsafe_fixes, config, jobs)
             found = _regions_of(findings)

@@ -27,6 +27,7 @@ from .torchapi import GradMode
 State = tuple[bool, bool]  # (may run with autograd on, may run outside inference mode)
 GRAD_OFF: State = (False, False)
 PUBLIC: State = (True, True)
+UNSEEN_CALLER = "may be called by"  # how the reason for a function a call of unknown type may run starts
 IMPLICIT_CALLERS = "is called by Python where the code does not name it (an operator, a subscript, `with`, `for`, " \
                    "a property read)"
 
@@ -168,9 +169,9 @@ def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, 
         site = index.opaque_caller(fn)
         if site is not None:
             where = f"`{site.describe()}(...)` ({site.caller.module.path.name}:{site.line})"
-            entered[id(fn)] = (fn, f"may be called by {where}, a call of a value whose type the analysis cannot "
-                                   "resolve" if site.opaque else f"may be called by {where}, which calls what it is "
-                                                                 "handed")
+            how = "a call of a value whose type the analysis cannot resolve" if site.opaque else \
+                "which calls what it is handed"
+            entered[id(fn)] = (fn, f"{UNSEEN_CALLER} {where}, {how}")
         elif is_implicitly_called(fn):
             entered[id(fn)] = (fn, IMPLICIT_CALLERS)
     for fn in functions:

@@ -95,7 +95,7 @@ class ProjectIndex:
         self._methods: set[str] | None = None  # names of the project's methods
         self._object_attributes: dict[str, bool] = {}  # attribute name -> may hold a project object or class
         self._object_values: dict[tuple[int, int], bool] = {}  # (id(expr), id(fn)) -> may be a project object
-        self._stores: dict[str, list[tuple[FunctionInfo, ast.expr]]] | None = None  # `<obj>.attr = v`, by attr
+        self._store_tables: tuple[dict, dict] | None = None  # see `_stores`
         self._class_stores: dict[str, list[tuple[ast.expr, FunctionInfo | None, ModuleInfo]]] | None = None
         self._bindings: dict[ModuleInfo, frozenset | None] = {}  # names bound at module level (None: any)
         self._elsewhere: dict[str, list[tuple[ast.expr, FunctionInfo]]] | None = None  # `_stored_elsewhere`
@@ -893,17 +893,9 @@ class ProjectIndex:
         receiver (`model.head = Head()`) or into the elements of an attribute (`obj.layers[i] = block`,
         `obj.layers.append(block)`): how a library object may come to hold a project object."""
         if self._elsewhere is None:
-            found = {name: [(value, fn) for fn, value in stores] for name, stores in self._attribute_stores().items()}
-            for fn in self.functions.values():
-                for node in fn.nodes:
-                    if isinstance(node, ast.Assign):
-                        for target in node.targets:
-                            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute):
-                                found.setdefault(target.value.attr, []).append((node.value, fn))
-                    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                            node.func.attr in CONTAINER_STORE_METHODS and isinstance(node.func.value, ast.Attribute):
-                        found.setdefault(node.func.value.attr, []).extend((arg, fn) for arg in node.args)
-            self._elsewhere = found
+            attributes, elements = self._stores()
+            self._elsewhere = {name: [*attributes.get(name, ()), *elements.get(name, ())]
+                               for name in attributes.keys() | elements.keys()}
         return self._elsewhere
 
     def _unbound(self, name: str, fn: FunctionInfo) -> bool:
@@ -956,13 +948,16 @@ class ProjectIndex:
                     self._class_stores.setdefault(name, []).extend(
                         (value, method, cls.module) for method, value, kind in sources if kind != "ann")
         yield from self._class_stores.get(attr, ())
-        for fn, value in self._attribute_stores().get(attr, ()):
+        for value, fn in self._stores()[0].get(attr, ()):
             yield value, fn, fn.module
 
-    def _attribute_stores(self) -> dict[str, list[tuple[FunctionInfo, ast.expr]]]:
-        """`<object>.attr = value` statements outside the receiver's own class, by attribute name."""
-        if self._stores is None:
-            self._stores = {}
+    def _stores(self) -> tuple[dict[str, list[tuple[ast.expr, FunctionInfo]]],
+                               dict[str, list[tuple[ast.expr, FunctionInfo]]]]:
+        """From one walk of every body, by attribute name: the values stored as `<object>.attr = value` outside
+        the storing method's own receiver, and those stored into the elements of `<object>.attr`."""
+        if self._store_tables is None:
+            attributes: dict[str, list[tuple[ast.expr, FunctionInfo]]] = {}
+            elements: dict[str, list[tuple[ast.expr, FunctionInfo]]] = {}
             for fn in self.functions.values():
                 receiver = fn.receiver
                 for node in fn.nodes:
@@ -970,8 +965,14 @@ class ProjectIndex:
                         for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                             if isinstance(target, ast.Attribute) and (
                                     receiver is None or not _is_self_attr(target, receiver)):
-                                self._stores.setdefault(target.attr, []).append((fn, node.value))
-        return self._stores
+                                attributes.setdefault(target.attr, []).append((node.value, fn))
+                            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute):
+                                elements.setdefault(target.value.attr, []).append((node.value, fn))
+                    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                            node.func.attr in CONTAINER_STORE_METHODS and isinstance(node.func.value, ast.Attribute):
+                        elements.setdefault(node.func.value.attr, []).extend((arg, fn) for arg in node.args)
+            self._store_tables = attributes, elements
+        return self._store_tables
 
     def _method_names(self) -> set[str]:
         if self._methods is None:

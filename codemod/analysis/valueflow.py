@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from .collect import consumed_generators
 from .effects import EffectScanner
-from .gradstates import GRAD_OFF, PUBLIC, GradStates, State, transfer
+from .gradstates import GRAD_OFF, PUBLIC, UNSEEN_CALLER, GradStates, State, transfer
 from .index import BUILTIN_NAMES, ProjectIndex, argument_for
 from .project import (
     CallSite,
@@ -350,7 +350,7 @@ class FlowAnalyzer:
         `__call__` (a module's output) or a special method or property (its callers are in the project, unseen)."""
         taint = taint.whole()
         why = self.states.outside_entry(fn) or ""
-        if fn.name in ("forward", "__call__") and why.startswith("may be called by"):
+        if fn.name in ("forward", "__call__") and why.startswith(UNSEEN_CALLER):
             unseen = f"{fn.short}, a module forward whose callers cannot all be followed (it {why})"
             used, trained = f"{unseen}: one may use it with autograd on", f"{unseen}: one may train"
         elif fn.name in ("forward", "__call__"):
