@@ -101,8 +101,19 @@ def test_default_transforms_on_chatterbox_tts(chatterbox_tree, tmp_path):
     for symbol in NEVER_DECORATED:
         assert any(s == symbol for _, s in entry), f"{symbol} should be reported with its reason"
 
+    # The turbo `generate` reaches the flow's encoder (typed from `S3Token2Mel`'s constructor call), whose
+    # positional encoding rebinds `self.pe` in `forward`: under inference mode it would keep an inference tensor.
+    turbo = entry[("tts_turbo.py", "ChatterboxTurboTTS.generate")]
+    assert turbo["status"] == "unsafe"
+    assert "it builds a submodule (`self.pe = ...`) at models/s3gen/transformer/embedding.py:74" in turbo["reason"]
+
     sites = report_sites(report, "inference-mode")
-    assert sites[(S3TOKENIZER, 90)]["status"] == "applied"
+    # `TransformerEncoderLayer`, which nothing in the package builds, calls `feed_forward: torch.nn.Module`: any
+    # module of the project, the tokenizer too, may run there with autograd on.
+    tokenizer = sites[(S3TOKENIZER, 90)]
+    assert (tokenizer["status"], tokenizer["fixable"]) == ("unsafe", True)
+    assert "(it may be called by `self.feed_forward(...)` (encoder_layer.py:101), a call of a value whose type " \
+           "the analysis cannot resolve)" in tokenizer["reason"]
     assert sites[(HIFIGAN, 200)]["status"] == sites[(HIFIGAN, 275)]["status"] == "unsafe"
 
     cli("apply", tree, check_rc=0)

@@ -591,6 +591,98 @@ def test_objects_python_or_a_library_calls_where_the_index_cannot_see(tmp_path):
            "`with`, `for`, a property read), so it is assumed to run with autograd on)" in found.reason
 
 
+def test_a_module_reached_by_a_value_resolved_only_in_part(tmp_path):
+    """Training reaches `Block.forward` through a value the index resolves only in part: one branch of
+    `a if c else b`, one of two assignments, an attribute a subclass sets, a parameter annotated `nn.Module`
+    that nothing calls. Each was judged by its resolved part alone, called the site safe, and the rewritten
+    training raised `Inference tensors cannot be saved for backward`."""
+    owner = "from a import Block, Owner\nfrom torch import nn\nclass Other(nn.Module):\n" \
+            "    def forward(self, x):\n        return x\n"
+    routes = {
+        "branch": owner + "def train(o: Owner, x, small):\n"
+                          "    part = Other() if small else o.get_submodule('block')\n"
+                          "    part(x).sum().backward()\n",
+        "assignments": owner + "def train(o: Owner, x, small):\n    part = Other()\n    if not small:\n"
+                               "        part = o.get_submodule('block')\n    part(x).sum().backward()\n",
+        "subclass": owner + "class Base(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                            "        self.route = Other()\n    def step(self, x):\n        return self.route(x)\n"
+                            "class Sub(Base):\n    def __init__(self):\n        super().__init__()\n"
+                            "        self.route = Block()\n"
+                            "def train(x):\n    Sub().step(x).sum().backward()\n",
+        "annotated": owner + "def train(part: nn.Module, x):\n    part(x).sum().backward()\n",
+    }
+    for name, code in routes.items():
+        report = analyse(tmp_path / name, {"a.py": BLOCK, "b.py": code})
+        found = site(report, "Block.forward")
+        assert (found.status, found.fixable) == (Status.UNSAFE, True), name
+        assert "Inference tensors cannot be saved for backward" in found.reason, name
+    assert "(Block.forward may be called by `part(...)` (b.py:8), a call of a value whose type the analysis " \
+           "cannot resolve, so it is assumed to run with autograd on)" in site(
+               analyse(tmp_path / "again", {"a.py": BLOCK, "b.py": routes["branch"]}), "Block.forward").reason
+
+
+STRAIGHT_LINE = HEADER + """
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+        def replaced(self, x):
+            with torch.no_grad():
+                s = x.abs() + 1
+            s = torch.ones(4, 4)
+            return self.lin(x) * s
+        def maybe_replaced(self, x, flag):
+            with torch.no_grad():
+                s = x.abs() + 1
+            if flag:
+                s = torch.ones(4, 4)
+            return self.lin(x) * s
+        def copied(self, x):
+            with torch.no_grad():
+                s = x.abs() + 1
+            buf = torch.zeros(4, 4)
+            buf[:, :2] = s[:, :2]
+            return self.lin(x) * buf
+        def held(self, x):
+            with torch.no_grad():
+                s = x.abs() + 1
+            buf = [torch.zeros(4, 4)]
+            buf[0] = s
+            return self.lin(x) * buf[0]
+    """
+
+
+def test_a_name_assigned_again_and_a_tensor_written_into(tmp_path):
+    """A name assigned again where nothing is skipped holds only the new value; one assigned again in a branch
+    may still hold the region's tensor. Writing into a tensor `torch.zeros` made copies the values; writing into
+    a list holds them. Every region converted and trained through, the rewrite raises exactly where the verdict
+    is `unsafe`."""
+    report = analyse(tmp_path, {"m.py": STRAIGHT_LINE})
+    verdicts = {name: site(report, f"M.{name}").status for name in ("replaced", "maybe_replaced", "copied", "held")}
+    assert verdicts == {"replaced": Status.APPLIED, "maybe_replaced": Status.UNSAFE, "copied": Status.APPLIED,
+                        "held": Status.UNSAFE}
+    assert "reach `self.lin(x) * s` (an operand may require grad)" in site(report, "M.maybe_replaced").reason
+    assert "reach `self.lin(x) * buf[0]` (an operand may require grad)" in site(report, "M.held").reason
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    (converted / "m.py").write_text(textwrap.dedent(STRAIGHT_LINE[len(HEADER):]).replace(
+        "torch.no_grad()", "torch.inference_mode()"))
+    (converted / "m.py").write_text(HEADER + (converted / "m.py").read_text())
+    trained = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import torch, m
+        model, x = m.M(), torch.randn(4, 4)
+        for name, args in (("replaced", ()), ("maybe_replaced", (False,)), ("copied", ()), ("held", ())):
+            try:
+                getattr(model, name)(x, *args).sum().backward()
+                print(name, "trains")
+            except RuntimeError as exc:
+                print(name, "raises", str(exc).split(".")[0])
+        """)], cwd=converted, capture_output=True, text=True, check=True)
+    assert trained.stdout.splitlines() == [
+        "replaced trains", "maybe_replaced raises Inference tensors cannot be saved for backward", "copied trains",
+        "held raises Inference tensors cannot be saved for backward"]
+
+
 def test_each_transform_judges_the_code_the_whole_run_writes(tmp_path):
     """`summarize` (entry points, judged first) calls `Attn.prep`, which inference-mode converts: judged
     before that conversion it was unsafe, and the verification's second run, reading `prep` already under
@@ -625,3 +717,26 @@ def test_each_transform_judges_the_code_the_whole_run_writes(tmp_path):
     assert site(report, "Pipeline.summarize", "entry-points").status == Status.APPLIED
     assert [(s.symbol, s.status, s.rewritten) for s in report.sites if s.transform == "inference-mode"] == [
         ("Attn.prep", Status.APPLIED, True), ("distill", Status.APPLIED, True)]
+
+
+def test_a_tensor_stored_on_an_object_of_unresolved_type_reaches_every_reader_of_that_attribute(tmp_path):
+    """The region stores its tensor on `.buffer` of an object whose type the index does not resolve (a
+    library object, a parameter nothing types); another method reads `.buffer` of the same object under
+    another name and updates it in place with autograd on. Converted, that update raises; the store reached
+    only the local name before, and a site of torch's FSDP (`init_flat_param_attributes`) was called safe."""
+    code = HEADER + """
+        import copy
+        class Handle:
+            def __init__(self, param):
+                self.param = copy.copy(param)
+            @torch.no_grad()
+            def init(self, x):
+                flat = self.param
+                flat.buffer = torch.zeros_like(x) + x.abs()
+            def refresh(self, x):
+                self.param.buffer.add_(x)
+        """
+    report = analyse(tmp_path, {"m.py": code})
+    found = site(report, "Handle.init")
+    assert (found.status, found.fixable) == (Status.UNSAFE, True)
+    assert "stored on `.buffer` of an object of unresolved type (m.py:" in found.reason

@@ -21,7 +21,9 @@ and closures reading a region's tensor; a generator yields from inside a
 grad-off `with` block, whose mode the loop iterating it runs in; and calls
 the package never names reach a grad-off region (a module called through a
 value of unknown type or through `map`, `__getitem__` run by `t[i]`, a
-property read).
+property read), or a call of a value the index resolves only in part does (one
+branch of `a if c else b`, one of two assignments, an attribute a subclass
+sets, a parameter annotated `nn.Module`, a local a loop rotates it into).
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -767,6 +769,90 @@ def model_hidden_call(b: Builder) -> None:
              "return {'p': p, 'l': l, " + GRADS.replace("$M", "o") + "}", ((lo, owner), (hi, fit)), O=owner, FIT=fit)
 
 
+def model_partly_resolved_call(b: Builder) -> None:
+    """A module reached by a call whose value the index resolves only in part trains through a grad-off
+    region that the package calls grad-off: one branch of `a if c else b`, one of two assignments to a local or
+    to an attribute, a parameter annotated `nn.Module`, an attribute a subclass sets (the other part is a value
+    of unknown type: `owner.get_submodule(...)`), or the local that a loop rotating three of them (`a, b, c =
+    b, c, a`) hands the module to. The region's tensor meets a parameter after it."""
+    rng = b.rng
+    lo, hi = b.pair()
+    block, other, owner, fit = b.fresh("Block"), b.fresh("Other"), b.fresh("Owner"), b.fresh("fit")
+    kind = rng.choice(["ifexp", "reassign", "attribute", "annotated", "subclass", "loop"])
+    base = b.fresh("Base") if kind == "subclass" else "nn.Module"
+    b.put(lo, """
+        class $BLOCK(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+
+            def forward(self, x):
+                $WITH
+                    s = x.abs().amax() + 1.0
+                return self.lin(x) / s
+
+
+        class $OTHER(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+
+            def forward(self, x):
+                return self.lin(x)
+        """, BLOCK=block, OTHER=other)
+    if kind == "subclass":
+        b.put(lo, """
+            class $BASE(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.route = $OTHER()
+
+                def step(self, x):
+                    return self.route(x)
+            """, BASE=base, OTHER=other)
+    b.put(lo, """
+        class $OWNER($BASE):
+            def __init__(self):
+                super().__init__()
+                self.block = $BLOCK()
+                self.other = $OTHER()
+                $ROUTE
+
+            def pick(self):
+                self.route = self.get_submodule("block")
+
+            def peek(self, x):
+                $WITH2
+                    return self.block(x).sum().item()
+        """, OWNER=owner, BASE=base, BLOCK=block, OTHER=other,
+          ROUTE="self.route = self.block" if kind == "subclass" else "self.route = self.other")
+    call = {
+        "ifexp": "(owner.other if x.numel() > 99 else owner.get_submodule('block'))(x)",
+        "reassign": "part(x)",
+        "attribute": "owner.route(x)",
+        "annotated": "owner(x)",
+        "subclass": "owner.step(x)",
+        "loop": "c(x)",
+    }[kind]
+    prepare = {
+        "reassign": "part = owner.other\n    if x.numel() < 99:\n        part = owner.get_submodule('block')",
+        "attribute": "owner.pick()",
+        # `a.train()` first: the index reads `a`, and `b` and `c` on the way, before the call reads `c`.
+        "loop": "a, b, c = owner.block, owner.other, owner.other\n    a.train()\n    for _ in range(1):\n"
+                "        a, b, c = b, c, a",
+    }.get(kind, "pass")
+    b.put(hi, """
+        def $FIT(owner$ANNOTATION, x):
+            $PREPARE
+            total = $CALL.sum()
+            total.backward()
+            return total.detach()
+        """, FIT=fit, CALL=call, ANNOTATION=": nn.Module" if kind == "annotated" else "", PREPARE=prepare)
+    argument = "o.block" if kind == "annotated" else "o"
+    b.driver("o = $O()\nx = torch.randn(4, 4)\np = torch.tensor(o.peek(x))\nl = $FIT(" + argument + ", x)\n"
+             "return {'p': p, 'l': l, " + GRADS.replace("$M", "o") + "}", ((lo, owner), (hi, fit)), O=owner, FIT=fit)
+
+
 # ---------------------------------------------------------------------------
 # Usage templates: wrap a model the program already has
 
@@ -976,7 +1062,7 @@ def usage_tuner(b: Builder, model: Model, embed: str) -> None:
 USAGES = [usage_holder, usage_distill, usage_ema]
 MODELS = [model_attention, model_attention, model_attention, model_entry, model_entry, model_cache, model_conv,
           model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference,
-          model_yield, model_hidden_call]
+          model_yield, model_hidden_call, model_partly_resolved_call]
 
 
 def generate(seed: int) -> Program:

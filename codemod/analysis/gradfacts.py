@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable
 
 from .index import ProjectIndex, argument_for
-from .project import MODULE_CODE, CallSite, Container, FunctionInfo, ModuleInfo
+from .project import MODULE_CODE, UNRESOLVED, CallSite, Container, FunctionInfo, ModuleInfo
 from .torchapi import (
     CONTAINER_STORE_METHODS,
     GRAD_FREE_BUILTINS,
@@ -133,7 +133,8 @@ class GradFacts:
             return True
         if isinstance(func, ast.Name):
             return func.id not in GRAD_FREE_BUILTINS
-        if isinstance(func, ast.Attribute) and all(isinstance(t, Container) for t in self.index.infer(func.value, fn)):
+        if isinstance(func, ast.Attribute) and all(isinstance(t, Container) or t is UNRESOLVED
+                                                    for t in self.index.infer(func.value, fn)):
             # A method of a value that may be a tensor: its result requires grad only if an input does. An
             # object of a known class without that method is calling an attribute of unknown type instead.
             if func.attr in GRAD_FREE_METHODS or func.attr in NON_TENSOR_METHODS:

@@ -89,6 +89,9 @@ class GradStates:
                             incoming[slot] = True
                             self._why[(id(callee), slot)] = site
                             changed = True
+                        elif state[slot] and self._why.get((id(callee), slot), site) is None:
+                            # Entered from outside, and by a caller the project shows: the reason names that.
+                            self._why[(id(callee), slot)] = site
                     if changed:
                         work.append(callee)
 

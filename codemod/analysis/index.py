@@ -22,14 +22,16 @@ guessing.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .collect import BodyWalks, Collector
 from .configs import Construction, Value
 from .project import (
     MODULE_CODE,
     NOTHING,
+    UNRESOLVED,
     CallSite,
     ClassInfo,
     ClassRef,
@@ -78,10 +80,20 @@ class ProjectIndex:
         self.classes: dict[str, ClassInfo] = {}
         self.functions: dict[str, FunctionInfo] = {}
         self.callers: dict[int, list[CallSite]] = {}
-        self._attr_types: dict[tuple[int, str], frozenset] = {}
-        self._attr_stack: set[tuple[int, str]] = set()
+        # (id(class), attribute) -> the types assigned to it in that class, and the values of unknown type
+        self._attr_types: dict[tuple[int, str], tuple[frozenset, tuple]] = {}
+        self._attr_whole: dict[tuple[int, str], frozenset] = {}  # ... over its bases and subclasses: `attr_types`
         self._return_types: dict[int, frozenset] = {}
-        self._return_stack: set[int] = set()
+        # Keys of the memoized types being inferred (attribute, local, return, module variable), each with its
+        # position in the chain of inferences under way, and the lowest position an inference has read since
+        # `_add_part` started one part (a cycle: see there).
+        self._in_progress: dict[tuple, int] = {}
+        self._reached = _NOT_REACHED
+        # Memoized answers inferred from a value under way (see `_fixpoint`): the lowest position each read,
+        # and by position, the memos to drop when the value there has its answer.
+        self._pending: dict[tuple, int] = {}
+        self._provisional: dict[int, list[tuple[dict, Any, tuple]]] = {}
+        self._deciding = 0  # how many `_may_be_object` decisions are under way, one inside the other
         self._local_sources: dict[int, dict[str, list]] = {}
         self._local_types: dict[tuple[int, str], frozenset] = {}
         self._module_var_types: dict[tuple[int, str], frozenset] = {}
@@ -100,7 +112,9 @@ class ProjectIndex:
         self._bindings: dict[ModuleInfo, frozenset | None] = {}  # names bound at module level (None: any)
         self._elsewhere: dict[str, list[tuple[ast.expr, FunctionInfo]]] | None = None  # `_stored_elsewhere`
         self._roots: set[str] | None = None  # the project's top-level package names
+        self._library_bases: set[str] | None = None  # see `_subclassed_library_classes`
         self._types_from_call_sites = False  # set once every call has been resolved a first time
+        self._callers_complete = False  # set once every call is linked to its callees
         self.configs: list[tuple[Path, list[Construction]]] = []  # configuration files that build models
         self._configured: dict[tuple[int, str], frozenset] = {}  # (id(__init__), parameter) -> types
         self.redefined: set[str] = set()  # qualified names defined more than once (the later ones get `@line`)
@@ -151,17 +165,13 @@ class ProjectIndex:
         # attributes `__init__` stores them in; calls that stayed unresolved are resolved again.
         self._types_from_call_sites = True
         self._type_configured_arguments()
-        for cache in (self._local_types, self._attr_types, self._return_types, self._module_var_types,
-                      self._object_attributes, self._object_values):
-            cache.clear()
+        self._clear_types()
         for fn in self.functions.values():
             for site in fn.calls:
-                if site.callees or site.module_types or site.constructs or site.external is not None:
+                if (site.callees or site.module_types or site.constructs or site.external is not None) and \
+                        not site.opaque and not site.unresolved:
                     continue
-                site.unresolved = False
-                self._resolve_call(site)
-                for callee in site.callees:
-                    self.callers.setdefault(id(callee), []).append(site)
+                self._resolve_again(site)
         # `x.m()` on a value of unknown type may reach any project method named `m`: a possible caller.
         methods_by_name: dict[str, list[FunctionInfo]] = {}
         for fn in self.functions.values():
@@ -173,6 +183,28 @@ class ProjectIndex:
                     site.maybe_callees = self._accepting_methods(methods_by_name, site.node.func.attr, site.node)
                     for method in site.maybe_callees:
                         self.callers.setdefault(id(method), []).append(site)
+        # Third round: with every call linked, a parameter holds what its callers pass (`global_cmvn:
+        # nn.Module = None` that no caller passes is None), so calls left opaque by one are decided again.
+        self._callers_complete = True
+        self._clear_types()
+        for fn in self.functions.values():
+            for site in fn.calls:
+                if site.opaque or site.handed == ():
+                    self._resolve_again(site)
+
+    def _clear_types(self) -> None:
+        for cache in (self._local_types, self._attr_types, self._attr_whole, self._return_types,
+                      self._module_var_types, self._object_attributes, self._object_values, self._pending,
+                      self._provisional):
+            cache.clear()
+
+    def _resolve_again(self, site: CallSite) -> None:
+        """Resolve a call again, with what the index knows now; the callees found before stay linked."""
+        linked = {id(callee) for callee in site.callees}
+        self._resolve_call(site)
+        for callee in site.callees:
+            if id(callee) not in linked:
+                self.callers.setdefault(id(callee), []).append(site)
 
     def _decorator_mode(self, fn: FunctionInfo) -> str | None:
         mode = None
@@ -259,7 +291,8 @@ class ProjectIndex:
     # -- types -------------------------------------------------------------
 
     def infer(self, expr: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None = None) -> frozenset:
-        """The set of types an expression may have (empty when unknown)."""
+        """The set of types an expression may have: empty when unknown; with `UNRESOLVED` beside the types
+        found when only part of it could be resolved (`Block() if small else load(path)`)."""
         module = module or (fn.module if fn else None)
         if isinstance(expr, ast.Name):
             return self._infer_name(expr.id, fn, module)
@@ -272,34 +305,172 @@ class ProjectIndex:
                     self.qualify(module, expr.value, fn) == "sys.modules":
                 return frozenset({ModuleRef(module)})  # `sys.modules[__name__]`: this module
             out = set()
-            for base in self.infer(expr.value, fn, module):
+            bases = self.infer(expr.value, fn, module)
+            for base in bases:
                 if isinstance(base, Container):
                     out |= base.elems
-            return frozenset(out)
+            # Indexing what is not a container of known elements (a project object's `__getitem__`) is unknown.
+            return self._partly(out, any(not isinstance(base, Container) for base in bases))
         if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
-            elems: set = set()
-            for elt in expr.elts:
-                elems |= self.infer(elt.value if isinstance(elt, ast.Starred) else elt, fn, module)
-            return frozenset({Container(frozenset(elems))})
+            elements = [elt.value if isinstance(elt, ast.Starred) else elt for elt in expr.elts]
+            return frozenset({Container(self._union(elements, fn, module))})
         if isinstance(expr, ast.Dict):
-            elems = set()
-            for value in expr.values:
-                elems |= self.infer(value, fn, module)
-            return frozenset({Container(frozenset(elems))})
+            return frozenset({Container(self._union(expr.values, fn, module))})
         if isinstance(expr, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
             return frozenset({Container(self.infer(expr.elt, fn, module))})
         if isinstance(expr, ast.DictComp):
             return frozenset({Container(self.infer(expr.value, fn, module))})
         if isinstance(expr, ast.IfExp):
-            return self.infer(expr.body, fn, module) | self.infer(expr.orelse, fn, module)
+            return self._union((expr.body, expr.orelse), fn, module)
         if isinstance(expr, ast.BoolOp):
-            out = set()
-            for value in expr.values:
-                out |= self.infer(value, fn, module)
-            return frozenset(out)
+            return self._union(expr.values, fn, module)
         if isinstance(expr, ast.NamedExpr):
             return self.infer(expr.value, fn, module)
         return NOTHING
+
+    def _union(self, values: Iterable[ast.expr], fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
+        """The types of values that one expression may take, the unknown ones among them kept as `UNRESOLVED`."""
+        parts = _Parts()
+        for value in values:
+            self._add_part(parts, value, fn, module)
+        return self._partly(parts.found, parts.unknown)
+
+    def _add_part(self, parts: _Parts, value: ast.expr, fn: FunctionInfo | None,
+                  module: ModuleInfo | None) -> frozenset:
+        """Infer one part of a value into `parts`. A part that read a value whose inference is under way (a
+        cycle: `self.t3 = self.t3.to(device)`) is kept apart, to be inferred again once that value has a first
+        answer (`_fixpoint`); a cycle no memo of this value closes is settled by the value above that it reads."""
+        outer, self._reached = self._reached, _NOT_REACHED
+        types = self.infer(value, fn, module)
+        reached = self._reached
+        self._reached = min(outer, reached)
+        parts.found |= types
+        if reached < len(self._in_progress):  # it read a value above: a cycle closed here is no cycle above
+            parts.cyclic.append((value, fn, module))
+        elif not types:
+            parts.unknown.append((value, fn, module))
+        return types
+
+    def _enter(self, key: tuple) -> bool:
+        """Start inferring the memoized value `key`. False when it cannot start: its inference is under way (a
+        cycle, recorded for `_add_part`), or the chain of inferences under way is `MAX_INFERENCE_DEPTH` long
+        (a value that deep stays unknown: its reader counts it as unresolved; see `_depth`)."""
+        position = self._in_progress.get(key)
+        if position is not None:
+            self._reached = min(self._reached, position)
+            return False
+        if self._depth() >= MAX_INFERENCE_DEPTH:
+            return False
+        self._in_progress[key] = len(self._in_progress)
+        return True
+
+    def _depth(self) -> int:
+        """How deep the inferences and the decisions of `_may_be_object` under way are nested."""
+        return len(self._in_progress) + self._deciding
+
+    def _fixpoint(self, memo: dict, kind: str, key: tuple | int, collect: Callable[[_Parts], None],
+                  result: Callable[[_Parts], Any], widened: Any) -> Any:
+        """The memoized value `memo[key]` (a `kind` of value: local, return, attribute, module variable),
+        inferred from the parts `collect` adds (`result` makes the value of them).
+
+        Values read back through themselves form cycles (`self.t3 = self.t3.to(device)`; `a = b`, `b = c`,
+        `c = a` in a loop). The first value of a cycle to be inferred, its root, infers its cyclic parts again
+        from its answer so far until that answer holds: that tells a part that adds nothing
+        (`self.t3.to(device)` is a T3Cond again) from one whose type is unknown. Any other value of the cycle
+        was inferred while the root's answer was not known: it keeps what it found, with `UNRESOLVED` for
+        the rest (a part of the cycle may hold anything the cycle does), and the root takes it from there. An
+        answer that does not hold within `MAX_ROUNDS` is `widened`. Answers inferred from a root's answer
+        before it held (whether a value may be a project object) are dropped each round.
+        """
+        pending = (kind, key)
+        if self._recalled(memo, key, pending):
+            return memo[key]
+        if not self._enter(pending):
+            return result(_Parts()) if pending in self._in_progress else widened
+        position = self._in_progress[pending]
+        outer, self._reached = self._reached, _NOT_REACHED
+        parts = _Parts()
+        collect(parts)
+        cyclic = parts.cyclic
+        if cyclic and self._reached < position:  # a value of a cycle whose root is above
+            parts.found.add(UNRESOLVED)
+            value = memo[key] = result(parts)
+            del self._in_progress[pending]
+            self._reached = min(outer, self._reached)
+            return value
+        value = result(parts)
+        if cyclic:  # the root of its cycle: its answer so far is read as provisional
+            self._pending[pending] = position
+            for _ in range(MAX_ROUNDS):
+                memo[key] = value
+                self._drop_provisional(position)
+                parts.cyclic = []
+                for part in cyclic:
+                    self._add_part(parts, *part)
+                settled = result(parts)
+                if settled == value:
+                    break
+                value = settled
+            else:
+                value = widened
+                self._drop_provisional(position)
+        del self._in_progress[pending]
+        holds_until = self._remember(memo, key, pending, value, outer, position)
+        # What the last round inferred from the answer holds with it: final, or provisional where it is.
+        for entry in self._provisional.pop(position, ()):
+            self._settled(entry, holds_until)
+        return value
+
+    def _recalled(self, memo: dict, key: Any, pending: tuple) -> bool:
+        """Whether `memo` holds an answer for `key`; whoever reads a provisional one is provisional too."""
+        if key not in memo:
+            return False
+        position = self._pending.get(pending)
+        if position is not None:
+            self._reached = min(self._reached, position)
+        return True
+
+    def _remember(self, memo: dict, key: Any, pending: tuple, value: Any, outer: int, position: int) -> int:
+        """Memoize the answer inferred at `position` since `_reached` was `outer`: provisional, to be dropped
+        with the values inferred from it, when it read a value under way above that position. Returns the
+        lowest such position (`_NOT_REACHED`: the answer is final)."""
+        memo[key] = value
+        reached = self._reached
+        self._reached = min(outer, reached)
+        holds_until = reached if reached < position else _NOT_REACHED
+        self._settled((memo, key, pending), holds_until)
+        return holds_until
+
+    def _settled(self, entry: tuple[dict, Any, tuple], reached: int) -> None:
+        """A memoized answer that holds while the value at position `reached` holds (final: `_NOT_REACHED`)."""
+        if reached == _NOT_REACHED:
+            self._pending.pop(entry[2], None)
+        else:
+            self._pending[entry[2]] = reached
+            self._provisional.setdefault(reached, []).append(entry)
+
+    def _drop_provisional(self, position: int) -> None:
+        """Forget the answers inferred from the provisional answer of the value at `position`."""
+        for memo, key, pending in self._provisional.pop(position, ()):
+            memo.pop(key, None)
+            self._pending.pop(pending, None)
+
+    def _types_of_parts(self, parts: _Parts) -> frozenset:
+        return self._partly(_merge_containers(parts.found), parts.unknown)
+
+    def _partly(self, found: set, unknown) -> frozenset:
+        """`found`, with `UNRESOLVED` when some part of the value is not in it: `unknown` is true, or lists
+        (value, function, module) for parts whose types are unknown, counted when they may be a project object.
+
+        A value whose every part is unknown has no types (`NOTHING`): `UNRESOLVED` only qualifies what was found.
+        So has one of more than `MAX_TYPES` types: it is widened to unknown.
+        """
+        if found <= {UNRESOLVED} or len(found) > MAX_TYPES:
+            return NOTHING
+        if UNRESOLVED not in found and (
+                unknown is True or (unknown and any(self._may_be_object(*part) for part in unknown))):
+            found.add(UNRESOLVED)
+        return frozenset(found)
 
     def _attribute_types(self, expr: ast.Attribute, fn: FunctionInfo | None, module: ModuleInfo | None,
                          owners: frozenset) -> frozenset:
@@ -311,7 +482,7 @@ class ProjectIndex:
             name = self.qualify(module, expr, fn)
             if name is not None:
                 out |= self._types_of_qualified(name)
-        return frozenset(out)
+        return self._partly(out, UNRESOLVED in owners)
 
     def _infer_name(self, name: str, fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
         scope = fn
@@ -329,14 +500,11 @@ class ProjectIndex:
         if name in module.imports:
             return self._types_of_qualified(self.canonical(module.imports[name]))
         if name in module.assigns:
-            key = (id(module), name)
-            if key not in self._module_var_types:
-                self._module_var_types[key] = NOTHING
-                out: set = set()
+            def collect(parts: _Parts) -> None:
                 for value in module.assigns[name]:
-                    out |= self.infer(value, None, module)
-                self._module_var_types[key] = frozenset(out)
-            return self._module_var_types[key]
+                    self._add_part(parts, value, None, module)
+            return self._fixpoint(self._module_var_types, "module variable", (id(module), name), collect,
+                                  self._types_of_parts, NOTHING)
         return NOTHING
 
     def _types_of_qualified(self, name: str) -> frozenset:
@@ -366,7 +534,11 @@ class ProjectIndex:
             for cls in list(base.cls.mro())[1:]:
                 if attr in cls.methods:
                     return frozenset({FuncRef(cls.methods[attr])})
-            return frozenset({External(f"{MODULE_BASE}.{attr}")}) if self.is_module(base.cls) else NOTHING
+            if self.is_module(base.cls):
+                return frozenset({External(f"{MODULE_BASE}.{attr}")})
+            # No class of the project after it defines it: a library base's (`dict.__init__`), or `object`'s.
+            library = [b for owner in base.cls.mro() for b in owner.external_bases]
+            return frozenset({External(f"{library[0] if library else 'builtins.object'}.{attr}")})
         if isinstance(base, ModuleRef):
             return self._types_of_qualified(self.canonical(f"{base.module.name}.{attr}"))
         if isinstance(base, External) and not base.instance:
@@ -423,33 +595,63 @@ class ProjectIndex:
         # `module.to(device)`, `.eval()` ... return the module itself.
         if isinstance(func, ast.Attribute) and func.attr in MODULE_SELF_METHODS:
             receiver = self.infer(func.value, fn, module)
-            kept = frozenset(t for t in receiver if self._is_module_type(t) and not self._defines(t, func.attr))
+            kept = {t for t in receiver if self._is_module_type(t) and not self._defines(t, func.attr)}
             if kept:
-                return kept
+                return self._partly(kept, UNRESOLVED in receiver)
         if isinstance(func, ast.Attribute) and func.attr in LIBRARY_METHOD_RESULTS:
-            returned = {LIBRARY_METHOD_RESULTS[func.attr].get(t.name) for t in self.infer(func.value, fn, module)
+            receiver = self.infer(func.value, fn, module)
+            returned = {LIBRARY_METHOD_RESULTS[func.attr].get(t.name) for t in receiver
                         if isinstance(t, External) and t.instance}
             if returned and None not in returned:
-                return frozenset(External(r, instance=True) for r in returned)
+                return self._partly({External(r, instance=True) for r in returned}, UNRESOLVED in receiver)
         out: set = set()
         targets = self.infer(func, fn, module)
         if not targets and isinstance(func, ast.Name) and func.id in ("enumerate", "zip"):
+            unknown = False
             for arg in call.args:  # pairs, each holding an element of an argument
                 for item in self.infer(arg.value if isinstance(arg, ast.Starred) else arg, fn, module):
                     out |= self._elements(item)
-            return frozenset({Container(frozenset({Container(frozenset(out))}))}) if out else NOTHING
+                    unknown = unknown or item is UNRESOLVED
+            return frozenset({Container(frozenset({Container(self._partly(out, unknown))}))}) if out else NOTHING
+        if not targets and isinstance(func, ast.Name) and func.id == "getattr" and len(call.args) in (2, 3) and \
+                isinstance(call.args[1], ast.Constant) and isinstance(call.args[1].value, str):
+            # `getattr(torch.nn, "SiLU", Swish)`: the attribute, or the default where it is missing.
+            owners = self.infer(call.args[0], fn, module)
+            parts = _Parts()
+            parts.found = {t for owner in owners for t in self.member_types(owner, call.args[1].value)}
+            missing = not parts.found or UNRESOLVED in owners
+            if len(call.args) == 3:
+                self._add_part(parts, call.args[2], fn, module)
+            return self._partly(parts.found, missing or parts.unknown)
+        unknown: list[FunctionInfo | None] = []  # callees whose results are unknown (None: a library's)
         for target in targets:
             if isinstance(target, ClassRef):
                 out.add(Instance(target.cls))
-            elif isinstance(target, FuncRef):
-                out |= self.return_types(target.fn)
+                continue
+            if isinstance(target, FuncRef):
+                called: FunctionInfo | None = target.fn
             elif isinstance(target, Instance):
-                forward = target.cls.lookup("forward") or target.cls.lookup("__call__")
-                if forward is not None:
-                    out |= self.return_types(forward)
+                called = target.cls.lookup("forward") or target.cls.lookup("__call__")
+            else:
+                called = None
+            if called is not None:
+                returned = self.return_types(called)
+                if not returned:
+                    unknown.append(called)
             elif isinstance(target, External) and not target.instance:
-                out |= self._external_call_types(target.name, call, fn, module)
-        return frozenset(out)
+                returned = self._external_call_types(target.name, call, fn, module)
+                if not returned:
+                    unknown.append(None)  # a library may return what it was handed
+            else:
+                continue
+            out |= returned
+        return self._partly(out, bool(out) and (UNRESOLVED in targets or any(
+            called is None or self._returns_object(called) for called in unknown)))
+
+    def _returns_object(self, fn: FunctionInfo) -> bool:
+        """Whether a function whose return types are unknown may return a project object."""
+        return any(self._may_be_object(node.value, fn) for node in fn.nodes
+                   if isinstance(node, ast.Return) and node.value is not None)
 
     def _external_call_types(self, name: str, call: ast.Call, fn, module) -> frozenset:
         if name in MODULE_WRAPPERS and call.args:
@@ -458,15 +660,18 @@ class ProjectIndex:
             return self._imported_modules(call.args[0])
         if name in CONTAINER_MODULES:
             elems: set = set()
+            unknown: list = []
             for arg in call.args:
-                inner = self.infer(arg.value if isinstance(arg, ast.Starred) else arg, fn, module)
+                part = _Parts()
+                inner = self._add_part(part, arg.value if isinstance(arg, ast.Starred) else arg, fn, module)
+                unknown += part.unknown
                 if isinstance(arg, (ast.Starred, ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.GeneratorExp,
                                     ast.SetComp, ast.DictComp)):
                     for item in inner:
                         elems |= item.elems if isinstance(item, Container) else {item}
                 else:
                     elems |= inner
-            return frozenset({Container(frozenset(elems), module=name)})
+            return frozenset({Container(self._partly(elems, unknown), module=name)})
         if name in LIBRARY_FUNCTION_RESULTS:
             return frozenset(External(returned, instance=True) for returned in LIBRARY_FUNCTION_RESULTS[name])
         last = name.rpartition(".")[2]
@@ -494,24 +699,16 @@ class ProjectIndex:
         return frozenset({External(prefix.rpartition(".")[0])})  # some module of a library package
 
     def return_types(self, fn: FunctionInfo) -> frozenset:
-        key = id(fn)
-        if key in self._return_types:
-            return self._return_types[key]
-        if key in self._return_stack:
-            return NOTHING
-        self._return_stack.add(key)
-        out: set = set()
         annotation = fn.node.returns
-        if annotation is not None:
-            resolved = self._annotation_types(annotation, fn.module, fn)
-            out |= resolved
-        if not out:
+        resolved = NOTHING if annotation is None else self._annotation_types(annotation, fn.module, fn)
+        if resolved:
+            return resolved
+
+        def collect(parts: _Parts) -> None:
             for node in fn.nodes:
                 if isinstance(node, ast.Return) and node.value is not None:
-                    out |= self.infer(node.value, fn)
-        self._return_stack.discard(key)
-        self._return_types[key] = frozenset(out)
-        return self._return_types[key]
+                    self._add_part(parts, node.value, fn, fn.module)
+        return self._fixpoint(self._return_types, "return", id(fn), collect, self._types_of_parts, NOTHING)
 
     def _annotation_types(self, annotation: ast.expr, module: ModuleInfo, fn: FunctionInfo | None) -> frozenset:
         if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
@@ -522,20 +719,32 @@ class ProjectIndex:
         if isinstance(annotation, ast.Subscript):  # Optional[X] -> X
             inner = annotation.slice
             elts = inner.elts if isinstance(inner, ast.Tuple) else [inner]
-            out: set = set()
-            for elt in elts:
-                out |= self._annotation_types(elt, module, fn)
-            return frozenset(out)
-        if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
-            return self._annotation_types(annotation.left, module, fn) | self._annotation_types(
-                annotation.right, module, fn
-            )
-        name = self.qualify(module, annotation)
-        if name in self.classes:
-            return frozenset({Instance(self.classes[name])})
-        if name and name.rpartition(".")[2][:1].isupper() and name.startswith("torch.nn."):
-            return frozenset({External(name, instance=True)})
-        return NOTHING
+        elif isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+            elts = [annotation.left, annotation.right]
+        else:
+            name = self.qualify(module, annotation)
+            if name in self.classes:
+                return frozenset({Instance(self.classes[name])})
+            if name and name.rpartition(".")[2][:1].isupper() and name.startswith("torch.nn."):
+                # `block: nn.Module` may be any module of the project, `conv: nn.Conv1d` a project subclass.
+                return self._partly({External(name, instance=True)}, name in self._subclassed_library_classes())
+            return NOTHING
+        out: set = set()
+        unknown = False
+        for elt in elts:
+            found = self._annotation_types(elt, module, fn)
+            out |= found
+            unknown = unknown or not (found or isinstance(elt, ast.Constant) or (
+                isinstance(elt, ast.Name) and elt.id in (*SCALAR_TYPES, "None")))
+        return self._partly(out, unknown)
+
+    def _subclassed_library_classes(self) -> set[str]:
+        """The library classes a project class derives from, `nn.Module` when any does."""
+        if self._library_bases is None:
+            self._library_bases = {base for cls in self.classes.values() for base in cls.external_bases}
+            if any(self.is_module(cls) for cls in self.classes.values()):
+                self._library_bases.add(MODULE_BASE)
+        return self._library_bases
 
     def local_names(self, fn: FunctionInfo) -> dict[str, list]:
         """Where each local name of a function gets its value: parameters, assignments, loops, `with ... as`."""
@@ -571,39 +780,64 @@ class ProjectIndex:
 
     def local_type(self, fn: FunctionInfo, name: str) -> frozenset:
         """Flow-insensitive type of one local name (inferred on first use)."""
-        key = (id(fn), name)
-        if key in self._local_types:
-            return self._local_types[key]
-        self._local_types[key] = NOTHING  # guards recursion
-        out: set = set()
+        return self._fixpoint(self._local_types, "local", (id(fn), name),
+                              lambda parts: self._collect_local(parts, fn, name), self._types_of_parts, NOTHING)
+
+    def _collect_local(self, parts: _Parts, fn: FunctionInfo, name: str) -> None:
+        """The parts of a local name's value: what its parameter is passed, what is assigned or appended to it,
+        the elements of what a loop over it iterates."""
+        elements: list[tuple[str, ast.expr]] = []
         owner = fn.cls if fn.parent is None else None
         for kind, node in self.local_names(fn).get(name, ()):
             if kind == "param":
                 if name == fn.receiver and owner is not None:
-                    out.add(ClassRef(owner) if fn.is_classmethod else Instance(owner))
-                elif node.annotation is not None:
-                    out |= self._annotation_types(node.annotation, fn.module, fn)
+                    parts.found.add(ClassRef(owner) if fn.is_classmethod else Instance(owner))
+                    continue
+                annotated = NOTHING if node.annotation is None else self._annotation_types(
+                    node.annotation, fn.module, fn)
+                if annotated and (UNRESOLVED not in annotated or not self.callers_of(fn)):
+                    parts.found |= annotated
                 elif self._types_from_call_sites:
+                    # Unannotated, or annotated with a library class the project subclasses (`encoder:
+                    # nn.Module`): the arguments passed say which classes (the default counts as a value).
                     for site in self.callers_of(fn):
                         argument = argument_for(fn, site, name)
                         if argument is not None:
-                            out |= self.infer(argument, site.caller)
-                    out |= self._configured.get((id(fn), name), NOTHING)
+                            self._add_part(parts, argument, site.caller, site.caller.module)
+                        else:  # `f(*args)`, `f(**config)` may pass it: any of their elements
+                            for unpacked in _unpacked(site.node):
+                                items = self.infer(unpacked, site.caller)
+                                found = frozenset(t for item in items for t in self._elements(item))
+                                parts.found |= found
+                                if not found or UNRESOLVED in items:
+                                    parts.unknown.append((unpacked, site.caller, site.caller.module))
+                    parts.found |= self._configured.get((id(fn), name), NOTHING)
             elif kind == "ann":
-                out |= self._annotation_types(node, fn.module, fn)
-            elif kind == "elem":
-                for item in self.infer(node, fn):
-                    out |= self._elements(item)
-            elif kind == "elem of elem":
-                for item in self.infer(node, fn):
-                    for elem in self._elements(item):
-                        out |= self._elements(elem)
+                parts.found |= self._annotation_types(node, fn.module, fn)
+            elif kind in ("elem", "elem of elem"):
+                elements.append((kind, node))
             elif kind == "append":
-                out.add(Container(self.infer(node, fn)))
+                parts.found.add(Container(self._appended(node, fn, fn.module)))
             else:
-                out |= self.infer(node, fn)
-        self._local_types[key] = frozenset(_merge_containers(out))
-        return self._local_types[key]
+                self._add_part(parts, node, fn, fn.module)
+        for kind, node in elements:  # what a loop binds: an element of the iterated value
+            items = self.infer(node, fn)
+            if kind == "elem of elem":
+                items = frozenset(elem for item in items for elem in self._elements(item))
+            found = frozenset(t for item in items for t in self._elements(item))
+            parts.found |= found
+            if not found:
+                parts.unknown.append((node, fn, fn.module))
+            elif UNRESOLVED in items:
+                parts.found.add(UNRESOLVED)
+
+    def _appended(self, value: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
+        """The element types a value appended to a container adds; `UNRESOLVED` alone for one of unknown type
+        that may be a project object (merged with the container's other elements, it marks them partial)."""
+        types = self.infer(value, fn, module)
+        if not types and self._may_be_object(value, fn, module):
+            return frozenset({UNRESOLVED})
+        return types
 
     def _elements(self, t: Type) -> frozenset:
         """What iterating a value of type `t` yields: a container's elements; for an instance of a project
@@ -615,41 +849,42 @@ class ProjectIndex:
                 base in ("torch.nn.ModuleList", "torch.nn.Sequential")
                 for owner in t.cls.mro() for base in owner.external_bases):
             return NOTHING
-        out: set = set()
+        parts = _Parts()
         for owner in t.cls.mro():
             for method in owner.methods.values():
                 receiver = method.receiver
                 for node in method.nodes if receiver is not None else ():
                     if isinstance(node, ast.Call) and node.args and _is_self_attr(node.func, receiver) and \
                             node.func.attr in ("append", "add_module", "insert"):
-                        out |= self.infer(node.args[-1], method)
-        return frozenset(out)
+                        self._add_part(parts, node.args[-1], method, method.module)
+        return self._partly(parts.found, parts.unknown)
 
     def attr_types(self, cls: ClassInfo, attr: str) -> frozenset:
-        """Types of `self.<attr>` from every assignment to it in the class and its bases."""
+        """Types of `self.<attr>` from every assignment to it in the class, its bases and its subclasses (the
+        object may be an instance of one: `self.estimator` in a base class is what a subclass stores)."""
+        if self._recalled(self._attr_whole, (id(cls), attr), ("attributes", id(cls), attr)):
+            return self._attr_whole[(id(cls), attr)]
+        entry = len(self._in_progress)
+        outer, self._reached = self._reached, _NOT_REACHED
         out: set = set()
-        for owner in cls.mro():
-            key = (id(owner), attr)
-            if key in self._attr_types:
-                out |= self._attr_types[key]
-                continue
-            if key in self._attr_stack:
-                continue
-            self._attr_stack.add(key)
-            found: set = set()
-            for fn, value, how in _attribute_assignments(owner, attr):
-                if how == "ann":
-                    found |= self._annotation_types(value, owner.module, None)
-                    continue
-                types = self.infer(value, fn, owner.module)
-                if how == "append":
-                    found.add(Container(types))
-                else:
-                    found |= types
-            self._attr_stack.discard(key)
-            self._attr_types[key] = frozenset(_merge_containers(found))
-            out |= self._attr_types[key]
-        return frozenset(_merge_containers(out))
+        unknown: list = []  # assigned values of unknown type, in any of those classes
+        for owner in dict.fromkeys([*cls.mro(), *cls.all_subclasses()]):
+            def collect(parts: _Parts, owner: ClassInfo = owner) -> None:
+                for fn, value, how in _attribute_assignments(owner, attr):
+                    if how == "ann":
+                        parts.found |= self._annotation_types(value, owner.module, None)
+                    elif how == "append":
+                        parts.found.add(Container(self._appended(value, fn, owner.module)))
+                    else:
+                        self._add_part(parts, value, fn, owner.module)
+            found_here, unknown_here = self._fixpoint(
+                self._attr_types, "attribute", (id(owner), attr), collect,
+                lambda parts: (frozenset(parts.found), tuple(parts.unknown)), (frozenset({UNRESOLVED}), ()))
+            out |= found_here
+            unknown += unknown_here
+        whole = self._partly(_merge_containers(out), unknown)
+        self._remember(self._attr_whole, (id(cls), attr), ("attributes", id(cls), attr), whole, outer, entry)
+        return whole
 
     # -- modules and parameters ---------------------------------------------
 
@@ -697,14 +932,15 @@ class ProjectIndex:
         return self._param_attrs[key]
 
     def has_parameters(self, t: Type) -> bool:
-        """Whether a module (type) holds parameters; unknown external modules count as holding some."""
+        """Whether a module (type) holds parameters; unknown external modules, and values of unresolved type,
+        count as holding some."""
         if isinstance(t, Instance):
             return self.class_has_parameters(t.cls)
         if isinstance(t, External):
             return t.instance and not is_parameterless_external(t.name)
         if isinstance(t, Container):
             return any(self.has_parameters(e) for e in t.elems)
-        return False
+        return t is UNRESOLVED
 
     def class_has_parameters(self, cls: ClassInfo) -> bool:
         key = id(cls)
@@ -734,8 +970,9 @@ class ProjectIndex:
     def _resolve_call(self, site: CallSite) -> None:
         fn = site.caller
         func = site.node.func
-        site.opaque, site.handed = False, None
+        site.opaque, site.handed, site.unresolved, site.externals = False, None, False, ()
         types = self.infer(func, fn)
+        self._resolve_unresolved_part(site, types)
         callees: list[FunctionInfo] = []
         module_types: list = []
         constructs: list[ClassInfo] = []
@@ -812,6 +1049,22 @@ class ProjectIndex:
                 site.unresolved = True
                 site.opaque = not isinstance(func, ast.Name) or self._may_be_object(func, fn)
 
+    def _resolve_unresolved_part(self, site: CallSite, types: frozenset) -> None:
+        """A callee only part of whose value has a resolved type (`UNRESOLVED` beside it) may also be what a
+        call of a value of unknown type may be: an object or a class of the project (the call is opaque) or,
+        for `x.m()` on an object partly of unknown type, any project method named `m`."""
+        func = site.node.func
+        value_types = types
+        if isinstance(func, ast.Attribute):
+            owners = self.infer(func.value, site.caller)
+            if UNRESOLVED in owners:
+                site.unresolved = func.attr in self._method_names()
+                site.opaque = self._may_hold_object(NOTHING, func.attr)
+                value_types = self._attribute_types(func, site.caller, site.caller.module, owners - {UNRESOLVED})
+        if UNRESOLVED in value_types or any(isinstance(t, Container) and t.module and UNRESOLVED in t.elems
+                                            for t in value_types):
+            site.opaque = True
+
     def _handed(self, site: CallSite) -> tuple[ClassInfo, ...] | None:
         """The project classes whose objects, or which, a call of a library callable that calls an argument
         (`CALLING_FUNCTIONS`) passes as that argument (`()` when its type is unknown: any class), or None."""
@@ -825,7 +1078,7 @@ class ProjectIndex:
         classes: list[ClassInfo] = []
         for value in passed:
             types = self.infer(value, site.caller)
-            if not types and self._may_be_object(value, site.caller):
+            if UNRESOLVED in types or (not types and self._may_be_object(value, site.caller)):
                 return ()
             for t in types:
                 for held in (t.elems if isinstance(t, Container) else (t,)):
@@ -840,30 +1093,41 @@ class ProjectIndex:
         stores is a library base's method: `self.add_module`)."""
         if owners and not any(isinstance(t, Instance) and t.cls.lookup(attr) is None for t in owners):
             return False
-        found = self._object_attributes.get(attr)
-        if found is None:
-            found = self._object_attributes[attr] = any(self._may_be_object(value, fn, module)
-                                                        for value, fn, module in self._stored_values(attr))
+        if self._recalled(self._object_attributes, attr, ("object attribute", attr)):
+            return self._object_attributes[attr]
+        outer, self._reached = self._reached, _NOT_REACHED
+        found = any(self._may_be_object(value, fn, module) for value, fn, module in self._stored_values(attr))
+        self._remember(self._object_attributes, attr, ("object attribute", attr), found, outer,
+                       len(self._in_progress))
         return found
 
     def _may_be_object(self, value: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None = None) -> bool:
         """Whether a value may be an object or a class of the project. Its types say so or are unknown, and it
-        is not: a literal; a parameter annotated with a builtin scalar type (`size: int`); the result of calling
-        a name bound nowhere (which raises `NameError`); an attribute or an element of a library object, unless
-        the project stores a value of that name into another object (`tfmr.layers[i].self_attn`); a local
-        assigned only such values."""
+        is not: a literal, a lambda, a comparison; a parameter annotated with a builtin scalar type (`size:
+        int`); the result of calling a name bound nowhere (which raises `NameError`); an attribute or an element
+        of a library object, unless the project stores a value of that name into another object
+        (`tfmr.layers[i].self_attn`); a local assigned only such values."""
         key = (id(value), id(fn))
-        if key not in self._object_values:
-            self._object_values[key] = True  # while it is decided: a cycle of assignments (`a = b`, `b = a`) may
-            self._object_values[key] = self._decide_object(value, fn, module)
-        return self._object_values[key]
+        if self._recalled(self._object_values, key, ("object", key)):
+            return self._object_values[key]
+        if self._depth() >= MAX_INFERENCE_DEPTH:
+            return True  # too deep to decide here: it may be one
+        self._object_values[key] = True  # while it is decided: a cycle of assignments (`a = b`, `b = a`) may
+        self._deciding += 1
+        outer, self._reached = self._reached, _NOT_REACHED
+        found = self._decide_object(value, fn, module)
+        self._deciding -= 1
+        # Provisional when it read a type still being inferred: dropped with that type's other readers.
+        self._remember(self._object_values, key, ("object", key), found, outer, len(self._in_progress))
+        return found
 
     def _decide_object(self, value: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None) -> bool:
         types = self.infer(value, fn, module)
         if types:
-            return any(isinstance(t, (Instance, ClassRef, Container)) for t in types)
-        if isinstance(value, (ast.Constant, ast.JoinedStr)):
-            return False
+            return any(isinstance(t, (Instance, ClassRef, Container)) or t is UNRESOLVED for t in types)
+        if isinstance(value, (ast.Constant, ast.JoinedStr, ast.Lambda, ast.Compare)) or (
+                isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.Not)):
+            return False  # a lambda runs only its own calls, which are sites of their own
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and fn is not None:
             return not self._unbound(value.func.id, fn)
         if isinstance(value, (ast.Attribute, ast.Subscript)):
@@ -881,12 +1145,27 @@ class ProjectIndex:
             if not sources:  # a module-level name (its types were inferred above), or a builtin or unbound
                 return not self._unbound(value.id, fn) and (value.id not in BUILTIN_NAMES or
                                                             value.id in fn.module.assigns)
-            if all(kind == "expr" for kind, _ in sources):  # `p = Processor(...)`, `f = layer.forward`
-                return any(self._may_be_object(node, fn, module) for _, node in sources)
-            return not all(
-                kind == "param" and isinstance(node.annotation, ast.Name) and node.annotation.id in SCALAR_TYPES
-                for kind, node in sources)
+            # `p = Processor(...)`, `f = layer.forward`; `size: int = 256`; a parameter no caller passes an object
+            return any(self._may_be_object(node, fn, module) if kind == "expr" else
+                       self._passed_object(fn, value.id, node) if kind == "param" else
+                       not (kind == "ann" and _scalar_annotation(node)) for kind, node in sources)
         return True
+
+    def _passed_object(self, fn: FunctionInfo, name: str, param: ast.arg) -> bool:
+        """Whether a parameter may hold a project object: not if annotated with a scalar type, nor once every
+        call is linked, when no caller passes it one (its default is a value of its own); any, when nothing in
+        the project calls `fn` (it is entered from outside)."""
+        if _scalar_annotation(param.annotation):
+            return False
+        callers = self.callers_of(fn) if self._callers_complete else ()
+        if not callers or name == fn.receiver:
+            return True
+        for site in callers:
+            argument = argument_for(fn, site, name)
+            if argument is None and _unpacked(site.node) or argument is not None and self._may_be_object(
+                    argument, site.caller):
+                return True
+        return False
 
     def _stored_elsewhere(self) -> dict[str, list[tuple[ast.expr, FunctionInfo]]]:
         """Values the project stores, by attribute name, into an object other than the storing method's own
@@ -1209,6 +1488,10 @@ class ProjectIndex:
         if not owners:
             return None if name is None else list(by_name.get(name, ()))
         found: list[FunctionInfo] = []
+        if UNRESOLVED in owners:  # the part of unknown type may be any object
+            if name is None:
+                return None
+            found += by_name.get(name, ())
         for owner in owners:
             if isinstance(owner, (Instance, ClassRef, Super)):
                 for cls in [*owner.cls.mro(), *owner.cls.all_subclasses()]:
@@ -1247,6 +1530,16 @@ class ProjectIndex:
         return module.functions
 
 
+# How long a chain of inferences under way (each value reading the next, or deciding whether the next may be
+# a project object) may grow: past the longest in the TTS projects this tool was run on, and short enough for
+# Python's default recursion limit (a step takes about seven frames; torch's tree chains 150 locals).
+MAX_INFERENCE_DEPTH = 100
+# How many types one value may have before it counts as unknown: a parameter of a method that every `x.to(...)`
+# of unknown type may reach takes the types of all their arguments (73,703 in torch's tree, where the most a
+# value of chatterbox's has is 9); sets that large cost more to merge than they tell.
+MAX_TYPES = 64
+MAX_ROUNDS = 8  # how often a value read back through itself is inferred again before it is widened (`_fixpoint`)
+_NOT_REACHED = 1 << 62  # `_reached` when no value under way was read
 BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 SCALAR_TYPES = frozenset({"int", "float", "bool", "str", "bytes", "complex"})  # annotations no project object has
 # The node types `ProjectIndex.local_names` reads bindings from (`ast.parse` makes no subclasses of them).
@@ -1273,6 +1566,16 @@ def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None
     if name in params and params.index(name) < len(call.args):
         return call.args[params.index(name)]
     return None
+
+
+def _scalar_annotation(annotation: ast.expr | None) -> bool:
+    return isinstance(annotation, ast.Name) and annotation.id in SCALAR_TYPES
+
+
+def _unpacked(call: ast.Call) -> list[ast.expr]:
+    """What a call unpacks into its arguments: `x` in `*x` and `**x`."""
+    return [*(a.value for a in call.args if isinstance(a, ast.Starred)),
+            *(kw.value for kw in call.keywords if kw.arg is None)]
 
 
 def _call_shape(call: ast.Call) -> tuple[int, bool, tuple[str | None, ...]]:
@@ -1367,6 +1670,19 @@ def _enclosing_class(fn: FunctionInfo) -> ClassInfo | None:
     while fn.parent is not None:
         fn = fn.parent
     return fn.cls
+
+
+class _Parts:
+    """The parts of one value being typed (the values assigned to a name or an attribute, returned, or
+    alternated): the types found, the parts of unknown type, and the parts that read a value whose inference
+    was under way."""
+
+    __slots__ = ("cyclic", "found", "unknown")
+
+    def __init__(self) -> None:
+        self.found: set = set()
+        self.unknown: list[tuple[ast.expr, FunctionInfo | None, ModuleInfo | None]] = []
+        self.cyclic: list[tuple[ast.expr, FunctionInfo | None, ModuleInfo | None]] = []
 
 
 def _bind(target: ast.expr, value: ast.expr, out: dict, element: bool = False) -> None:

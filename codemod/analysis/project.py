@@ -79,7 +79,29 @@ class Super:
     cls: ClassInfo
 
 
-Type = Instance | ClassRef | FuncRef | ModuleRef | External | Container | Super
+class Unresolved:
+    """The part of a value whose type the index cannot resolve, beside the types it could: `Block() if small
+    else load(path)`, a parameter annotated `nn.Module` in a project that subclasses it.
+
+    It appears only together with a resolved type (a value of wholly unknown type has no types at all), so a
+    reader that knows only the resolved part learns that it is not all: a call of such a value may run code
+    that the resolved types do not name."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNRESOLVED"
+
+    def __hash__(self) -> int:  # fixed: the order a set iterates must not follow an address
+        return 0x5EED
+
+    def __reduce__(self) -> str:  # one object in every process
+        return "UNRESOLVED"
+
+
+UNRESOLVED = Unresolved()
+
+Type = Instance | ClassRef | FuncRef | ModuleRef | External | Container | Super | Unresolved
 NOTHING: frozenset = frozenset()
 
 

@@ -169,6 +169,15 @@ NON_SAVING_FUNCTIONS = frozenset(f"torch.{n}" for n in (
     "negative", "clone", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
     "randint_like", "is_tensor", "numel", "is_floating_point", "is_complex", "save", "equal", "allclose",
 ))
+# Tensor methods that return the tensor itself, a view or a cast of it (never a list or a dict): a
+# tensor a factory made stays one through them.
+TENSOR_VIEWS = frozenset({
+    "view", "view_as", "reshape", "reshape_as", "transpose", "permute", "squeeze", "unsqueeze", "t", "expand",
+    "expand_as", "narrow", "select", "movedim", "flatten", "unflatten", "to", "float", "double", "half", "bfloat16",
+    "long", "int", "bool", "cpu", "cuda", "contiguous", "type_as", "clone", "repeat",
+})
+
+
 NON_SAVING_METHODS = frozenset({
     "add", "sub", "subtract", "add_", "sub_", "neg", "negative", "clone", "new_zeros", "new_ones", "new_empty",
     "new_full", "new_tensor", "zero_", "fill_", "copy_", "detach_",

@@ -31,6 +31,7 @@ from .effects import EffectScanner
 from .gradstates import GRAD_OFF, PUBLIC, UNSEEN_CALLER, GradStates, State, transfer
 from .index import BUILTIN_NAMES, ProjectIndex, argument_for
 from .project import (
+    UNRESOLVED,
     CallSite,
     ClassInfo,
     Container,
@@ -60,6 +61,7 @@ from .torchapi import (
     NON_TENSOR_METHODS,
     PARAMETER_CLASSES,
     SAVING_METHODS,
+    TENSOR_VIEWS,
     TORCH_PREFIXES,
     VIEW_FUNCTIONS,
     VIEW_METHODS,
@@ -192,21 +194,24 @@ class FlowAnalyzer:
         self._memo: dict[tuple, Taint | None] = {}
         self._open: set[tuple] = set()  # frames being walked
         self._read_open: set[tuple] = set()  # ... whose result a recursive call read before it was known
-        self._attr_taint: dict[tuple[int, str], Taint] = {}
+        self._attr_taint: dict[tuple[int | None, str], Taint] = {}  # (id(class), or None: any object; attr)
         self._global_taint: dict[tuple[int, str], Taint] = {}
         self._returned: set[int] = set()
         self._pending: list[_Frame] = []
+        self._unseen: Hazard | None = None  # the first output handed to callers the analysis cannot see
         start = _Frame(fn=region.fn, state=self.states.entry(region.fn), region=region, path=(region.fn.short,))
         try:
             self.run(start)
             while self._pending:
                 self.run(self._pending.pop(0))
+            if self._unseen is not None:
+                report.add(self._unseen)
         except _Found:
             pass
         except _Budget:
-            report.add(Hazard(HazardKind.BUDGET, True,
-                              f"the values it makes flow too far to follow completely (over {self.MAX_FRAMES} "
-                              "function visits); treat it as unsafe"))
+            report.add(self._unseen or Hazard(
+                HazardKind.BUDGET, True, f"the values it makes flow too far to follow completely (over "
+                f"{self.MAX_FRAMES} function visits); treat it as unsafe"))
         except RecursionError:
             report.add(Hazard(HazardKind.BUDGET, True,
                               "the code it reaches is nested too deeply to analyse; treat it as unsafe"))
@@ -364,19 +369,21 @@ class FlowAnalyzer:
             if taint.inference:
                 self._report.note(f"{fn.short} hands inference tensors to callers outside the project")
             return
+        # Reported once every caller in the project is followed, unless one shows a hazard first: what the
+        # code does is a better reason than what unseen code may do.
         flow = self._flow(_Frame(fn=fn, state=PUBLIC, path=path))
+        if self._unseen is not None:
+            return
         if taint.inference:
-            self._report.add(Hazard(
+            self._unseen = Hazard(
                 HazardKind.RECORD, True,
-                f"{flow} become the output of {used}: that fails with `{ERR_SAVED}`", subject=fn.short))
-            raise _Found()
+                f"{flow} become the output of {used}: that fails with `{ERR_SAVED}`", subject=fn.short)
         elif taint.graph:
-            self._report.add(Hazard(
+            self._unseen = Hazard(
                 HazardKind.GRAPH, True,
                 f"values computed from {flow} with autograd on become the output of {trained}: under inference "
                 "mode no gradient would reach the parameters the region uses (training breaks silently)",
-                subject=fn.short))
-            raise _Found()
+                subject=fn.short)
 
     def schedule_callers_of_cached(self, fn: FunctionInfo, frame: _Frame) -> None:
         """A cached function's result made in the region is what every later call returns."""
@@ -391,18 +398,32 @@ class FlowAnalyzer:
 
     # -- state outside the frames ----------------------------------------------
 
-    def tainted_attr(self, cls: ClassInfo, attr: str) -> Taint | None:
+    def tainted_attr(self, cls: ClassInfo | None, attr: str) -> Taint | None:
+        """What `<object>.attr` holds of the region's values for an object of class `cls`; `None`: what was
+        stored on `.attr` of objects whose types the index does not resolve."""
         found = None
-        for owner in cls.mro():
+        for owner in cls.mro() if cls is not None else ():
             found = self._attr_taint.get((id(owner), attr))
             if found is not None:
                 break
+        else:
+            found = self._attr_taint.get((None, attr))
         self._record("read-attr", cls, attr, found)
         return found
 
-    def store_attr(self, classes: Iterable[ClassInfo], attr: str, taint: Taint, frame: _Frame, line: int) -> None:
-        classes = tuple(classes)
+    def store_attr(self, classes: Iterable[ClassInfo] | None, attr: str, taint: Taint, frame: _Frame,
+                   line: int) -> None:
+        """The region's values stored on `.attr` of objects of `classes`; `None`: of an object whose types the
+        index does not resolve, which may be any object: every read of `.attr` may see them."""
+        classes = tuple(classes) if classes is not None else None
         self._record("attr", classes, attr, taint, line)
+        if classes is None:
+            if (None, attr) not in self._attr_taint:
+                self._attr_taint[(None, attr)] = taint.whole()
+                self._schedule_readers(frame, f"stored on `.{attr}` of an object of unresolved type "
+                                              f"({self.where(frame.fn, line)})",
+                                       [fn for fn, _ in self.index.attribute_readers(attr)])
+            return
         for cls in classes:
             key = (id(cls), attr)
             if key in self._attr_taint:
@@ -497,19 +518,24 @@ class _Walker:
         self.sites = {id(site.node): site for site in self.fn.calls}
         self.globals = _global_names(self.fn)
         self.consumed: set[int] = set()  # generator expressions a call iterates to their end where it stands
+        self.straight = False  # walking statements that run in order, none skipped (see `_block`)
 
     def walk(self) -> Taint | None:
         whole = self.frame.inside or (self.frame.region is not None and self.frame.region.block is None)
         state = GRAD_OFF if whole else self.frame.state
         for _ in range(2):  # twice, so that values flowing around a loop reach their uses
-            self._block(self.fn.node.body, state, in_region=whole)
+            self._block(self.fn.node.body, state, in_region=whole, straight=True)
         return self.returned
 
     # -- statements ------------------------------------------------------------
 
-    def _block(self, body: list[ast.stmt], state: State, in_region: bool) -> None:
+    def _block(self, body: list[ast.stmt], state: State, in_region: bool, straight: bool = False) -> None:
+        """Walk statements; `straight`: each runs whenever the one before it did (the function's own body, and
+        grad-mode `with` blocks in it), so a name assigned there holds only what is assigned."""
+        outer, self.straight = self.straight, straight
         for stmt in body:
             self._stmt(stmt, state, in_region)
+        self.straight = outer
 
     def _stmt(self, stmt: ast.stmt, state: State, in_region: bool) -> None:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -523,11 +549,12 @@ class _Walker:
             value = self._value(stmt.value, state, in_region)
             for target in stmt.targets:
                 self._note_grad(target, stmt.value, in_region)
-                self._store(target, value, state, in_region, stmt)
+                self._store(target, value, state, in_region, stmt, replace=self.straight)
         elif isinstance(stmt, ast.AnnAssign):
             if stmt.value is not None:
                 self._note_grad(stmt.target, stmt.value, in_region)
-                self._store(stmt.target, self._value(stmt.value, state, in_region), state, in_region, stmt)
+                self._store(stmt.target, self._value(stmt.value, state, in_region), state, in_region, stmt,
+                            replace=self.straight)
         elif isinstance(stmt, ast.AugAssign):
             self._aug_assign(stmt, state, in_region)
         elif isinstance(stmt, ast.Return):
@@ -578,10 +605,12 @@ class _Walker:
     def _with(self, stmt: ast.With | ast.AsyncWith, state: State, in_region: bool) -> None:
         inner = state
         opens_region = False
+        grad_modes_only = True  # a grad-mode context manager never suppresses an exception: its body runs through
         region = self.frame.region
         for position, item in enumerate(stmt.items):
             self._expr(item.context_expr, state, in_region)
             mode = self.a.states.item_mode(self.fn.module, item.context_expr, self.fn)
+            grad_modes_only = grad_modes_only and mode is not None
             if region is not None and region.block is stmt and position == region.item:
                 opens_region, mode = True, GradMode.INFERENCE
             inner = transfer(inner, mode)
@@ -589,7 +618,7 @@ class _Walker:
                 self._note_grad(item.optional_vars, item.context_expr, in_region)
                 if in_region:
                     self._store(item.optional_vars, self.a.region_value(), inner, in_region, stmt)
-        self._block(stmt.body, inner, in_region or opens_region)
+        self._block(stmt.body, inner, in_region or opens_region, straight=self.straight and grad_modes_only)
 
     def _aug_assign(self, stmt: ast.AugAssign, state: State, in_region: bool) -> None:
         target = self._expr(stmt.target, state, in_region) if not isinstance(stmt.target, ast.Name) else \
@@ -624,20 +653,26 @@ class _Walker:
             isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in CONTAINER_BUILDERS)
         return self.a.region_value().held() if builds else self.a.region_value()
 
-    def _store(self, target: ast.expr, value: Taint | None, state: State, in_region: bool, stmt: ast.AST) -> None:
+    def _store(self, target: ast.expr, value: Taint | None, state: State, in_region: bool, stmt: ast.AST,
+               replace: bool = False) -> None:
+        """Bind what an assignment stores. A name keeps what it held before (a branch or a loop may not have
+        run the assignment), unless `replace`: the assignment surely ran, and the name holds only `value`."""
         if isinstance(target, ast.Name):
             if value is not None:
                 self.names[target.id] = value
                 if target.id in self.globals:
                     self.a.store_global(self.fn.module, target.id, value, self.frame, stmt.lineno)
+            elif replace:
+                self.names.pop(target.id, None)
         elif isinstance(target, (ast.Tuple, ast.List)):
             for position, element in enumerate(target.elts):
                 if isinstance(element, ast.Starred):
-                    self._store(element.value, value.held() if value else None, state, in_region, stmt)
+                    self._store(element.value, value.held() if value else None, state, in_region, stmt, replace)
                 else:
-                    self._store(element, value.part(position) if value else None, state, in_region, stmt)
+                    self._store(element, value.part(position) if value else None, state, in_region, stmt,
+                                replace)
         elif isinstance(target, ast.Starred):
-            self._store(target.value, value, state, in_region, stmt)
+            self._store(target.value, value, state, in_region, stmt, replace)
         elif isinstance(target, ast.Subscript):
             container = self._expr(target.value, state, in_region)
             self._expr(target.slice, state, in_region)
@@ -645,7 +680,7 @@ class _Walker:
                     and state[1]:
                 self.a.hazard(HazardKind.INPLACE, self.frame, stmt,
                               f"the in-place update `{_short(stmt)}`", 1, ERR_INPLACE)
-            if value is not None:
+            if value is not None and not self._fresh_tensor(target.value, set()):
                 self._store_into(target.value, value, stmt)
         elif isinstance(target, ast.Attribute):
             owner = self._expr(target.value, state, in_region)
@@ -654,6 +689,22 @@ class _Walker:
                 self.a.hazard(HazardKind.INPLACE, self.frame, stmt, f"`{_short(stmt)}`", 1, ERR_REQUIRES_GRAD)
             if value is not None:
                 self._store_attribute(target, value, stmt)
+
+    def _fresh_tensor(self, expr: ast.expr, seen: set[str]) -> bool:
+        """Whether `expr` is a tensor a torch factory made in this function (`torch.zeros(...)`, its views and
+        casts, a name bound only to such): `t[i] = v` copies `v` into it, and it holds no reference to `v`."""
+        while isinstance(expr, ast.Subscript) or (
+                isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in TENSOR_VIEWS):
+            expr = expr.value if isinstance(expr, ast.Subscript) else expr.func.value
+        if isinstance(expr, ast.Call):
+            return self.index.qualify(self.fn.module, expr.func, self.fn) in GRAD_FREE_FACTORIES
+        if not isinstance(expr, ast.Name) or expr.id in self.globals:
+            return False
+        if expr.id in seen:  # `conds = conds.transpose(1, 2)`: its other bindings decide
+            return True
+        sources = self.index.local_names(self.fn).get(expr.id, ())
+        seen.add(expr.id)
+        return bool(sources) and all(kind == "expr" and self._fresh_tensor(value, seen) for kind, value in sources)
 
     def _store_into(self, container: ast.expr, value: Taint, stmt: ast.AST) -> None:
         """`c[k] = v`, `c.append(v)`: the container now holds the region's values."""
@@ -675,7 +726,10 @@ class _Walker:
         return name in self.fn.module.assigns
 
     def _store_attribute(self, target: ast.Attribute, value: Taint, stmt: ast.AST) -> None:
-        classes = [t.cls for t in self.index.infer(target.value, self.fn) if isinstance(t, Instance)]
+        types = self.index.infer(target.value, self.fn)
+        classes = [t.cls for t in types if isinstance(t, Instance)]
+        if len(classes) < len(types) or not types:  # (in part) an object of no class of the project's, or unknown
+            self.a.store_attr(None, target.attr, value, self.frame, stmt.lineno)
         if classes:
             self.a.store_attr(classes, target.attr, value, self.frame, stmt.lineno)
         elif isinstance(target.value, ast.Name):
@@ -824,7 +878,7 @@ class _Walker:
                 found = self.a.tainted_attr(t.cls, expr.attr)
                 if found is not None:
                     return found
-        return None
+        return self.a.tainted_attr(None, expr.attr)
 
     def _call(self, call: ast.Call, state: State, in_region: bool) -> Taint | None:
         site = self.sites.get(id(call))
@@ -953,8 +1007,8 @@ class _Walker:
             self.a.note_unresolved(self.frame, call)
         if isinstance(func, ast.Name) and func.id in BUILTIN_NAMES and func.id not in self.names:
             return
-        if isinstance(func, ast.Attribute) and all(isinstance(t, Container) for t in self.index.infer(func.value,
-                                                                                                   self.fn)):
+        if isinstance(func, ast.Attribute) and all(isinstance(t, Container) or t is UNRESOLVED
+                                                    for t in self.index.infer(func.value, self.fn)):
             # The receiver may be a tensor (or a container): judge it as a tensor method. An object of a
             # known class without that method is calling an attribute of unknown type instead.
             if func.attr in KNOWN_HARMLESS_METHODS:

@@ -221,3 +221,25 @@ def test_iteration_types_what_a_loop_unpacks(tmp_path):
     for caller, spelled in (("Stack.forward", "layer"), ("Model.forward", "second"), ("Model.forward", "block")):
         site = call(index, caller, spelled)
         assert site.callees == (block,) and not site.opaque, (caller, spelled)
+
+
+def test_a_function_entered_from_outside_is_explained_by_a_caller_the_project_shows(tmp_path):
+    """`Block.forward` may run through `part(x)`, a value of unknown type, and `Model.forward`, which nothing in
+    the project calls, runs it with autograd on: the chain the code shows explains its state."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Block(nn.Module):
+            def forward(self, x):
+                return x * 2
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block()
+            def forward(self, x):
+                return self.block(x)
+        def run(part, x):
+            return part(x)
+        """})
+    states = GradStates(index)
+    block = function(index, "Block.forward")
+    assert states.outside_entry(block).startswith("may be called by `part(...)` (m.py:14)")
+    assert [fn.short for fn in states.path_to(block, 0)] == ["Model.forward", "Block.forward"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import textwrap
 
 from chatterbox_codemod.analysis import External, Instance
-from tiny import HEADER, call, function, index_of
+from chatterbox_codemod.analysis.index import MAX_INFERENCE_DEPTH, MAX_TYPES
+from chatterbox_codemod.analysis.project import UNRESOLVED
+from tiny import HEADER, call, expression, function, index_of
 
 
 def test_imports_aliases_and_reexports_resolve_to_the_defining_module(tmp_path):
@@ -311,16 +314,16 @@ def test_calls_that_may_run_an_object_of_the_project(tmp_path):
                 self.size, self.act = size, act
             def forward(self, x):
                 return self.act(x) + x.size(0)
-        def run(block, parts, x):
+        def run(block, parts, x, act):
             for part in parts:
                 part(x)
-            self_made = Block(3, None)
+            self_made = Block(3, act)
             self_made.add_module("extra", nn.Linear(3, 3))
             sorted(parts, key=block)
             functools.partial(self_made, x)
             return list(map(len, parts))
         """})
-    assert call(index, "Block.forward", "self.act").opaque  # `act` is stored, its type unknown
+    assert call(index, "Block.forward", "self.act").opaque  # `act` is stored, passed a value of unknown type
     assert not call(index, "Block.forward", "x.size").opaque  # only `size: int` is stored as `size`
     assert call(index, "run", "part").opaque
     assert not call(index, "run", "self_made.add_module").opaque  # nothing stores `add_module`: nn.Module's
@@ -350,3 +353,147 @@ def test_values_that_cannot_be_objects_of_the_project(tmp_path):
     assert not call(index, "run", "made").opaque
     assert not call(index, "run", "hook").opaque
     assert call(index, "run", "other").opaque  # `patch` stores a Block as `.head` of another object
+
+
+def test_a_value_resolved_only_in_part_keeps_its_unresolved_part(tmp_path):
+    """A value with a part of unknown type that may be a project object (`get_submodule(...)` beside
+    `h.block`) has `UNRESOLVED` beside the types found, and a call of it is opaque. A part that cannot be an
+    object (`None`, a scalar parameter) is not unknown, and a value read back through itself
+    (`self.cache = self.cache.to(...)`) stays what its other assignments make it."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Block(nn.Module):
+            def forward(self, x):
+                return x
+        class Holder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block()
+                self.cache = self.block
+            def move(self):
+                self.cache = self.cache.to("cpu")
+        def run(h: Holder, x, flag, size: int = 3):
+            a = h.block if flag else h.get_submodule("block")
+            a(x)
+            b = h.block if flag else None
+            b(x)
+            c = h.block or size
+            c(x)
+            h.cache(x)
+        """})
+    fn = function(index, "run")
+    block = Instance(index.classes["m.Block"])
+    assert index.infer(expression(fn, "a"), fn) == {block, UNRESOLVED}
+    assert call(index, "run", "a").opaque
+    assert call(index, "run", "a").callees == (function(index, "Block.forward"),)
+    assert index.infer(expression(fn, "b"), fn) == {block}
+    assert not call(index, "run", "b").opaque
+    assert not call(index, "run", "c").opaque
+    assert index.infer(expression(fn, "h.cache"), fn) == {block}
+    assert not call(index, "run", "h.cache").opaque
+
+
+def test_types_from_subclasses_annotations_call_sites_and_getattr_defaults(tmp_path):
+    """`self.route` read in a base class may be what a subclass stores. A parameter annotated with a library
+    class the project subclasses (`inner: nn.Module`) holds what its callers pass, and any such module when
+    nothing calls it; one no caller passes holds its default. `getattr(nn, "Missing", Other)` may be its
+    default. `super().__init__(...)` in a subclass of `dict` runs no method of the project."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Block(nn.Module):
+            def forward(self, x):
+                return x
+        class Other(nn.Module):
+            def forward(self, x):
+                return x
+        class Base(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.route = Other()
+            def step(self, x):
+                return self.route(x)
+        class Sub(Base):
+            def __init__(self):
+                super().__init__()
+                self.route = Block()
+        class Encoder(nn.Module):
+            def __init__(self, inner: nn.Module, norm: nn.Module = None):
+                super().__init__()
+                self.inner, self.norm = inner, norm
+            def forward(self, x):
+                return self.norm(self.inner(x))
+        class Options(dict):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+        def build():
+            return Encoder(Block())
+        def anywhere(layer: nn.Module, x):
+            return layer(x)
+        ACTIVATIONS = {"relu": nn.ReLU, "other": getattr(nn, "Missing", Other)}
+        def activation(name, x):
+            return ACTIVATIONS[name]()(x)
+        """})
+    forward = {cls: function(index, f"{cls}.forward") for cls in ("Block", "Other")}
+    assert set(call(index, "Base.step", "self.route").callees) == {forward["Block"], forward["Other"]}
+    assert call(index, "Encoder.forward", "self.inner").callees == (forward["Block"],)
+    assert not call(index, "Encoder.forward", "self.inner").opaque
+    assert not call(index, "Encoder.forward", "self.norm").opaque  # no caller passes `norm`: it is None
+    assert call(index, "anywhere", "layer").opaque
+    assert call(index, "activation", "ACTIVATIONS[name]()").callees == (forward["Other"],)
+    assert call(index, "Options.__init__", "super().__init__").targets == ()
+    assert [site.caller.short for site in index.callers_of(function(index, "Encoder.__init__"))] == ["build"]
+
+
+def test_values_too_wide_or_too_deep_to_infer_are_unknown(tmp_path):
+    """A value of more than `MAX_TYPES` types is widened to unknown, and so is one whose inference would start
+    `MAX_INFERENCE_DEPTH` inferences deep (a chain of locals each assigned the one before): a call of either
+    is opaque, and the chain raises no `RecursionError`."""
+    count = MAX_TYPES + 1
+    blocks = "".join(f"class B{i}(nn.Module):\n    def forward(self, x):\n        return x\n" for i in range(count))
+    wide = "".join(f"    run(B{i}(), x)\n" for i in range(count))
+    narrow = "".join(f"    run_narrow(B{i}(), x)\n" for i in range(MAX_TYPES))
+    depth = 10 * MAX_INFERENCE_DEPTH
+    chain = "".join(f"    v{i + 1} = v{i}\n" for i in range(depth))
+    index = index_of(tmp_path, {"m.py": HEADER + blocks + textwrap.dedent("""
+        def run(block, x):
+            return block(x)
+        def run_narrow(block, x):
+            return block(x)
+        """) + "def main(x):\n" + wide + narrow + "def deep(x):\n    v0 = B0()\n" + chain + f"    v{depth}(x)\n"})
+    assert call(index, "run", "block").opaque and call(index, "run", "block").callees == ()
+    assert not call(index, "run_narrow", "block").opaque
+    assert len(call(index, "run_narrow", "block").callees) == MAX_TYPES
+    assert call(index, "deep", f"v{depth}").opaque
+
+
+def test_names_assigned_in_a_cycle_are_unresolved_in_part_whichever_is_read_first(tmp_path):
+    """`a = b`, `b = c`, `c = a` in a loop: the name read first (the cycle's root) holds what any of them is
+    assigned; the others were inferred before its answer was known and keep `UNRESOLVED` beside what they
+    found, so a call of any of them is opaque, whichever is read first (before, `b` and `c` missed what `a`
+    held, and their calls were resolved)."""
+    for first in "abc":
+        index = index_of(tmp_path / first, {"m.py": HEADER + f"""
+            class Foo(nn.Module):
+                def forward(self, x):
+                    return x
+            class Bar(Foo):
+                pass
+            class Baz(Foo):
+                pass
+            def run(x, flag):
+                a = Foo()
+                while flag:
+                    a = b
+                    b = c
+                    b = Bar()
+                    c = a
+                    c = Baz()
+                {first}(x)
+                a(x)
+                b(x)
+                c(x)
+            """})
+        fn = function(index, "run")
+        classes = {Instance(index.classes[f"m.{name}"]) for name in ("Foo", "Bar", "Baz")}
+        assert index.local_type(fn, first) == classes | {UNRESOLVED}, first
+        for name in "abc":
+            assert UNRESOLVED in index.local_type(fn, name), (first, name)
+            assert call(index, "run", name).opaque, (first, name)
