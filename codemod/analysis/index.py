@@ -430,6 +430,14 @@ class ProjectIndex:
             self._reached = min(self._reached, position)
         return True
 
+    def _decided(self, memo: dict, key: Any, pending: tuple, decide: Callable[[], Any]) -> Any:
+        """`decide()`, memoized: provisional when it read a type still being inferred, and then dropped with
+        that type's other readers (`_remember`)."""
+        outer, self._reached = self._reached, _NOT_REACHED
+        value = decide()
+        self._remember(memo, key, pending, value, outer, len(self._in_progress))
+        return value
+
     def _remember(self, memo: dict, key: Any, pending: tuple, value: Any, outer: int, position: int) -> int:
         """Memoize the answer inferred at `position` since `_reached` was `outer`: provisional, to be dropped
         with the values inferred from it, when it read a value under way above that position. Returns the
@@ -862,10 +870,13 @@ class ProjectIndex:
     def attr_types(self, cls: ClassInfo, attr: str) -> frozenset:
         """Types of `self.<attr>` from every assignment to it in the class, its bases and its subclasses (the
         object may be an instance of one: `self.estimator` in a base class is what a subclass stores)."""
-        if self._recalled(self._attr_whole, (id(cls), attr), ("attributes", id(cls), attr)):
-            return self._attr_whole[(id(cls), attr)]
-        entry = len(self._in_progress)
-        outer, self._reached = self._reached, _NOT_REACHED
+        key = (id(cls), attr)
+        if self._recalled(self._attr_whole, key, ("attributes", key)):
+            return self._attr_whole[key]
+        return self._decided(self._attr_whole, key, ("attributes", key), lambda: self._attr_types_over(cls, attr))
+
+    def _attr_types_over(self, cls: ClassInfo, attr: str) -> frozenset:
+        """`attr_types` before it is memoized: each class's assignments, unknown parts kept."""
         out: set = set()
         unknown: list = []  # assigned values of unknown type, in any of those classes
         for owner in dict.fromkeys([*cls.mro(), *cls.all_subclasses()]):
@@ -882,9 +893,7 @@ class ProjectIndex:
                 lambda parts: (frozenset(parts.found), tuple(parts.unknown)), (frozenset({UNRESOLVED}), ()))
             out |= found_here
             unknown += unknown_here
-        whole = self._partly(_merge_containers(out), unknown)
-        self._remember(self._attr_whole, (id(cls), attr), ("attributes", id(cls), attr), whole, outer, entry)
-        return whole
+        return self._partly(_merge_containers(out), unknown)
 
     # -- modules and parameters ---------------------------------------------
 
@@ -1095,11 +1104,8 @@ class ProjectIndex:
             return False
         if self._recalled(self._object_attributes, attr, ("object attribute", attr)):
             return self._object_attributes[attr]
-        outer, self._reached = self._reached, _NOT_REACHED
-        found = any(self._may_be_object(value, fn, module) for value, fn, module in self._stored_values(attr))
-        self._remember(self._object_attributes, attr, ("object attribute", attr), found, outer,
-                       len(self._in_progress))
-        return found
+        return self._decided(self._object_attributes, attr, ("object attribute", attr), lambda: any(
+            self._may_be_object(value, fn, module) for value, fn, module in self._stored_values(attr)))
 
     def _may_be_object(self, value: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None = None) -> bool:
         """Whether a value may be an object or a class of the project. Its types say so or are unknown, and it
@@ -1114,11 +1120,9 @@ class ProjectIndex:
             return True  # too deep to decide here: it may be one
         self._object_values[key] = True  # while it is decided: a cycle of assignments (`a = b`, `b = a`) may
         self._deciding += 1
-        outer, self._reached = self._reached, _NOT_REACHED
-        found = self._decide_object(value, fn, module)
+        found = self._decided(self._object_values, key, ("object", key),
+                              lambda: self._decide_object(value, fn, module))
         self._deciding -= 1
-        # Provisional when it read a type still being inferred: dropped with that type's other readers.
-        self._remember(self._object_values, key, ("object", key), found, outer, len(self._in_progress))
         return found
 
     def _decide_object(self, value: ast.expr, fn: FunctionInfo | None, module: ModuleInfo | None) -> bool:
