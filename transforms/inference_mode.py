@@ -53,6 +53,9 @@ Refuses
   `checkpoint` may run, a special method (`t[i]`, operators) or a property.
   The reason names the use, the file and line, and the caller chain that runs
   with autograd on.
+  A call in the region of a value of unknown type (`m(x)`, `m.remember(x)`)
+  is followed into every project function it may run, in the region's mode:
+  what those store and return is judged as the region's own.
 - `not-applicable`: `async def` bodies (neither mode reaches a coroutine's
   body), TorchScript (`torch.jit.script`, `@torch.jit.export`,
   `@torch.jit.script_method`: scripting rejects `inference_mode`),

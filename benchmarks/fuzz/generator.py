@@ -23,7 +23,11 @@ the package never names reach a grad-off region (a module called through a
 value of unknown type or through `map`, `__getitem__` run by `t[i]`, a
 property read), or a call of a value the index resolves only in part does (one
 branch of `a if c else b`, one of two assignments, an attribute a subclass
-sets, a parameter annotated `nn.Module`, a local a loop rotates it into).
+sets, a parameter annotated `nn.Module`, a local a loop rotates it into); and
+a grad-off region runs code the package does not name (a method or `forward`
+of a parameter only an untyped factory fills, a helper a reflective lookup
+hands another module than the package passes it), which stores a tensor on
+the module a training step then uses, or rebinds its weight's data.
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -853,6 +857,74 @@ def model_partly_resolved_call(b: Builder) -> None:
              "return {'p': p, 'l': l, " + GRADS.replace("$M", "o") + "}", ((lo, owner), (hi, fit)), O=owner, FIT=fit)
 
 
+def model_unseen_store(b: Builder) -> None:
+    """A grad-off region runs code the package does not name, which stores a tensor it makes on the module a
+    training step then uses, or rebinds its parameter's data: `m.remember(x)` or `m(x)` on a helper's parameter
+    that only an untyped factory fills (`method`, `call`); `m(x)` in a helper that the package calls with a
+    harmless module and a reflective lookup hands the keeper (`lookup`); a grad-off method of the keeper, whose
+    stored tensor the training step reads on an object of unknown type (`reader`); `m(x)` on a module that
+    rebinds its weight's data (`rebind`: the weight stops training, its gradient stays None)."""
+    rng = b.rng
+    lo, hi = b.pair()
+    keeper, plain, helper, fit = b.fresh("Keeper"), b.fresh("Plain"), b.fresh("helper"), b.fresh("fit")
+    kind = rng.choice(["method", "call", "lookup", "reader", "rebind"])
+    store = "self.lin.weight.data = self.lin.weight.data * 1.0" if kind == "rebind" else "self.memory = x * 2.0"
+    b.put(lo, """
+        class $KEEPER(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+                self.memory = $T.zeros(4, 4)
+
+            def forward(self, x):
+                $STORE
+                return x
+
+            def remember(self, x):
+                self.memory = x * 2.0
+                return x
+
+            def refresh(self, x):
+                $WITH
+                    self.memory = x * 2.0
+                return self.memory.sum().item()
+
+
+        class $PLAIN(nn.Module):
+            def forward(self, x):
+                return x + 1.0
+
+
+        def $HELPER(m, x):
+            $WITH
+                y = $CALL
+            return y.sum().item()
+
+
+        def peek(x):
+            return $HELPER($PLAIN(), x)
+        """.replace("peek(", f"{b.fresh('peek')}("), KEEPER=keeper, PLAIN=plain, HELPER=helper, STORE=store,
+          CALL="m.remember(x)" if kind == "method" else "m(x)")
+    mod = b.modules[lo].name
+    take = {
+        "method": f"keeper = make()\n    {helper}(keeper, x)",
+        "call": f"keeper = make()\n    {helper}(keeper, x)",
+        "rebind": f"keeper = make()\n    {helper}(keeper, x)",
+        "lookup": f"keeper = make()\n    from . import {mod} as {mod}_module\n"
+                  f"    getattr({mod}_module, name)(keeper, x)",
+        "reader": "keeper = make()\n    keeper.refresh(x)",
+    }[kind]
+    b.put(hi, """
+        def $FIT(make, name, x):
+            $TAKE
+            total = (keeper.lin(x) * keeper.memory).sum()
+            total.backward()
+            return total.detach(), keeper.lin.weight.grad
+        """, uses=() if kind in ("lookup", "reader") else ((lo, helper),), FIT=fit, TAKE=take)
+    b.driver("x = torch.randn(4, 4)\nl, g = $FIT($KEEPER, '$HELPER', x)\nreturn {'l': l, 'grad.lin': g}",
+             ((lo, keeper), (hi, fit)), KEEPER=keeper, HELPER=helper, FIT=fit)
+
+
 # ---------------------------------------------------------------------------
 # Usage templates: wrap a model the program already has
 
@@ -1062,7 +1134,7 @@ def usage_tuner(b: Builder, model: Model, embed: str) -> None:
 USAGES = [usage_holder, usage_distill, usage_ema]
 MODELS = [model_attention, model_attention, model_attention, model_entry, model_entry, model_cache, model_conv,
           model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference,
-          model_yield, model_hidden_call, model_partly_resolved_call]
+          model_yield, model_hidden_call, model_partly_resolved_call, model_unseen_store]
 
 
 def generate(seed: int) -> Program:

@@ -6,6 +6,7 @@ Read in dependency order:
 - `project`: the project model (modules, classes, functions, call sites) and
   the types the index infers; `collect` fills it from `ast` trees.
 - `configs`: constructions in configuration files (hyperpyyaml, Hydra).
+- `graphs`: strongly connected components, for call cycles.
 - `index`: name resolution, type inference (annotations, constructors, call
   sites, configuration files) and call resolution over the whole project.
 - `gradfacts`: which values may be tensors that require grad.

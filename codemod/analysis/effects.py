@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
+from .graphs import strongly_connected
 from .index import ProjectIndex, literal_arg
 from .project import CallSite, Container, External, FunctionInfo, Instance
 from .regions import Hazard, HazardKind, Region
@@ -26,7 +27,9 @@ class EffectScanner:
     def __init__(self, index: ProjectIndex, where: Callable[[FunctionInfo, int], str]):
         self.index = index
         self.where = where
-        self._memo: dict[int, list[Hazard]] = {}
+        self._memo: dict[int, list[Hazard]] = {}  # id(function) -> its own hazards
+        self._bits: dict[int, int] = {}  # id(function or group) -> `_reach`
+        self._hazardous: list[FunctionInfo] = []  # the functions with hazards of their own, by bit
 
     def scan(self, region: Region) -> list[Hazard]:
         hazards: list[Hazard] = []
@@ -45,34 +48,83 @@ class EffectScanner:
                         "there, the code iterating it runs in the region's mode, and once converted the tensors it "
                         "makes are inference tensors; check that code by hand", "yield"))
                     break
-        seen: set[int] = set()
+        seen = 0  # the functions with hazards already named, as bits (see `_reach`)
         for site in region.fn.calls:
             if region.block is not None and not region.contains(site.node):
                 continue
-            for callee in site.callees:
-                for hazard in self._transitive(callee, seen, depth=0):
-                    hazards.append(Hazard(hazard.kind, False, f"{hazard.message} (called from {region.fn.short} "
-                                                              f"at {self.where(region.fn, site.line)})",
-                                          hazard.subject))
+            for callee in self.index.possible_targets(site):
+                found = self._reach(callee) & ~seen
+                if not found:
+                    continue
+                seen |= found
+                how = f"called from {region.fn.short} at {self.where(region.fn, site.line)}" if \
+                    callee in site.callees else (
+                        f"which `{site.describe()}(...)` at {self.where(region.fn, site.line)} in {region.fn.short} "
+                        "may run: the analysis cannot resolve what it calls")
+                for hazard in self._hazards_of(found):
+                    hazards.append(Hazard(hazard.kind, False, f"{hazard.message} ({how})", hazard.subject))
         unique: dict[str, Hazard] = {}
         for hazard in hazards:
             unique.setdefault(hazard.message, hazard)
         return list(unique.values())
 
-    def _transitive(self, fn: FunctionInfo, seen: set[int], depth: int) -> list[Hazard]:
-        if id(fn) in seen or depth > 6:
-            return []
-        seen.add(id(fn))
+    def _hazards_of(self, bits: int) -> list[Hazard]:
+        """The hazards of the functions `bits` names, in the order of their files and lines."""
+        functions = []
+        while bits:
+            low = bits & -bits
+            functions.append(self._hazardous[low.bit_length() - 1])
+            bits ^= low
+        functions.sort(key=lambda fn: (fn.module.path.as_posix(), fn.node.lineno, fn.node.col_offset, fn.qualname))
+        return [hazard for fn in functions for hazard in self._own(fn)]
+
+    def _own(self, fn: FunctionInfo) -> list[Hazard]:
         if id(fn) not in self._memo:
-            nodes = fn.nodes
-            self._memo[id(fn)] = self._lexical(fn, nodes, direct=False)
-        found = list(self._memo[id(fn)])
-        for site in fn.calls:
-            for callee in site.callees:
-                if callee.name == "__init__" and site.constructs:
-                    continue  # building an object: its __init__ is checked as module construction
-                found.extend(self._transitive(callee, seen, depth + 1))
-        return found
+            self._memo[id(fn)] = self._lexical(fn, fn.nodes, direct=False)
+        return self._memo[id(fn)]
+
+    def _reach(self, fn: FunctionInfo) -> int:
+        """The functions with hazards of their own that `fn` may run, itself included, however deep, as bits
+        (bit i: `self._hazardous[i]`): what its calls resolve to, and what a call of a value of unknown type
+        may reach (`ProjectIndex.unseen_targets`, whose groups are nodes of their own), all of it in the
+        region's mode. Computed once per strongly connected component of that graph (Tarjan's algorithm,
+        iterative), since a function and everything in its cycle may run the same."""
+        key = id(fn)
+        if key not in self._bits:
+            self._tarjan(fn)
+        return self._bits[key]
+
+    def _successors(self, node) -> list:
+        if isinstance(node, tuple):  # a group of functions a call of unknown type may run
+            return list(node)
+        out: list = []
+        for site in node.calls:
+            # Building an object: its __init__ is checked as module construction.
+            out += [callee for callee in site.targets if not (callee.name == "__init__" and site.constructs and
+                                                               callee in site.callees)]
+            out += self.index.unseen_targets(site)
+        return out
+
+    def _tarjan(self, root: FunctionInfo) -> None:
+        successors_of: dict[int, list] = {}
+
+        def successors(node) -> list:
+            if id(node) not in successors_of:
+                successors_of[id(node)] = self._successors(node)
+            return successors_of[id(node)]
+
+        for component in strongly_connected([root], successors, lambda node: id(node) in self._bits):
+            bits = 0
+            members = {id(member) for member in component}
+            for member in component:
+                if not isinstance(member, tuple) and self._own(member):
+                    self._hazardous.append(member)
+                    bits |= 1 << (len(self._hazardous) - 1)
+                for succ in successors(member):
+                    if id(succ) not in members:
+                        bits |= self._bits[id(succ)]
+            for member in component:
+                self._bits[id(member)] = bits
 
     def _lexical(self, fn: FunctionInfo, nodes: list[ast.AST], direct: bool) -> list[Hazard]:
         index = self.index

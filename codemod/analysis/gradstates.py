@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Iterable
 
 from .gradfacts import GradFacts
+from .graphs import strongly_connected
 from .index import ProjectIndex
 from .project import CallSite, FunctionInfo, is_implicitly_called
 from .torchapi import GradMode
@@ -150,7 +151,7 @@ def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, 
         return _ENTERED[index]
     functions = list(index.functions.values())
     entered: dict[int, tuple[FunctionInfo, str]] = {}
-    for component in _call_cycles(functions):
+    for component in strongly_connected(functions, _targets):
         members = {id(fn) for fn in component}
         if all(id(site.caller) in members for fn in component for site in index.callers_of(fn)):
             for fn in component:
@@ -187,46 +188,6 @@ def _entered_from_outside(index: ProjectIndex) -> dict[int, tuple[FunctionInfo, 
     return entered
 
 
-def _call_cycles(functions: list[FunctionInfo]) -> list[list[FunctionInfo]]:
-    """Strongly connected components of the call graph (Tarjan's algorithm, iterative), each a list."""
-    order: dict[int, int] = {}
-    low: dict[int, int] = {}
-    on_stack: set[int] = set()
-    stack: list[FunctionInfo] = []
-    components: list[list[FunctionInfo]] = []
-    for root in functions:
-        if id(root) in order:
-            continue
-        work = [(root, iter([t for site in root.calls for t in site.targets]))]
-        order[id(root)] = low[id(root)] = len(order)
-        stack.append(root)
-        on_stack.add(id(root))
-        while work:
-            fn, successors = work[-1]
-            advanced = False
-            for callee in successors:
-                if id(callee) not in order:
-                    order[id(callee)] = low[id(callee)] = len(order)
-                    stack.append(callee)
-                    on_stack.add(id(callee))
-                    work.append((callee, iter([t for site in callee.calls for t in site.targets])))
-                    advanced = True
-                    break
-                if id(callee) in on_stack:
-                    low[id(fn)] = min(low[id(fn)], order[id(callee)])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[id(parent)] = min(low[id(parent)], low[id(fn)])
-            if low[id(fn)] == order[id(fn)]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(id(member))
-                    component.append(member)
-                    if member is fn:
-                        break
-                components.append(component)
-    return components
+def _targets(fn: FunctionInfo) -> list[FunctionInfo]:
+    """Every project function `fn`'s calls may run, as the call graph's edges."""
+    return [target for site in fn.calls for target in site.targets]

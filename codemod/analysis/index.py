@@ -44,6 +44,7 @@ from .project import (
     ModuleRef,
     Super,
     Type,
+    is_implicitly_called,
     is_property,
     module_name_for,
     suppressions,
@@ -115,6 +116,15 @@ class ProjectIndex:
         self._library_bases: set[str] | None = None  # see `_subclassed_library_classes`
         self._types_from_call_sites = False  # set once every call has been resolved a first time
         self._callers_complete = False  # set once every call is linked to its callees
+        # Functions that code the index cannot see may call (`_settle_unseen_callers`), and those with a
+        # parameter typed (or decided not to hold a project object) from their visible callers so far, by id.
+        self._unseen_callers: set[int] = set()
+        self._typed_by_callers: set[int] = set()
+        self._methods_by_name: dict[str, list[FunctionInfo]] | None = None
+        self._entry_methods: list[FunctionInfo] | None = None  # see `possible_targets`
+        self._possible: dict[int, tuple[FunctionInfo, ...]] = {}  # id(site) -> `possible_targets`
+        self._unseen_groups: dict[tuple, tuple[FunctionInfo, ...]] = {}  # see `unseen_targets`
+        self._handed_out_names: set[str] | bool | None = None  # see `class_handed_out`
         self.configs: list[tuple[Path, list[Construction]]] = []  # configuration files that build models
         self._configured: dict[tuple[int, str], frozenset] = {}  # (id(__init__), parameter) -> types
         self.redefined: set[str] = set()  # qualified names defined more than once (the later ones get `@line`)
@@ -172,17 +182,7 @@ class ProjectIndex:
                         not site.opaque and not site.unresolved:
                     continue
                 self._resolve_again(site)
-        # `x.m()` on a value of unknown type may reach any project method named `m`: a possible caller.
-        methods_by_name: dict[str, list[FunctionInfo]] = {}
-        for fn in self.functions.values():
-            if fn.is_method:
-                methods_by_name.setdefault(fn.name, []).append(fn)
-        for fn in self.functions.values():
-            for site in fn.calls:
-                if site.unresolved and isinstance(site.node.func, ast.Attribute):
-                    site.maybe_callees = self._accepting_methods(methods_by_name, site.node.func.attr, site.node)
-                    for method in site.maybe_callees:
-                        self.callers.setdefault(id(method), []).append(site)
+        self._link_methods_by_name()
         # Third round: with every call linked, a parameter holds what its callers pass (`global_cmvn:
         # nn.Module = None` that no caller passes is None), so calls left opaque by one are decided again.
         self._callers_complete = True
@@ -191,6 +191,51 @@ class ProjectIndex:
             for site in fn.calls:
                 if site.opaque or site.handed == ():
                     self._resolve_again(site)
+        self._settle_unseen_callers()
+
+    def _link_methods_by_name(self) -> None:
+        """`x.m()` on a value of unknown type may reach any project method named `m`: a possible caller of
+        each (linked once per call)."""
+        if self._methods_by_name is None:
+            self._methods_by_name = {}
+            for fn in self.functions.values():
+                if fn.is_method:
+                    self._methods_by_name.setdefault(fn.name, []).append(fn)
+        for fn in self.functions.values():
+            for site in fn.calls:
+                if site.unresolved and not site.maybe_callees and isinstance(site.node.func, ast.Attribute):
+                    site.maybe_callees = self._accepting_methods(self._methods_by_name, site.node.func.attr,
+                                                                 site.node)
+                    for method in site.maybe_callees:
+                        self.callers.setdefault(id(method), []).append(site)
+
+    def _settle_unseen_callers(self) -> None:
+        """Find the functions that code the index cannot see may call, and infer again what read their
+        parameters' types from the callers it can see.
+
+        A function handed out (a callback, a reflective lookup, a decorator that takes it), run by a call of a
+        value of unknown type, or called by Python's syntax (a special method, a property) may be passed
+        anything by those calls, so a parameter typed from its visible callers keeps `UNRESOLVED` beside
+        their types (`helper(Plain(), x)` in the project does not make `helper`'s `m` a `Plain` when a
+        `getattr` hands `helper` to code that passes another module). Which functions those are depends on
+        the types (an escape is a read the index cannot follow), and the types on them: the types are
+        inferred again until no function found so has had a parameter typed from its callers alone.
+        """
+        while True:
+            unseen = {id(fn) for fn in self.functions.values() if self.escape_of(fn) is not None
+                      or self.opaque_caller(fn) is not None or is_implicitly_called(fn)}
+            found = unseen - self._unseen_callers
+            self._unseen_callers |= found
+            if found.isdisjoint(self._typed_by_callers):
+                return
+            self._clear_types()
+            self._escapes, self.unresolved_lookups, self._handed_out_names = None, [], None
+            self._opaque_calls, self._handing_calls = None, {}
+            for fn in self.functions.values():
+                for site in fn.calls:
+                    self._resolve_again(site)
+            self._link_methods_by_name()
+            self._clear_types()
 
     def _clear_types(self) -> None:
         for cache in (self._local_types, self._attr_types, self._attr_whole, self._return_types,
@@ -807,7 +852,12 @@ class ProjectIndex:
                     parts.found |= annotated
                 elif self._types_from_call_sites:
                     # Unannotated, or annotated with a library class the project subclasses (`encoder:
-                    # nn.Module`): the arguments passed say which classes (the default counts as a value).
+                    # nn.Module`): the arguments passed say which classes (the default counts as a value),
+                    # when every call of the function is one the index sees (`_settle_unseen_callers`).
+                    if id(fn) in self._unseen_callers:
+                        parts.found.add(UNRESOLVED)
+                    elif self.callers_of(fn):
+                        self._typed_by_callers.add(id(fn))
                     for site in self.callers_of(fn):
                         argument = argument_for(fn, site, name)
                         if argument is not None:
@@ -879,7 +929,10 @@ class ProjectIndex:
         """`attr_types` before it is memoized: each class's assignments, unknown parts kept."""
         out: set = set()
         unknown: list = []  # assigned values of unknown type, in any of those classes
-        for owner in dict.fromkeys([*cls.mro(), *cls.all_subclasses()]):
+        for owner in _family(cls):
+            if attr not in _attribute_table(owner):  # most of a large family never assigns it
+                continue
+
             def collect(parts: _Parts, owner: ClassInfo = owner) -> None:
                 for fn, value, how in _attribute_assignments(owner, attr):
                     if how == "ann":
@@ -1162,8 +1215,9 @@ class ProjectIndex:
         if _scalar_annotation(param.annotation):
             return False
         callers = self.callers_of(fn) if self._callers_complete else ()
-        if not callers or name == fn.receiver:
+        if not callers or name == fn.receiver or id(fn) in self._unseen_callers:
             return True
+        self._typed_by_callers.add(id(fn))  # decided from its visible callers (`_settle_unseen_callers`)
         for site in callers:
             argument = argument_for(fn, site, name)
             if argument is None and _unpacked(site.node) or argument is not None and self._may_be_object(
@@ -1314,6 +1368,8 @@ class ProjectIndex:
         if fn.cls is None or fn.parent is not None or not (
                 fn.name in ("__call__", "__init__") or (fn.name == "forward" and self.is_module(fn.cls))):
             return None
+        if fn.name == "__init__" and not self.class_handed_out(fn.cls):
+            return None  # no call of a value of unknown type can be the class: it is never handed out
         if self._opaque_calls is None:
             shapes: dict[tuple, CallSite] = {}  # one call per argument shape: the shape is all `_accepts` reads
             for caller in self.functions.values():
@@ -1328,6 +1384,96 @@ class ProjectIndex:
         handing = [self._handing_calls.get(key) for key in (None, *(id(c) for c in related))]
         return next((site for site in self._opaque_calls if _accepts(fn, site.node)), None) or next(
             (site for site in handing if site is not None), None)
+
+    def possible_targets(self, site: CallSite) -> tuple[FunctionInfo, ...]:
+        """Every project function a call may run: its callees, the methods `x.m()` on a value of unknown type
+        may bind to, and those it may run through a value of unknown type (`unseen_targets`)."""
+        found = self._possible.get(id(site))
+        if found is None:
+            found = self._possible[id(site)] = tuple(dict.fromkeys(
+                [*site.targets, *(fn for group in self.unseen_targets(site) for fn in group)]))
+        return found
+
+    def unseen_targets(self, site: CallSite) -> list[tuple[FunctionInfo, ...]]:
+        """What a call may run that no call names: when it calls a value that may be a project object or class
+        (`site.opaque`) or hands one to a library callable that calls it (`map(block, xs)`), every `forward`,
+        `__call__` and `__init__` that may be run so (those whose `opaque_caller` such a call may be; an
+        `__init__` only where the call may be of a class: not where only the elements of a module container
+        are unknown). In groups, each shared by every call of one shape (what `_accepts` reads)."""
+        if not site.opaque and site.handed is None:
+            return []
+        if self._entry_methods is None:  # in file order, whatever order the files were read in
+            self._entry_methods = sorted(
+                (fn for fn in self.functions.values() if fn.cls is not None and fn.parent is None and (
+                    fn.name == "__call__" or (fn.name == "forward" and self.is_module(fn.cls))
+                    or (fn.name == "__init__" and self.class_handed_out(fn.cls)))),
+                key=lambda fn: (fn.module.path.as_posix(), fn.node.lineno, fn.node.col_offset))
+        groups = []
+        if site.opaque:
+            types = self.infer(site.node.func, site.caller)
+            classes = not types or UNRESOLVED in types  # else only a module container's elements are unknown
+            key = ("called", classes, *_call_shape(site.node))
+            if key not in self._unseen_groups:
+                self._unseen_groups[key] = tuple(fn for fn in self._entry_methods if (
+                    classes or fn.name != "__init__") and _accepts(fn, site.node))
+            groups.append(self._unseen_groups[key])
+        if site.handed is not None:
+            key = ("handed", *sorted(id(cls) for cls in site.handed))
+            if key not in self._unseen_groups:
+                handed = None if not site.handed else {
+                    id(c) for cls in site.handed for c in (cls, *cls.all_subclasses())}
+                self._unseen_groups[key] = tuple(fn for fn in self._entry_methods if fn.name != "__init__" and (
+                    handed is None or id(fn.cls) in handed))
+            groups.append(self._unseen_groups[key])
+        return groups
+
+    def class_handed_out(self, cls: ClassInfo) -> bool:
+        """Whether code may hold the class object of `cls` or of a subclass (which runs its `__init__`) where the
+        index cannot follow it, so that a call of a value of unknown type may construct it: the class is read
+        other than called, as an attribute's owner (`Block.expansion`), a base, an annotation, or an argument of
+        `super`, `isinstance` or `issubclass`; or the project reaches classes without naming them (`type(x)`,
+        `x.__class__`, a reflective lookup that may hand out anything)."""
+        if self._handed_out_names is None:
+            self._handed_out_names = self._class_names_handed_out()
+        names = self._handed_out_names
+        return names is True or any(c.name in names for c in (cls, *cls.all_subclasses()))
+
+    def _class_names_handed_out(self) -> set[str] | bool:
+        """The class names read where a class object may leave the code that names it (`class_handed_out`);
+        True when every class may be reached without its name."""
+        if self._escapes is None:
+            self._escapes = self._find_escapes()  # which finds the reflective lookups
+        if self.unresolved_lookups:
+            return True
+        harmless: set[int] = set()  # reads that use a class without handing it on
+        called: set[int] = set()  # `Block(...)`: harmless for a class named, not for `type(x)(...)`
+        classes_of_objects: list[ast.AST] = [node for _, node in self.loads("__class__")]  # `x.__class__`
+        for fn in self.functions.values():
+            for site in fn.calls:
+                func = site.node.func
+                called.add(id(func))
+                if isinstance(func, ast.Name) and func.id == "type" and len(site.node.args) == 1:
+                    classes_of_objects.append(site.node)  # `type(x)`
+                if isinstance(func, ast.Name) and func.id in ("super", "isinstance", "issubclass"):
+                    harmless.update(id(part) for arg in site.node.args for part in
+                                    (arg.elts if isinstance(arg, ast.Tuple) else (arg,)))
+            for node in fn.nodes:
+                if isinstance(node, ast.Attribute):
+                    harmless.add(id(node.value))
+                elif isinstance(node, ast.AnnAssign):
+                    harmless.add(id(node.annotation))
+                elif isinstance(node, ast.Compare):  # `type(x) is int`
+                    harmless.update(id(part) for part in (node.left, *node.comparators))
+                elif isinstance(node, ast.ExceptHandler) and node.type is not None:
+                    harmless.update(id(part) for part in (node.type.elts if isinstance(node.type, ast.Tuple)
+                                                          else (node.type,)))
+        for cls in self.classes.values():
+            harmless.update(id(base) for base in cls.node.bases)
+        if any(id(node) not in harmless for node in classes_of_objects):  # not only `type(x).__name__`
+            return True
+        harmless |= called
+        names = {cls.name for cls in self.classes.values()}
+        return {name for name in names for _, node in self.loads(name) if id(node) not in harmless}
 
     def callers_of(self, fn: FunctionInfo) -> list[CallSite]:
         """Every call that may reach `fn`: resolved calls, and `x.m()` on values of unknown type for a method `m`."""
@@ -1521,12 +1667,17 @@ class ProjectIndex:
         """Every read of `<anything>.name` or of the bare `name`, with the function it is in."""
         return self.load_table.get(name, [])
 
-    def attribute_readers(self, attr: str) -> list[tuple[FunctionInfo, frozenset[int]]]:
-        """Each read of `<object>.attr`: the function it is in and the ids of the classes `<object>` may be."""
+    def attribute_readers(self, attr: str) -> list[tuple[FunctionInfo, frozenset[int] | None]]:
+        """Each read of `<object>.attr`: the function it is in and the ids of the classes `<object>` may be
+        (None: its type is not resolved, at least in part, so it may be an object of any class)."""
         found = self._attribute_readers.get(attr)
         if found is None:
-            found = [(fn, frozenset(id(t.cls) for t in self.infer(node.value, fn) if isinstance(t, Instance)))
-                     for fn, node in self.loads(attr) if isinstance(node, ast.Attribute)]
+            found = []
+            for fn, node in self.loads(attr):
+                if isinstance(node, ast.Attribute):
+                    types = self.infer(node.value, fn)
+                    found.append((fn, None if not types or UNRESOLVED in types else
+                                  frozenset(id(t.cls) for t in types if isinstance(t, Instance))))
             self._attribute_readers[attr] = found
         return found
 
@@ -1704,6 +1855,12 @@ def _bind(target: ast.expr, value: ast.expr, out: dict, element: bool = False) -
         for sub in target.elts:
             if isinstance(sub, ast.Name):
                 out.setdefault(sub.id, []).append(("elem of elem", value))
+
+
+def _family(cls: ClassInfo) -> list[ClassInfo]:
+    """A class's bases (in method resolution order), then its subclasses, each once."""
+    seen: set[int] = set()
+    return [c for c in (*cls.mro(), *cls.all_subclasses()) if id(c) not in seen and not seen.add(id(c))]
 
 
 def _attribute_assignments(cls: ClassInfo, attr: str) -> list[tuple[FunctionInfo | None, ast.expr, str]]:

@@ -160,9 +160,14 @@ class ClassInfo:
     subclasses: list[ClassInfo] = field(default_factory=list)
     _attributes: dict | None = field(default=None, repr=False)
     _mro: list | None = field(default=None, repr=False)
+    _subclasses: tuple | None = field(default=None, repr=False)
+    _hash: int = field(init=False, repr=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._hash = _stable_hash(self.module, self.node)  # every inferred type hashes it: computed once
 
     def __hash__(self) -> int:
-        return _stable_hash(self.module, self.node)
+        return self._hash
 
     def __repr__(self) -> str:
         return f"<class {self.qualname}>"
@@ -192,15 +197,20 @@ class ClassInfo:
                 return cls.methods[name]
         return None
 
-    def all_subclasses(self) -> Iterator[ClassInfo]:
-        stack = list(self.subclasses)
-        seen: set[int] = set()
-        while stack:
-            cls = stack.pop()
-            if id(cls) not in seen:
-                seen.add(id(cls))
-                yield cls
-                stack.extend(cls.subclasses)
+    def all_subclasses(self) -> tuple[ClassInfo, ...]:
+        """Its project subclasses, direct or not, each once (computed once, after bases are linked)."""
+        if self._subclasses is None:
+            found: list[ClassInfo] = []
+            stack = list(self.subclasses)
+            seen: set[int] = set()
+            while stack:
+                cls = stack.pop()
+                if id(cls) not in seen:
+                    seen.add(id(cls))
+                    found.append(cls)
+                    stack.extend(cls.subclasses)
+            self._subclasses = tuple(found)
+        return self._subclasses
 
 
 @dataclass(eq=False)
@@ -255,12 +265,16 @@ class FunctionInfo:
     calls: list[CallSite] = field(default_factory=list)
     local_defs: dict[str, FunctionInfo] = field(default_factory=dict)
     _nodes: list | None = field(default=None, repr=False)
+    _hash: int = field(init=False, repr=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._hash = _stable_hash(self.module, self.node)  # every inferred type hashes it: computed once
 
     def __repr__(self) -> str:
         return f"<function {self.qualname}>"
 
     def __hash__(self) -> int:
-        return _stable_hash(self.module, self.node)
+        return self._hash
 
     @property
     def is_async(self) -> bool:

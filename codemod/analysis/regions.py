@@ -43,8 +43,11 @@ class RegionReport:
     def fixable(self) -> bool:
         return all(h.fixable for h in self.hazards)
 
+    _messages: set[str] = field(default_factory=set, repr=False)
+
     def add(self, hazard: Hazard) -> None:
-        if all(h.message != hazard.message for h in self.hazards):
+        if hazard.message not in self._messages:
+            self._messages.add(hazard.message)
             self.hazards.append(hazard)
 
     def note(self, text: str) -> None:

@@ -183,10 +183,11 @@ class FlowAnalyzer:
         # parameters); kept across regions: most regions call into the same code.
         self._summaries: dict[tuple, _Summary] = {}
         self._recording: list[_Summary | None] = []  # the walks under way; None: one that is not recorded
+        self._effects = EffectScanner(index, where)  # keeps each function's effects across regions
 
     def analyze(self, region: Region) -> RegionReport:
         report = RegionReport()
-        for hazard in EffectScanner(self.index, self.where).scan(region):
+        for hazard in self._effects.scan(region):
             report.add(hazard)
         self._report = report
         self._region = region
@@ -195,6 +196,7 @@ class FlowAnalyzer:
         self._open: set[tuple] = set()  # frames being walked
         self._read_open: set[tuple] = set()  # ... whose result a recursive call read before it was known
         self._attr_taint: dict[tuple[int | None, str], Taint] = {}  # (id(class), or None: any object; attr)
+        self._attr_taint_by_name: dict[str, Taint] = {}  # attr -> what was stored on it, on any object
         self._global_taint: dict[tuple[int, str], Taint] = {}
         self._returned: set[int] = set()
         self._pending: list[_Frame] = []
@@ -291,6 +293,9 @@ class FlowAnalyzer:
                     self.run_closure(frame, event[1], event[2], event[3])
                 elif kind == "read-attr":
                     if self.tainted_attr(event[1], event[2]) != event[3]:
+                        return _NOT_REPLAYED
+                elif kind == "read-attr-any":
+                    if self.tainted_attr_of_any(event[1]) != event[2]:
                         return _NOT_REPLAYED
                 elif self.tainted_global(event[1], event[2]) != event[3]:  # "read-global"
                     return _NOT_REPLAYED
@@ -411,12 +416,20 @@ class FlowAnalyzer:
         self._record("read-attr", cls, attr, found)
         return found
 
+    def tainted_attr_of_any(self, attr: str) -> Taint | None:
+        """What `<object>.attr` holds of the region's values for an object whose type the index does not
+        resolve: whatever was stored on `.attr` of any object."""
+        found = self._attr_taint_by_name.get(attr)
+        self._record("read-attr-any", attr, found)
+        return found
+
     def store_attr(self, classes: Iterable[ClassInfo] | None, attr: str, taint: Taint, frame: _Frame,
                    line: int) -> None:
         """The region's values stored on `.attr` of objects of `classes`; `None`: of an object whose types the
         index does not resolve, which may be any object: every read of `.attr` may see them."""
         classes = tuple(classes) if classes is not None else None
         self._record("attr", classes, attr, taint, line)
+        self._attr_taint_by_name[attr] = _merge(self._attr_taint_by_name.get(attr), taint.whole())
         if classes is None:
             if (None, attr) not in self._attr_taint:
                 self._attr_taint[(None, attr)] = taint.whole()
@@ -430,7 +443,8 @@ class FlowAnalyzer:
                 continue
             self._attr_taint[key] = taint.whole()
             related = {id(c) for c in [cls, *cls.all_subclasses()]}
-            readers = [fn for fn, classes in self.index.attribute_readers(attr) if not related.isdisjoint(classes)]
+            readers = [fn for fn, classes in self.index.attribute_readers(attr)
+                       if classes is None or not related.isdisjoint(classes)]
             self._schedule_readers(frame, f"stored on `{cls.name}.{attr}` ({self.where(frame.fn, line)})", readers)
 
     def store_global(self, module: ModuleInfo, name: str, taint: Taint, frame: _Frame, line: int) -> None:
@@ -873,7 +887,10 @@ class _Walker:
             return None
         if base is not None:
             return base.as_element() if base.container or base.parts else base
-        for t in self.index.infer(expr.value, self.fn):
+        types = self.index.infer(expr.value, self.fn)
+        if not types or UNRESOLVED in types:  # (in part) an object of unresolved type: it may be any object
+            return self.a.tainted_attr_of_any(expr.attr)
+        for t in types:
             if isinstance(t, Instance):
                 found = self.a.tainted_attr(t.cls, expr.attr)
                 if found is not None:
@@ -924,9 +941,13 @@ class _Walker:
             self._check_recording(call, site, passed)
 
         result = None
-        if site.callees and (tainted is not None or receiver is not None or in_region):
-            for callee in site.callees:
-                if callee.name == "__init__" and site.constructs or callee.is_async or callee.is_jit:
+        # What runs in the region runs in its mode: there, a call of a value of unknown type is followed into
+        # every project function it may reach.
+        followed = self.index.possible_targets(site) if in_region else site.callees
+        if followed and (tainted is not None or receiver is not None or in_region):
+            for callee in followed:
+                if callee.name == "__init__" and site.constructs and callee in site.callees or callee.is_async or \
+                        callee.is_jit:
                     continue
                 params = _map_arguments(callee, call, args, kwargs, receiver, site)
                 # A callee that already runs under inference mode made inference tensors before the
@@ -1161,7 +1182,7 @@ def _map_arguments(callee: FunctionInfo, call: ast.Call, args: list, kwargs: dic
     node = callee.node.args
     positional = [a.arg for a in [*node.posonlyargs, *node.args]]
     bound_receiver = callee.receiver is not None and (
-        isinstance(call.func, ast.Attribute) or site.module_types or callee.name in ("forward", "__call__")
+        isinstance(call.func, ast.Attribute) or site.module_types or callee.name in ("forward", "__call__", "__init__")
     )
     if bound_receiver and positional:
         if receiver is not None:

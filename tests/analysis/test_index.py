@@ -426,7 +426,7 @@ def test_types_from_subclasses_annotations_call_sites_and_getattr_defaults(tmp_p
         def build():
             return Encoder(Block())
         def anywhere(layer: nn.Module, x):
-            return layer(x)
+            return layer(x, x, x)  # three arguments: no `Encoder(...)`, so Encoder.__init__ has only `build`
         ACTIVATIONS = {"relu": nn.ReLU, "other": getattr(nn, "Missing", Other)}
         def activation(name, x):
             return ACTIVATIONS[name]()(x)
@@ -440,6 +440,81 @@ def test_types_from_subclasses_annotations_call_sites_and_getattr_defaults(tmp_p
     assert call(index, "activation", "ACTIVATIONS[name]()").callees == (forward["Other"],)
     assert call(index, "Options.__init__", "super().__init__").targets == ()
     assert [site.caller.short for site in index.callers_of(function(index, "Encoder.__init__"))] == ["build"]
+
+
+def test_code_the_index_cannot_see_may_call_a_function_with_anything(tmp_path):
+    """A function handed out by a reflective lookup may be called from anywhere: its parameter keeps
+    `UNRESOLVED` beside what the project passes it, so a call of it is opaque, and may run any module's
+    `forward` that accepts its arguments. A function the lookup cannot hand out keeps the types of its
+    callers. A read of an attribute on an object of unresolved type may read it on any class."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        import importlib
+        class Plain(nn.Module):
+            def forward(self, x):
+                return x
+        class Remember(nn.Module):
+            def forward(self, x):
+                self.memory = x
+                return x
+        def helper(m, x):
+            return m(x)
+        def run(x):
+            return helper(Plain(), x)
+        def train(name, model, x):
+            getattr(importlib.import_module(__name__), name)(model, x)
+            return model.memory
+        """})
+    helper = function(index, "helper")
+    forward = {cls: function(index, f"{cls}.forward") for cls in ("Plain", "Remember")}
+    assert index.local_type(helper, "m") == {Instance(forward["Plain"].cls), UNRESOLVED}
+    site = call(index, "helper", "m")
+    assert site.callees == (forward["Plain"],) and site.opaque
+    assert set(index.possible_targets(site)) >= {forward["Plain"], forward["Remember"]}
+    assert [classes for fn, classes in index.attribute_readers("memory") if fn.short == "train"] == [None]
+
+    # Without the lookup, every call of `helper` is one the index sees.
+    index = index_of(tmp_path / "seen", {"m.py": HEADER + """
+        class Plain(nn.Module):
+            def forward(self, x):
+                return x
+        def helper(m, x):
+            return m(x)
+        def run(x):
+            return helper(Plain(), x)
+        """})
+    site = call(index, "helper", "m")
+    assert not site.opaque and index.possible_targets(site) == (function(index, "Plain.forward"),)
+
+
+def test_a_call_of_unknown_type_constructs_only_classes_handed_out(tmp_path):
+    """`make(x)` on a value of unknown type may run the `__init__` of a class read as a value somewhere (a
+    registry, a default), never one only called, subclassed, annotated or tested with `isinstance`; where
+    `type(x)` is used as a value, of any class. A call of a module container with elements of unknown type
+    runs their `forward`, never an `__init__`."""
+    program = HEADER + """
+        class Named(nn.Module):
+            def __init__(self, size=4):
+                super(Named, self).__init__()
+            def forward(self, x):
+                return x
+        class Registered(nn.Module):
+            def __init__(self, size=4):
+                super().__init__()
+        REGISTRY = {"r": Registered}
+        def build(make, parts, x):
+            layers = nn.Sequential(*parts)
+            return make(x), Named(x), isinstance(x, Named), type(x).__name__, layers(x)
+        """
+    index = index_of(tmp_path / "named", {"m.py": program})
+    site = call(index, "build", "make")
+    targets = {fn.short for fn in index.possible_targets(site)}
+    assert {"Registered.__init__", "Named.forward"} <= targets and "Named.__init__" not in targets
+    assert index.opaque_caller(function(index, "Named.__init__")) is None
+    assert index.opaque_caller(function(index, "Registered.__init__")) is site
+    assert not [fn for fn in index.possible_targets(call(index, "build", "layers")) if fn.name == "__init__"]
+
+    index = index_of(tmp_path / "type", {"m.py": program + "def again(x):\n            return type(x)(4)\n"})
+    assert "Named.__init__" in {fn.short for fn in index.possible_targets(call(index, "build", "make"))}
 
 
 def test_values_too_wide_or_too_deep_to_infer_are_unknown(tmp_path):

@@ -40,6 +40,34 @@ def test_persistent_effects_are_never_fixable(tmp_path, body, expected):
     assert not report.fixable and expected in report.hazards[0].message
 
 
+def test_effects_are_read_however_deep_the_calls_go_and_through_calls_of_unknown_type(tmp_path):
+    """A state write ten calls down, and one that a call of a value of unknown type may run (`m(x)`, `m.reset`),
+    are hazards of the region; the reason names the call that may run it."""
+    chain = "".join(f"def step{i}(m):\n            step{i + 1}(m)\n        " for i in range(10))
+    text = f"""
+        class Reset(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+            def forward(self, x):
+                self.lin.weight.data = torch.zeros(4, 4)
+                return x
+        {chain}def step10(m):
+            m.lin.weight.data = torch.zeros(4, 4)
+        def deep(m):
+            with torch.no_grad():
+                step0(m)
+        def unknown(m, x):
+            with torch.no_grad():
+                return m(x)
+        """
+    report = judge(tmp_path / "deep", text, "deep")
+    assert not report.fixable and "at m.py:" in report.hazards[0].message and "step10" in report.hazards[0].message
+    report = judge(tmp_path / "unknown", text, "unknown")
+    assert not report.fixable
+    assert "in Reset.forward (which `m(...)` at m.py:" in report.hazards[0].message, report.hazards[0].message
+
+
 @pytest.mark.parametrize("body", [
     "self.lin.weight.copy_(torch.zeros(4, 4))",
     "self.lin.weight.data.copy_(torch.zeros(4, 4))",
