@@ -102,10 +102,13 @@ def test_default_transforms_on_chatterbox_tts(chatterbox_tree, tmp_path):
         assert any(s == symbol for _, s in entry), f"{symbol} should be reported with its reason"
 
     # The turbo `generate` reaches the flow's encoder (typed from `S3Token2Mel`'s constructor call), whose
-    # positional encoding rebinds `self.pe` in `forward`: under inference mode it would keep an inference tensor.
+    # attention moves its positional biases in `forward` (the first of its hazards in file order; its positional
+    # encoding also rebinds `self.pe`): under inference mode they would be inference tensors.
     turbo = entry[("tts_turbo.py", "ChatterboxTurboTTS.generate")]
     assert turbo["status"] == "unsafe"
-    assert "it builds a submodule (`self.pe = ...`) at models/s3gen/transformer/embedding.py:74" in turbo["reason"]
+    assert "it moves or casts a module (`self.pos_bias_u.to(...)`) at models/s3gen/transformer/attention.py:310 " \
+           "in RelPositionMultiHeadedAttention.forward (called from ChatterboxTurboTTS.generate at tts_turbo.py:289)" \
+           in turbo["reason"]
 
     sites = report_sites(report, "inference-mode")
     # `TransformerEncoderLayer`, which nothing in the package builds, calls `feed_forward: torch.nn.Module`: any

@@ -26,8 +26,10 @@ branch of `a if c else b`, one of two assignments, an attribute a subclass
 sets, a parameter annotated `nn.Module`, a local a loop rotates it into); and
 a grad-off region runs code the package does not name (a method or `forward`
 of a parameter only an untyped factory fills, a helper a reflective lookup
-hands another module than the package passes it), which stores a tensor on
-the module a training step then uses, or rebinds its weight's data.
+hands another module than the package passes it, `__init__` run by `cls()`
+in a classmethod of its base), which stores a tensor on the module a training
+step then uses (read by a method of the base, too), or rebinds its weight's
+data.
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -862,19 +864,36 @@ def model_unseen_store(b: Builder) -> None:
     training step then uses, or rebinds its parameter's data: `m.remember(x)` or `m(x)` on a helper's parameter
     that only an untyped factory fills (`method`, `call`); `m(x)` in a helper that the package calls with a
     harmless module and a reflective lookup hands the keeper (`lookup`); a grad-off method of the keeper, whose
-    stored tensor the training step reads on an object of unknown type (`reader`); `m(x)` on a module that
-    rebinds its weight's data (`rebind`: the weight stops training, its gradient stays None)."""
+    stored tensor the training step reads on an object of unknown type (`reader`) or that a method of its base
+    class reads (`base_reader`); `__init__` of the keeper, run by `cls()` in a classmethod of its base called on
+    the keeper (`classmethod`); `m(x)` on a module that rebinds its weight's data (`rebind`: the weight stops
+    training, its gradient stays None)."""
     rng = b.rng
     lo, hi = b.pair()
-    keeper, plain, helper, fit = b.fresh("Keeper"), b.fresh("Plain"), b.fresh("helper"), b.fresh("fit")
-    kind = rng.choice(["method", "call", "lookup", "reader", "rebind"])
+    base, keeper, plain = b.fresh("Base"), b.fresh("Keeper"), b.fresh("Plain")
+    helper, fit = b.fresh("helper"), b.fresh("fit")
+    kind = rng.choice(["method", "call", "lookup", "reader", "base_reader", "classmethod", "rebind"])
     store = "self.lin.weight.data = self.lin.weight.data * 1.0" if kind == "rebind" else "self.memory = x * 2.0"
+    made = "self.lin.weight.detach() * 2.0" if kind == "classmethod" else "$T.zeros(4, 4)"
     b.put(lo, """
-        class $KEEPER(nn.Module):
+        class $BASE(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.lin = nn.Linear(4, 4)
-                self.memory = $T.zeros(4, 4)
+
+            @classmethod
+            def build(cls):
+                return cls()
+
+            def total(self, x):
+                return (self.lin(x) * self.memory).sum()
+
+
+        class $KEEPER($BASE):
+            def __init__(self):
+                super().__init__()
+                $WITH
+                    self.memory = $MADE
 
             def forward(self, x):
                 $STORE
@@ -903,8 +922,8 @@ def model_unseen_store(b: Builder) -> None:
 
         def peek(x):
             return $HELPER($PLAIN(), x)
-        """.replace("peek(", f"{b.fresh('peek')}("), KEEPER=keeper, PLAIN=plain, HELPER=helper, STORE=store,
-          CALL="m.remember(x)" if kind == "method" else "m(x)")
+        """.replace("peek(", f"{b.fresh('peek')}("), BASE=base, KEEPER=keeper, PLAIN=plain, HELPER=helper,
+          STORE=store, MADE=made, CALL="m.remember(x)" if kind == "method" else "m(x)")
     mod = b.modules[lo].name
     take = {
         "method": f"keeper = make()\n    {helper}(keeper, x)",
@@ -913,14 +932,18 @@ def model_unseen_store(b: Builder) -> None:
         "lookup": f"keeper = make()\n    from . import {mod} as {mod}_module\n"
                   f"    getattr({mod}_module, name)(keeper, x)",
         "reader": "keeper = make()\n    keeper.refresh(x)",
+        "base_reader": "keeper = make()\n    keeper.refresh(x)",
+        "classmethod": "keeper = make.build()",
     }[kind]
+    total = "keeper.total(x)" if kind == "base_reader" else "(keeper.lin(x) * keeper.memory).sum()"
     b.put(hi, """
         def $FIT(make, name, x):
             $TAKE
-            total = (keeper.lin(x) * keeper.memory).sum()
+            total = $TOTAL
             total.backward()
             return total.detach(), keeper.lin.weight.grad
-        """, uses=() if kind in ("lookup", "reader") else ((lo, helper),), FIT=fit, TAKE=take)
+        """, uses=() if kind in ("lookup", "reader", "base_reader", "classmethod") else ((lo, helper),), FIT=fit,
+          TAKE=take, TOTAL=total)
     b.driver("x = torch.randn(4, 4)\nl, g = $FIT($KEEPER, '$HELPER', x)\nreturn {'l': l, 'grad.lin': g}",
              ((lo, keeper), (hi, fit)), KEEPER=keeper, HELPER=helper, FIT=fit)
 

@@ -136,7 +136,12 @@ class GradFacts:
         if isinstance(func, ast.Attribute) and all(isinstance(t, Container) or t is UNRESOLVED
                                                     for t in self.index.infer(func.value, fn)):
             # A method of a value that may be a tensor: its result requires grad only if an input does. An
-            # object of a known class without that method is calling an attribute of unknown type instead.
+            # object of a known class without that method is calling an attribute of unknown type instead; so
+            # is one that may be a project object, when a project method has that name or the project stores a
+            # value (a module with parameters) in an attribute of that name.
+            if any(self.returns_grad(callee) for callee in site.maybe_callees) or \
+                    self.index.stores_attribute(func.attr):
+                return True
             if func.attr in GRAD_FREE_METHODS or func.attr in NON_TENSOR_METHODS:
                 return False
             if func.attr == "requires_grad_":

@@ -844,7 +844,10 @@ class ProjectIndex:
         for kind, node in self.local_names(fn).get(name, ()):
             if kind == "param":
                 if name == fn.receiver and owner is not None:
-                    parts.found.add(ClassRef(owner) if fn.is_classmethod else Instance(owner))
+                    if fn.is_classmethod:  # `cls` is the class it is called on: the owner or a subclass
+                        parts.found.update(ClassRef(c) for c in (owner, *owner.all_subclasses()))
+                    else:
+                        parts.found.add(Instance(owner))
                     continue
                 annotated = NOTHING if node.annotation is None else self._annotation_types(
                     node.annotation, fn.module, fn)
@@ -1274,6 +1277,11 @@ class ProjectIndex:
                     names.update(name for node in fn.nodes if isinstance(node, ast.Global) for name in node.names)
             self._bindings[module] = frozenset(names) if names is not None else None
         return self._bindings[module]
+
+    def stores_attribute(self, attr: str) -> bool:
+        """Whether the project stores any value in an attribute named `attr` (`self.lin = nn.Linear(...)`):
+        `x.attr` on an object of unknown type may then be that value, not a tensor's method."""
+        return next(self._stored_values(attr), None) is not None
 
     def _stored_values(self, attr: str) -> Iterator[tuple[ast.expr, FunctionInfo | None, ModuleInfo]]:
         """Every value the project stores in an attribute named `attr`, with the function and module it is in:

@@ -32,6 +32,24 @@ def test_what_may_require_grad(tmp_path):
     assert verdicts == {"a": False, "b": False, "c": True, "d": False, "e": False, "g": False}
 
 
+def test_a_method_of_an_object_of_unknown_type_is_a_tensor_method_only_if_nothing_else_has_its_name(tmp_path):
+    """`keeper.lin(x)` on an object of unknown type may be the Linear the project stores in `.lin`, whose output
+    requires grad; `keeper.view(4)` is a tensor's method, which requires grad only if `keeper` does."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Keeper(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+        def fit(registry, x):
+            keeper = registry.get("keeper")
+            return keeper.lin(x), keeper.view(4)
+        """})
+    facts = GradFacts(index)
+    fn = function(index, "fit")
+    assert facts.may_grad(expression(fn, "keeper.lin(x)"), fn)
+    assert not facts.may_grad(expression(fn, "keeper.view(4)"), fn)
+
+
 def test_parameters_take_what_call_sites_pass(tmp_path):
     index = index_of(tmp_path, {"m.py": HEADER + """
         def head(x):
