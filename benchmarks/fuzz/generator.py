@@ -27,9 +27,9 @@ sets, a parameter annotated `nn.Module`, a local a loop rotates it into); and
 a grad-off region runs code the package does not name (a method or `forward`
 of a parameter only an untyped factory fills, a helper a reflective lookup
 hands another module than the package passes it, `__init__` run by `cls()`
-in a classmethod of its base), which stores a tensor on the module a training
-step then uses (read by a method of the base, too), or rebinds its weight's
-data.
+in a classmethod of its base, an override reached through a parameter
+annotated with the base), which stores a tensor on the module a training step
+then uses (read by a method of the base, too), or rebinds its weight's data.
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -866,13 +866,14 @@ def model_unseen_store(b: Builder) -> None:
     harmless module and a reflective lookup hands the keeper (`lookup`); a grad-off method of the keeper, whose
     stored tensor the training step reads on an object of unknown type (`reader`) or that a method of its base
     class reads (`base_reader`); `__init__` of the keeper, run by `cls()` in a classmethod of its base called on
-    the keeper (`classmethod`); `m(x)` on a module that rebinds its weight's data (`rebind`: the weight stops
-    training, its gradient stays None)."""
+    the keeper (`classmethod`); `m.remember(x)` on a parameter annotated with the base, whose `remember` the
+    keeper overrides (`annotated`); `m(x)` on a module that rebinds its weight's data (`rebind`: the weight
+    stops training, its gradient stays None)."""
     rng = b.rng
     lo, hi = b.pair()
     base, keeper, plain = b.fresh("Base"), b.fresh("Keeper"), b.fresh("Plain")
     helper, fit = b.fresh("helper"), b.fresh("fit")
-    kind = rng.choice(["method", "call", "lookup", "reader", "base_reader", "classmethod", "rebind"])
+    kind = rng.choice(["method", "call", "lookup", "reader", "base_reader", "classmethod", "annotated", "rebind"])
     store = "self.lin.weight.data = self.lin.weight.data * 1.0" if kind == "rebind" else "self.memory = x * 2.0"
     made = "self.lin.weight.detach() * 2.0" if kind == "classmethod" else "$T.zeros(4, 4)"
     b.put(lo, """
@@ -884,6 +885,9 @@ def model_unseen_store(b: Builder) -> None:
             @classmethod
             def build(cls):
                 return cls()
+
+            def remember(self, x):
+                return x
 
             def total(self, x):
                 return (self.lin(x) * self.memory).sum()
@@ -914,7 +918,7 @@ def model_unseen_store(b: Builder) -> None:
                 return x + 1.0
 
 
-        def $HELPER(m, x):
+        def $HELPER(m$ANNOTATION, x):
             $WITH
                 y = $CALL
             return y.sum().item()
@@ -923,10 +927,12 @@ def model_unseen_store(b: Builder) -> None:
         def peek(x):
             return $HELPER($PLAIN(), x)
         """.replace("peek(", f"{b.fresh('peek')}("), BASE=base, KEEPER=keeper, PLAIN=plain, HELPER=helper,
-          STORE=store, MADE=made, CALL="m.remember(x)" if kind == "method" else "m(x)")
+          STORE=store, MADE=made, CALL="m.remember(x)" if kind in ("method", "annotated") else "m(x)",
+          ANNOTATION=f": {base}" if kind == "annotated" else "")
     mod = b.modules[lo].name
     take = {
         "method": f"keeper = make()\n    {helper}(keeper, x)",
+        "annotated": f"keeper = make()\n    {helper}(keeper, x)",
         "call": f"keeper = make()\n    {helper}(keeper, x)",
         "rebind": f"keeper = make()\n    {helper}(keeper, x)",
         "lookup": f"keeper = make()\n    from . import {mod} as {mod}_module\n"

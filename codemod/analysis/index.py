@@ -616,8 +616,9 @@ class ProjectIndex:
     def _configured_value(self, value: Value) -> frozenset:
         if value.kind == "new":
             name = self.canonical(value.target.cls)
-            if name in self.classes:
-                return frozenset({Instance(self.classes[name])})
+            if name in self.classes:  # an object of the class or of any subclass
+                cls = self.classes[name]
+                return self._partly({Instance(c) for c in (cls, *cls.all_subclasses())}, False)
             return frozenset({External(name, instance=True)}) if name.rpartition(".")[2][:1].isupper() else NOTHING
         if value.kind == "name":
             return self._types_of_qualified(self.canonical(value.target))
@@ -776,8 +777,9 @@ class ProjectIndex:
             elts = [annotation.left, annotation.right]
         else:
             name = self.qualify(module, annotation)
-            if name in self.classes:
-                return frozenset({Instance(self.classes[name])})
+            if name in self.classes:  # an object of the class or of any subclass
+                cls = self.classes[name]
+                return self._partly({Instance(c) for c in (cls, *cls.all_subclasses())}, False)
             if name and name.rpartition(".")[2][:1].isupper() and name.startswith("torch.nn."):
                 # `block: nn.Module` may be any module of the project, `conv: nn.Conv1d` a project subclass.
                 return self._partly({External(name, instance=True)}, name in self._subclassed_library_classes())

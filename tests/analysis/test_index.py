@@ -517,6 +517,28 @@ def test_a_call_of_unknown_type_constructs_only_classes_handed_out(tmp_path):
     assert "Named.__init__" in {fn.short for fn in index.possible_targets(call(index, "build", "make"))}
 
 
+def test_an_object_of_a_class_may_be_one_of_its_subclasses(tmp_path):
+    """`model: Base` may hold a Keeper, so `model.remember(x)` may run Keeper's override; `cls` in a classmethod
+    is the class it is called on, so `cls()` may build any subclass."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Base(nn.Module):
+            def remember(self, x):
+                return x
+            @classmethod
+            def build(cls):
+                return cls()
+        class Keeper(Base):
+            def __init__(self):
+                super().__init__()
+            def remember(self, x):
+                return x * 2
+        def helper(model: Base, x):
+            return model.remember(x)
+        """})
+    assert {c.short for c in call(index, "helper", "model.remember").callees} == {"Base.remember", "Keeper.remember"}
+    assert [c.short for c in call(index, "Base.build", "cls").callees] == ["Keeper.__init__"]
+
+
 def test_values_too_wide_or_too_deep_to_infer_are_unknown(tmp_path):
     """A value of more than `MAX_TYPES` types is widened to unknown, and so is one whose inference would start
     `MAX_INFERENCE_DEPTH` inferences deep (a chain of locals each assigned the one before): a call of either
