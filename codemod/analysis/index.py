@@ -934,7 +934,7 @@ class ProjectIndex:
         """`attr_types` before it is memoized: each class's assignments, unknown parts kept."""
         out: set = set()
         unknown: list = []  # assigned values of unknown type, in any of those classes
-        for owner in _family(cls):
+        for owner in cls.family():
             if attr not in _attribute_table(owner):  # most of a large family never assigns it
                 continue
 
@@ -1390,7 +1390,7 @@ class ProjectIndex:
                         for cls in site.handed or (None,):  # None: any class
                             self._handing_calls.setdefault(cls and id(cls), site)
             self._opaque_calls = list(shapes.values())
-        related = [*fn.cls.mro(), *fn.cls.all_subclasses()]  # an object of a base may be one of a subclass
+        related = fn.cls.family()  # an object of a base may be one of a subclass
         handing = [self._handing_calls.get(key) for key in (None, *(id(c) for c in related))]
         return next((site for site in self._opaque_calls if _accepts(fn, site.node)), None) or next(
             (site for site in handing if site is not None), None)
@@ -1654,7 +1654,7 @@ class ProjectIndex:
             found += by_name.get(name, ())
         for owner in owners:
             if isinstance(owner, (Instance, ClassRef, Super)):
-                for cls in [*owner.cls.mro(), *owner.cls.all_subclasses()]:
+                for cls in owner.cls.family():
                     found += [m for m in cls.methods.values() if (name is None or m.name == name)
                               and not is_property(m)]
             elif isinstance(owner, ModuleRef):
@@ -1865,12 +1865,6 @@ def _bind(target: ast.expr, value: ast.expr, out: dict, element: bool = False) -
         for sub in target.elts:
             if isinstance(sub, ast.Name):
                 out.setdefault(sub.id, []).append(("elem of elem", value))
-
-
-def _family(cls: ClassInfo) -> list[ClassInfo]:
-    """A class's bases (in method resolution order), then its subclasses, each once."""
-    seen: set[int] = set()
-    return [c for c in (*cls.mro(), *cls.all_subclasses()) if id(c) not in seen and not seen.add(id(c))]
 
 
 def _attribute_assignments(cls: ClassInfo, attr: str) -> list[tuple[FunctionInfo | None, ast.expr, str]]:

@@ -161,6 +161,7 @@ class ClassInfo:
     _attributes: dict | None = field(default=None, repr=False)
     _mro: list | None = field(default=None, repr=False)
     _subclasses: tuple | None = field(default=None, repr=False)
+    _family: tuple | None = field(default=None, repr=False)
     _hash: int = field(init=False, repr=False, default=0)
 
     def __post_init__(self) -> None:
@@ -196,6 +197,15 @@ class ClassInfo:
             if name in cls.methods:
                 return cls.methods[name]
         return None
+
+    def family(self) -> tuple[ClassInfo, ...]:
+        """The class, its project bases (nearest first), then its subclasses, each once: every class an object
+        typed as this one may have an attribute or a method from, since it may be an object of a subclass."""
+        if self._family is None:
+            seen: set[int] = set()
+            self._family = tuple(c for c in (*self.mro(), *self.all_subclasses())
+                                 if id(c) not in seen and not seen.add(id(c)))
+        return self._family
 
     def all_subclasses(self) -> tuple[ClassInfo, ...]:
         """Its project subclasses, direct or not, each once (computed once, after bases are linked)."""

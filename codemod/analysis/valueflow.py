@@ -408,7 +408,7 @@ class FlowAnalyzer:
         stored on `.attr` of objects whose types the index does not resolve."""
         found = None
         # An object of class `cls` may be one of a subclass: what was stored on `.attr` there may be read here.
-        for owner in (*cls.mro(), *cls.all_subclasses()) if cls is not None else ():
+        for owner in cls.family() if cls is not None else ():
             found = _merge(found, self._attr_taint.get((id(owner), attr)))
         if found is None:
             found = self._attr_taint.get((None, attr))
@@ -441,7 +441,7 @@ class FlowAnalyzer:
             if key in self._attr_taint:
                 continue
             self._attr_taint[key] = taint.whole()
-            related = {id(c) for c in [*cls.mro(), *cls.all_subclasses()]}  # an object of a base may be one of it
+            related = {id(c) for c in cls.family()}  # an object of a base may be one of it
             readers = [fn for fn, classes in self.index.attribute_readers(attr)
                        if classes is None or not related.isdisjoint(classes)]
             self._schedule_readers(frame, f"stored on `{cls.name}.{attr}` ({self.where(frame.fn, line)})", readers)
