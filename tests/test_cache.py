@@ -58,10 +58,11 @@ def test_cached_runs_equal_uncached_runs_through_edits_deletions_and_renames(tmp
         uncached = outcome(plain)
         assert outcome(cold_or_warm) == uncached, f"step {step}"
         assert outcome(warm) == uncached, f"step {step}"
-        # The analysis's notes too (here: the `getattr(obj, name)` of `handed_out_by_getattr` and of
-        # `parameter_of_function_handed_out_by_getattr`, while they stay).
+        # The analysis's notes too (here: the lookups by name of `handed_out_by_getattr`,
+        # `parameter_of_function_handed_out_by_getattr` and `region_calls_function_looked_up_by_name`, while they
+        # stay).
         assert cold_or_warm.notes == warm.notes == plain.notes, f"step {step}"
-        assert step or plain.notes[0].startswith("2 lookups by a name computed at run time")
+        assert step or plain.notes[0].startswith("3 lookups by a name computed at run time")
         files = sorted((project / "pkg").glob("*__*.py"))
         victim = rng.choice(files)
         change = step % 3

@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from chatterbox_codemod.analysis.index import MAX_UNSEEN_FUNCTIONS
 from chatterbox_codemod.engine import DIFF, Options, run
 from chatterbox_codemod.report import Status
 
@@ -522,6 +523,30 @@ def test_a_generator_a_call_runs_to_its_end_runs_where_the_call_is(tmp_path):
             return [v.sum().item() for v in tuple(make(t) for t in ts)]
     """})
     assert site(report, "make").status == Status.APPLIED
+
+
+def test_a_call_that_may_run_too_many_functions_is_not_followed_but_named(tmp_path):
+    """Where the project hands out every function (`eval`), `fn(t)` in a region may run each of them that takes
+    one argument: past `MAX_UNSEEN_FUNCTIONS` of them the region is `unsafe`, the call named, instead of
+    following all of them; below it, they are followed (here none does anything a region may not)."""
+    def project(count: int) -> dict[str, str]:
+        helpers = "".join(f"def helper_{i}(t):\n    return t + {i}\n" for i in range(count))
+        return {"helpers.py": helpers, "a.py": HEADER + """
+            def run(t, name):
+                fn = eval(name)
+                with torch.no_grad():
+                    y = fn(t)
+                return y.sum().item()
+            """}
+    report = analyse(tmp_path / "many", project(MAX_UNSEEN_FUNCTIONS + 10))
+    found = site(report, "run")
+    assert found.status == Status.UNSAFE
+    assert found.reason == (
+        f"`with torch.no_grad()` in run calls `fn(...)`, a value of unknown type that may be any of more than "
+        f"{MAX_UNSEEN_FUNCTIONS} functions of the project (too many to follow; check by hand) at a.py:7 in run; "
+        "inference mode cannot do that, so it is never rewritten.")
+    report = analyse(tmp_path / "few", project(10))
+    assert site(report, "run").status == Status.APPLIED
 
 
 def test_a_lookup_by_a_computed_name_on_an_unknown_object_may_be_any_function(tmp_path):

@@ -29,7 +29,10 @@ of a parameter only an untyped factory fills, a helper a reflective lookup
 hands another module than the package passes it, `__init__` run by `cls()`
 in a classmethod of its base, an override reached through a parameter
 annotated with the base), which stores a tensor on the module a training step
-then uses (read by a method of the base, too), or rebinds its weight's data.
+then uses (read by a method of the base, too), or rebinds its weight's data;
+or calls a function value it cannot name that does the same (one a reflective
+lookup gives, a lambda a trainer passes, one `map` calls, one passed by name,
+one a holder of unknown type keeps in an attribute).
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -954,6 +957,75 @@ def model_unseen_store(b: Builder) -> None:
              ((lo, keeper), (hi, fit)), KEEPER=keeper, HELPER=helper, FIT=fit)
 
 
+def model_function_value(b: Builder) -> None:
+    """A grad-off region calls a function value whose type the package does not know, and the function rebinds
+    a weight's data (the weight stops training, its gradient stays None) or stores a tensor it makes on the
+    module a training step then uses: a function a reflective lookup gives (`lookup`), a lambda the trainer
+    passes (`lambda`), a function `map` calls (`map`), a function passed by name (`passed`), a function a
+    holder of unknown type keeps in an attribute (`attribute`)."""
+    rng = b.rng
+    lo, hi = b.pair()
+    keeper, apply, helper, holder, fit = (b.fresh(name) for name in ("Keeper", "apply", "helper", "Holder", "fit"))
+    kind = rng.choice(["lookup", "lambda", "map", "passed", "attribute"])
+    effect = rng.choice(["m.lin.weight.data = m.lin.weight.data * 1.0", "m.memory = x * 2.0"])
+    call = {
+        "lookup": "getattr(importlib.import_module(__name__), fn)(m, x)",
+        "lambda": "fn(m, x)",
+        "map": f"list(map({apply}, [m], [x]))",
+        "passed": "fn(m, x)",
+        "attribute": "fn.hook(m, x)",
+    }[kind]
+    b.put(lo, """
+        import importlib
+
+
+        class $KEEPER(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+                self.memory = $T.zeros(4, 4)
+
+
+        class $HOLDER:
+            def __init__(self, hook):
+                self.hook = hook
+
+
+        def $APPLY(m, x):
+            $EFFECT
+            return x
+
+
+        def $HELPER(m, fn, x):
+            $WITH
+                y = $CALL
+            return x.sum().item()
+        """, KEEPER=keeper, HOLDER=holder, APPLY=apply, HELPER=helper, EFFECT=effect, CALL=call)
+    mod = b.modules[lo].name
+    holder_of = b.fresh("holder_of")
+    passed = {
+        "lookup": f"'{apply}'",
+        "lambda": f"lambda mm, xx: {mod}_module.{apply}(mm, xx)",
+        "map": "None",
+        "passed": f"{mod}_module.{apply}",
+        "attribute": f"{holder_of}({mod}_module.{holder}, {mod}_module.{apply})",
+    }[kind]
+    b.put(hi, """
+        def $HOLDER_OF(kind, hook):
+            return kind(hook)
+
+
+        def $FIT(x):
+            from . import $MOD as ${MOD}_module
+            keeper = ${MOD}_module.$KEEPER()
+            ${MOD}_module.$HELPER(keeper, $PASSED, x)
+            total = (keeper.lin(x) * keeper.memory).sum() + keeper.lin(x).sum()
+            total.backward()
+            return total.detach(), keeper.lin.weight.grad
+        """, HOLDER_OF=holder_of, FIT=fit, MOD=mod, KEEPER=keeper, HELPER=helper, PASSED=passed)
+    b.driver("x = torch.randn(4, 4)\nl, g = $FIT(x)\nreturn {'l': l, 'grad.lin': g}", ((hi, fit),), FIT=fit)
+
+
 # ---------------------------------------------------------------------------
 # Usage templates: wrap a model the program already has
 
@@ -1163,7 +1235,7 @@ def usage_tuner(b: Builder, model: Model, embed: str) -> None:
 USAGES = [usage_holder, usage_distill, usage_ema]
 MODELS = [model_attention, model_attention, model_attention, model_entry, model_entry, model_cache, model_conv,
           model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference,
-          model_yield, model_hidden_call, model_partly_resolved_call, model_unseen_store]
+          model_yield, model_hidden_call, model_partly_resolved_call, model_unseen_store, model_function_value]
 
 
 def generate(seed: int) -> Program:

@@ -15,7 +15,7 @@ import ast
 from collections.abc import Callable
 
 from .graphs import strongly_connected
-from .index import ProjectIndex, literal_arg
+from .index import MAX_UNSEEN_FUNCTIONS, ProjectIndex, literal_arg
 from .project import CallSite, Container, External, FunctionInfo, Instance
 from .regions import Hazard, HazardKind, Region
 from .torchapi import GRAD_ON_CALLS, LOADERS, MODULE_MOVES, SET_GRAD_ENABLED, STATE_METHODS
@@ -86,7 +86,7 @@ class EffectScanner:
     def _reach(self, fn: FunctionInfo) -> int:
         """The functions with hazards of their own that `fn` may run, itself included, however deep, as bits
         (bit i: `self._hazardous[i]`): what its calls resolve to, and what a call of a value of unknown type
-        may reach (`ProjectIndex.unseen_targets`, whose groups are nodes of their own), all of it in the
+        may reach (`ProjectIndex.unseen_targets`, whose parts and groups are nodes of their own), all of it in the
         region's mode. Computed once per strongly connected component of that graph (Tarjan's algorithm,
         iterative), since a function and everything in its cycle may run the same."""
         key = id(fn)
@@ -95,7 +95,7 @@ class EffectScanner:
         return self._bits[key]
 
     def _successors(self, node) -> list:
-        if isinstance(node, tuple):  # a group of functions a call of unknown type may run
+        if isinstance(node, tuple):  # what a call of unknown type may run: a part (of groups), a group (of functions)
             return list(node)
         out: list = []
         for site in node.calls:
@@ -156,6 +156,10 @@ class EffectScanner:
             func = node.func
             name = site.external if site else None
             method = func.attr if isinstance(func, ast.Attribute) else None
+            if site is not None and index.unseen_overflow(site):
+                add(HazardKind.UNRESOLVED, node,
+                    f"calls `{site.describe()}(...)`, a value of unknown type that may be any of more than "
+                    f"{MAX_UNSEEN_FUNCTIONS} functions of the project (too many to follow; check by hand)")
             if name in GRAD_ON_CALLS or (name in SET_GRAD_ENABLED and literal_arg(node, 0, "mode") is not False):
                 add(HazardKind.GRAD, node, f"turns autograd back on (`{ast.unparse(func)}(...)`)")
             elif method in ("backward", "requires_grad_"):

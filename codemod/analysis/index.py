@@ -24,7 +24,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .collect import BodyWalks, Collector
 from .configs import Construction, Value
@@ -121,9 +121,33 @@ class ProjectIndex:
         self._unseen_callers: set[int] = set()
         self._typed_by_callers: set[int] = set()
         self._methods_by_name: dict[str, list[FunctionInfo]] | None = None
-        self._entry_methods: list[FunctionInfo] | None = None  # see `possible_targets`
-        self._possible: dict[int, tuple[FunctionInfo, ...]] = {}  # id(site) -> `possible_targets`
-        self._unseen_groups: dict[tuple, tuple[FunctionInfo, ...]] = {}  # see `unseen_targets`
+        # What calls of unknown type may run (`_index_unseen_entries`): the entry methods grouped by (signature,
+        # whether an `__init__`), and by class (`forward`, `__call__`); ...
+        self._unseen_indexed = False
+        self._entry_signatures: dict[tuple[Signature, bool], tuple[FunctionInfo, ...]] = {}
+        self._entry_calls: dict[int, tuple[FunctionInfo, ...]] = {}
+        # ... the functions handed out as values, by signature, and every function by name
+        self._value_signatures: dict[Signature, tuple[FunctionInfo, ...]] = {}
+        self._function_values: dict[tuple[int, int], bool] = {}  # (id(expr), id(fn)) -> `_may_be_function`
+        self._attribute_runs_anything: dict[str, bool] = {}  # see `_runs_anything`
+        self._attribute_functions: dict[str, tuple[FunctionInfo, ...]] = {}  # see `_stored_functions`
+        self._by_shape: dict[CallShape, tuple[tuple[FunctionInfo, ...], ...]] = {}  # see `_values_binding`
+        self._lambdas_by_shape: dict[CallShape, tuple] = {}  # see `_lambdas_binding`
+        self._value_order: dict[Signature, int] = {}  # each of `_value_signatures`, by its position
+        self._value_keywords: dict[str, set[Signature]] = {}  # parameter name -> the signatures naming it
+        self._value_varkw: set[Signature] = set()  # the signatures with `**kwargs`
+        self._value_names: dict[str, list[tuple[Signature, FunctionInfo]]] = {}
+        self._lambda_signatures: dict[Signature, tuple[tuple[FunctionInfo, ...], ...]] = {}  # what lambdas' calls reach
+        self._lambdas_reaching_all: set[Signature] = set()  # ... those calling a value that may be any function
+        self._signatures: dict[int, Signature] = {}  # id(method) -> `_signature`
+        self._binding: dict[tuple[Signature, CallShape], bool] = {}  # memo of `_binds`
+        self._possible: dict[tuple, tuple[FunctionInfo, ...]] = {}  # see `possible_targets`
+        self._site_targets: dict[int, tuple[FunctionInfo, ...]] = {}  # id(site) -> `possible_targets`
+        self._site_parts: dict[int, list] = {}  # id(site) -> `_unseen_parts`
+        self._overflow: set[int] = set()  # id(site) of the calls `unseen_overflow` holds for
+        self._value_overflows: dict[tuple, bool] = {}  # the keys of a call's value parts -> more than the limit
+        self._unseen_groups: dict[tuple, tuple[tuple[FunctionInfo, ...], ...]] = {}  # see `_unseen_parts`
+        self._in_file_order: dict[tuple, tuple[FunctionInfo, ...]] = {}  # see `possible_targets`
         self._handed_out_names: set[str] | bool | None = None  # see `class_handed_out`
         self.configs: list[tuple[Path, list[Construction]]] = []  # configuration files that build models
         self._configured: dict[tuple[int, str], frozenset] = {}  # (id(__init__), parameter) -> types
@@ -170,6 +194,11 @@ class ProjectIndex:
                 self._resolve_call(site)
                 for callee in site.callees:
                     self.callers.setdefault(id(callee), []).append(site)
+        # A lookup that hands out every function whatever the types (`eval`) lets code the index cannot see
+        # call any function (`_settle_unseen_callers`). Known before a type is inferred, that keeps the rounds
+        # below from typing parameters from their visible callers alone, only to infer every type again.
+        if any(_hands_out_anything(site, where) for where, site in self._reflective_calls()):
+            self._unseen_callers = {id(fn) for fn in self.functions.values() if fn.name != MODULE_CODE}
         # Second round: with the callers known, an unannotated parameter takes the types of the arguments
         # passed to it (`adapt_step(S3Gen(), ...)` types `s3gen`), and constructor arguments type the
         # attributes `__init__` stores them in; calls that stayed unresolved are resolved again.
@@ -1037,9 +1066,10 @@ class ProjectIndex:
     def _resolve_call(self, site: CallSite) -> None:
         fn = site.caller
         func = site.node.func
-        site.opaque, site.handed, site.unresolved, site.externals = False, None, False, ()
+        site.opaque, site.handed, site.handed_functions, site.unresolved, site.externals = False, None, (), False, ()
         types = self.infer(func, fn)
-        self._resolve_unresolved_part(site, types)
+        unknown = self._resolve_unresolved_part(site, types)
+        site.calls_unknown = unknown
         callees: list[FunctionInfo] = []
         module_types: list = []
         constructs: list[ClassInfo] = []
@@ -1085,8 +1115,9 @@ class ProjectIndex:
             site.unresolved = True
             return
         site.external = next(iter(externals), None)
+        site.calls_unknown = unknown and site.external is None
         if site.external in CALLING_FUNCTIONS:
-            site.handed = self._handed(site)
+            site.handed, site.handed_functions = self._handed(site)
         owners: frozenset = frozenset()
         if not site.callees and not site.module_types and not site.constructs and site.external is None and \
                 isinstance(func, ast.Attribute):
@@ -1097,44 +1128,53 @@ class ProjectIndex:
                     site.module_types = tuple(owners)
                 else:
                     site.external = f"{sorted(t.name for t in owners)[0]}.{func.attr}"
+                site.calls_unknown = False
                 return
         if not site.callees and not site.module_types and not site.constructs and site.external is None:
             name = self.qualify(fn.module, func, fn)
             if name is not None and not name.startswith(tuple(f"{m}." for m in self._project_roots())):
                 site.external = name
+                site.calls_unknown = False
                 if name in CALLING_FUNCTIONS:
-                    site.handed = self._handed(site)
+                    site.handed, site.handed_functions = self._handed(site)
             elif isinstance(func, ast.Attribute):
                 # `x.m()` on an object of unknown type reaches project code through a method named `m`, or
                 # through an object or a class of the project held in an attribute named `m`.
                 site.unresolved = func.attr in self._method_names()
                 site.opaque = self._may_hold_object(owners, func.attr)
             elif isinstance(func, ast.Name) and func.id in BUILTIN_NAMES:
+                site.calls_unknown = False
                 if func.id in CALLING_FUNCTIONS:  # `map(block, xs)`
-                    site.handed = self._handed(site)
+                    site.handed, site.handed_functions = self._handed(site)
             else:
                 site.unresolved = True
                 site.opaque = not isinstance(func, ast.Name) or self._may_be_object(func, fn)
 
-    def _resolve_unresolved_part(self, site: CallSite, types: frozenset) -> None:
+    def _resolve_unresolved_part(self, site: CallSite, types: frozenset) -> bool:
         """A callee only part of whose value has a resolved type (`UNRESOLVED` beside it) may also be what a
         call of a value of unknown type may be: an object or a class of the project (the call is opaque) or,
-        for `x.m()` on an object partly of unknown type, any project method named `m`."""
+        for `x.m()` on an object partly of unknown type, any project method named `m`. Whether the value called
+        has a type the index does not know, in whole or in part."""
         func = site.node.func
         value_types = types
+        unknown = not types or UNRESOLVED in types
         if isinstance(func, ast.Attribute):
             owners = self.infer(func.value, site.caller)
             if UNRESOLVED in owners:
+                unknown = True
                 site.unresolved = func.attr in self._method_names()
                 site.opaque = self._may_hold_object(NOTHING, func.attr)
                 value_types = self._attribute_types(func, site.caller, site.caller.module, owners - {UNRESOLVED})
         if UNRESOLVED in value_types or any(isinstance(t, Container) and t.module and UNRESOLVED in t.elems
                                             for t in value_types):
             site.opaque = True
+        return unknown or UNRESOLVED in value_types
 
-    def _handed(self, site: CallSite) -> tuple[ClassInfo, ...] | None:
+    def _handed(self, site: CallSite) -> tuple[tuple[ClassInfo, ...] | None, tuple[FunctionInfo, ...] | None]:
         """The project classes whose objects, or which, a call of a library callable that calls an argument
-        (`CALLING_FUNCTIONS`) passes as that argument (`()` when its type is unknown: any class), or None."""
+        (`CALLING_FUNCTIONS`) passes as that argument (`()` when its type is unknown: any class), or None; and
+        the project functions it passes so (`map(step, xs)`; None when it may be any: a lambda, a value of
+        unknown type)."""
         call = site.node
         position, keyword = CALLING_FUNCTIONS[site.external or call.func.id]
         passed = [kw.value for kw in call.keywords if kw.arg == keyword]
@@ -1143,15 +1183,22 @@ class ProjectIndex:
         if any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords):
             passed.extend(a.value if isinstance(a, ast.Starred) else a for a in call.args)  # cannot tell which
         classes: list[ClassInfo] = []
+        functions: list[FunctionInfo] = []
+        any_function = False
         for value in passed:
             types = self.infer(value, site.caller)
             if UNRESOLVED in types or (not types and self._may_be_object(value, site.caller)):
-                return ()
+                return (), None
+            any_function = any_function or not types
             for t in types:
                 for held in (t.elems if isinstance(t, Container) else (t,)):
                     if isinstance(held, (Instance, ClassRef)):
                         classes.append(held.cls)
-        return tuple(dict.fromkeys(classes)) or None
+                    elif isinstance(held, FuncRef):
+                        functions.append(held.fn)
+                    else:
+                        any_function = any_function or held is UNRESOLVED
+        return tuple(dict.fromkeys(classes)) or None, None if any_function else tuple(dict.fromkeys(functions))
 
     def _may_hold_object(self, owners: frozenset, attr: str) -> bool:
         """Whether `<owner>.attr` may hold an object or a class of the project (the call then runs its
@@ -1363,10 +1410,30 @@ class ProjectIndex:
                            call: ast.Call) -> tuple[FunctionInfo, ...]:
         """The project methods `name` that `obj.name(...)` may bind to, memoized on the name and the call's
         shape (its argument count and keyword names): `x.forward(h)` is checked against every `forward` once."""
-        key = (name, *_call_shape(call))
+        shape = _call_shape(call)
+        key = (name, shape)
         found = self._accepting.get(key)
         if found is None:
-            found = self._accepting[key] = tuple(m for m in methods_by_name.get(name, ()) if _accepts(m, call))
+            found = self._accepting[key] = tuple(m for m in methods_by_name.get(name, ())
+                                                 if self._accepts(m, shape))
+        return found
+
+    def _accepts(self, method: FunctionInfo, shape: CallShape) -> bool:
+        """Whether a call of this shape can bind to `method`'s parameters (receiver bound), memoized on its
+        signature."""
+        return self._signature_binds(self._signature_of(method), shape)
+
+    def _signature_of(self, method: FunctionInfo) -> Signature:
+        """A method's signature as `obj.method(...)` calls it (a static method's receiver is not bound)."""
+        signature = self._signatures.get(id(method))
+        if signature is None:
+            signature = self._signatures[id(method)] = _signature(method.node.args, not method.is_static)
+        return signature
+
+    def _signature_binds(self, signature: Signature, shape: CallShape) -> bool:
+        found = self._binding.get((signature, shape))
+        if found is None:
+            found = self._binding[(signature, shape)] = _binds(signature, shape)
         return found
 
     def opaque_caller(self, fn: FunctionInfo) -> CallSite | None:
@@ -1381,7 +1448,7 @@ class ProjectIndex:
         if fn.name == "__init__" and not self.class_handed_out(fn.cls):
             return None  # no call of a value of unknown type can be the class: it is never handed out
         if self._opaque_calls is None:
-            shapes: dict[tuple, CallSite] = {}  # one call per argument shape: the shape is all `_accepts` reads
+            shapes: dict[tuple, CallSite] = {}  # one call per argument shape: the shape is all `_binds` reads
             for caller in self.functions.values():
                 for site in caller.calls:
                     if site.opaque:
@@ -1392,50 +1459,284 @@ class ProjectIndex:
             self._opaque_calls = list(shapes.values())
         related = fn.cls.family()  # an object of a base may be one of a subclass
         handing = [self._handing_calls.get(key) for key in (None, *(id(c) for c in related))]
-        return next((site for site in self._opaque_calls if _accepts(fn, site.node)), None) or next(
+        return next((site for site in self._opaque_calls if self._accepts(fn, _call_shape(site.node))), None) or next(
             (site for site in handing if site is not None), None)
 
     def possible_targets(self, site: CallSite) -> tuple[FunctionInfo, ...]:
         """Every project function a call may run: its callees, the methods `x.m()` on a value of unknown type
-        may bind to, and those it may run through a value of unknown type (`unseen_targets`)."""
-        found = self._possible.get(id(site))
+        may bind to, and those it may run through a value of unknown type (`unseen_targets`), each part but
+        the first in file order."""
+        found = self._site_targets.get(id(site))
+        if found is not None:
+            return found
+        parts = self._unseen_parts(site)
+        key = (*(id(fn) for fn in site.targets), None, *(key for key, _ in parts))  # calls alike share one
+        found = self._possible.get(key)
         if found is None:
-            found = self._possible[id(site)] = tuple(dict.fromkeys(
-                [*site.targets, *(fn for group in self.unseen_targets(site) for fn in group)]))
+            found = self._possible[key] = tuple(dict.fromkeys(
+                [*site.targets, *(fn for key, groups in parts for fn in self._ordered(key, groups))]))
+        self._site_targets[id(site)] = found
         return found
 
-    def unseen_targets(self, site: CallSite) -> list[tuple[FunctionInfo, ...]]:
-        """What a call may run that no call names: when it calls a value that may be a project object or class
-        (`site.opaque`) or hands one to a library callable that calls it (`map(block, xs)`), every `forward`,
-        `__call__` and `__init__` that may be run so (those whose `opaque_caller` such a call may be; an
-        `__init__` only where the call may be of a class: not where only the elements of a module container
-        are unknown). In groups, each shared by every call of one shape (what `_accepts` reads)."""
-        if not site.opaque and site.handed is None:
+    def unseen_targets(self, site: CallSite) -> list[tuple[tuple[FunctionInfo, ...], ...]]:
+        """What a call may run that no call names, in parts, each a tuple of groups of functions shared by many
+        calls (in no particular order; a group may hold groups in turn):
+
+        - a call of a value that may be a project object or class (`site.opaque`): every `forward`, `__call__`
+          and `__init__` that may be run so (those whose `opaque_caller` such a call may be; an `__init__` only
+          where the call may be of a class: not where only the elements of a module container are unknown);
+        - a library callable that calls what it is handed (`map(block, xs)`): the `forward` and `__call__` of
+          the classes handed, and the functions handed;
+        - a call of a value of unknown type (`site.calls_unknown`): every function the project hands out as a
+          value (`escape_of`) and every lambda (what its calls may run) that accept the call's arguments; for
+          `x.m(...)`, the functions named `m` and those the project stores in attributes named `m`, or all of
+          them where a value stored there may be a function of unknown kind (`_may_be_function`). A library
+          callable handed a value of unknown type may run any of them.
+        """
+        return [groups for _, groups in self._unseen_parts(site)]
+
+    def unseen_overflow(self, site: CallSite) -> bool:
+        """Whether a call of a value of unknown type may run more than `MAX_UNSEEN_FUNCTIONS` project functions
+        (then `unseen_targets` leaves them out)."""
+        self._unseen_parts(site)
+        return id(site) in self._overflow
+
+    def _unseen_parts(self, site: CallSite) -> list[tuple[tuple, tuple[tuple[FunctionInfo, ...], ...]]]:
+        """`unseen_targets`, each part with its key."""
+        parts = self._site_parts.get(id(site))
+        if parts is None:
+            parts = self._site_parts[id(site)] = self._find_unseen_parts(site)
+        return parts
+
+    def _find_unseen_parts(self, site: CallSite) -> list[tuple[tuple, tuple[tuple[FunctionInfo, ...], ...]]]:
+        if not (site.opaque or site.handed is not None or site.calls_unknown or site.handed_functions != ()):
             return []
-        if self._entry_methods is None:  # in file order, whatever order the files were read in
-            self._entry_methods = sorted(
-                (fn for fn in self.functions.values() if fn.cls is not None and fn.parent is None and (
-                    fn.name == "__call__" or (fn.name == "forward" and self.is_module(fn.cls))
-                    or (fn.name == "__init__" and self.class_handed_out(fn.cls)))),
-                key=lambda fn: (fn.module.path.as_posix(), fn.node.lineno, fn.node.col_offset))
-        groups = []
+        if not self._unseen_indexed:
+            self._index_unseen_entries()
+        parts = []
+        groups = self._unseen_groups
+        shape = _call_shape(site.node)
         if site.opaque:
             types = self.infer(site.node.func, site.caller)
             classes = not types or UNRESOLVED in types  # else only a module container's elements are unknown
-            key = ("called", classes, *_call_shape(site.node))
-            if key not in self._unseen_groups:
-                self._unseen_groups[key] = tuple(fn for fn in self._entry_methods if (
-                    classes or fn.name != "__init__") and _accepts(fn, site.node))
-            groups.append(self._unseen_groups[key])
+            key = ("called", classes, shape)
+            if key not in groups:  # each signature checked once
+                groups[key] = tuple(group for (signature, init), group in self._entry_signatures.items()
+                                    if (classes or not init) and self._signature_binds(signature, shape))
+            parts.append((key, groups[key]))
         if site.handed is not None:
             key = ("handed", *sorted(id(cls) for cls in site.handed))
-            if key not in self._unseen_groups:
-                handed = None if not site.handed else {
-                    id(c) for cls in site.handed for c in (cls, *cls.all_subclasses())}
-                self._unseen_groups[key] = tuple(fn for fn in self._entry_methods if fn.name != "__init__" and (
-                    handed is None or id(fn.cls) in handed))
-            groups.append(self._unseen_groups[key])
-        return groups
+            if key not in groups:
+                groups[key] = tuple(self._entry_calls.values()) if not site.handed else tuple(
+                    self._entry_calls[id(c)] for c in dict.fromkeys(
+                        c for cls in site.handed for c in (cls, *cls.all_subclasses())) if id(c) in self._entry_calls)
+            parts.append((key, groups[key]))
+        values = []
+        if site.calls_unknown:
+            func = site.node.func
+            attr = func.attr if isinstance(func, ast.Attribute) else None
+            key = ("value", attr, shape)
+            if key not in groups:
+                groups[key] = self._value_groups(attr, shape)
+            values.append((key, groups[key]))
+        if site.handed_functions:
+            key = ("functions", *(id(fn) for fn in site.handed_functions))
+            parts.append((key, groups.setdefault(key, (site.handed_functions,))))
+        elif site.handed_functions is None:
+            key = ("passed",)
+            values.append((key, groups.setdefault(key, (*self._value_signatures.values(), *(
+                group for lambda_groups in self._lambda_signatures.values() for group in lambda_groups)))))
+        if not values:
+            return parts
+        counted = tuple(key for key, _ in values)
+        overflows = self._value_overflows.get(counted)
+        if overflows is None:
+            overflows = self._value_overflows[counted] = _more_than(
+                MAX_UNSEEN_FUNCTIONS, tuple(found for _, found in values))
+        if overflows:
+            self._overflow.add(id(site))
+            return parts
+        return parts + values
+
+    def _value_groups(self, attr: str | None, shape: CallShape,
+                      lambdas: bool = True) -> tuple[tuple[FunctionInfo, ...], ...]:
+        """What a call of this shape of a value of unknown type may run (`x.attr(...)` on an object of unknown
+        type, when `attr` is given): the functions handed out as values that accept it and what the calls in
+        the `lambdas` that accept it reach, or for `x.attr(...)`, the project's functions named `attr` that
+        accept it and the functions stored in attributes named `attr`, unless a value stored there may be a
+        function of unknown kind."""
+        if self._runs_anything(attr):
+            found = [self._values_binding(shape)]
+            if lambdas:
+                found.append(self._lambdas_binding(shape))
+        else:
+            found = [tuple(fn for signature, fn in self._value_names.get(attr, ())
+                           if self._signature_binds(signature, shape))]
+        if attr is not None:
+            found.append(self._stored_functions(attr))
+        return tuple(found)
+
+    def _runs_anything(self, attr: str | None) -> bool:
+        """Whether a call of a value of unknown type may run any function handed out as a value: one not
+        reached through an attribute, or through an attribute named `attr` the project stores a value in that
+        may be a function of unknown kind (`_may_be_function`)."""
+        if attr is None:
+            return True
+        found = self._attribute_runs_anything.get(attr)
+        if found is None:
+            found = self._attribute_runs_anything[attr] = any(
+                self._may_be_function(value, fn, module) for value, fn, module in self._stored_values(attr))
+        return found
+
+    def _stored_functions(self, attr: str) -> tuple[FunctionInfo, ...]:
+        """The project functions stored in attributes named `attr`."""
+        found = self._attribute_functions.get(attr)
+        if found is None:
+            found = self._attribute_functions[attr] = tuple(dict.fromkeys(
+                t.fn for value, fn, module in self._stored_values(attr)
+                for t in self.infer(value, fn, module) if isinstance(t, FuncRef)))
+        return found
+
+    def _lambdas_binding(self, shape: CallShape) -> tuple:
+        """What the lambdas whose signature a call of this shape binds to may run (every function handed out
+        and every lambda's reach, where one of them calls a value that may be any function), memoized."""
+        found = self._lambdas_by_shape.get(shape)
+        if found is None:
+            called = [signature for signature in self._lambda_signatures if self._signature_binds(signature, shape)]
+            if self._lambdas_reaching_all.intersection(called):
+                found = (tuple(self._value_signatures.values()), *self._lambda_signatures.values())
+            else:
+                found = tuple(self._lambda_signatures[signature] for signature in called)
+            self._lambdas_by_shape[shape] = found
+        return found
+
+    def _values_binding(self, shape: CallShape) -> tuple[tuple[FunctionInfo, ...], ...]:
+        """The groups of functions handed out as values whose signature a call of this shape binds to,
+        memoized by shape. A call naming keywords is checked only against the signatures that have a
+        parameter of each name or take `**kwargs`."""
+        found = self._by_shape.get(shape)
+        if found is None:
+            _, starred, keywords = shape
+            candidates: Iterable[Signature] = self._value_signatures
+            if keywords and not starred and None not in keywords:
+                named = set.intersection(*(self._value_keywords.get(keyword, set()) for keyword in keywords))
+                candidates = sorted(named | self._value_varkw, key=self._value_order.__getitem__)
+            found = self._by_shape[shape] = tuple(
+                self._value_signatures[signature] for signature in candidates if _binds(signature, shape))
+        return found
+
+    def _may_be_function(self, value: ast.expr, fn: FunctionInfo | None, module: ModuleInfo) -> bool:
+        """Whether a value may be a function whose code the index does not name: a lambda, a function handed
+        out, a value of unknown type. Not a literal, an operation's result, a value of a known type other than
+        a function, a parameter every caller passes such a value."""
+        key = (id(value), id(fn))
+        found = self._function_values.get(key)
+        if found is not None:
+            return found
+        self._function_values[key] = True  # while it is decided: a cycle of assignments may be one
+        types = self.infer(value, fn, module)
+        if types:
+            found = any(isinstance(t, FuncRef) or t is UNRESOLVED for t in types)
+        elif isinstance(value, (ast.Constant, ast.JoinedStr, ast.Compare, ast.BinOp, ast.UnaryOp, ast.List,
+                                ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)):
+            found = False
+        elif isinstance(value, ast.Name) and fn is not None and self.local_names(fn).get(value.id):
+            found = any(self._may_be_function(node, fn, module) if kind == "expr" else
+                        self._passed_function(fn, value.id, node) if kind == "param" else
+                        not (kind == "ann" and _scalar_annotation(node))
+                        for kind, node in self.local_names(fn)[value.id])
+        else:
+            found = True
+        self._function_values[key] = found
+        return found
+
+    def _passed_function(self, fn: FunctionInfo, name: str, param: ast.arg) -> bool:
+        """Whether a parameter may hold a function whose code the index does not name (`_may_be_function`)."""
+        if _scalar_annotation(param.annotation):
+            return False
+        callers = self.callers_of(fn)
+        if not callers or name == fn.receiver or id(fn) in self._unseen_callers:
+            return True
+        for site in callers:
+            argument = argument_for(fn, site, name)
+            if argument is None and _unpacked(site.node) or argument is not None and self._may_be_function(
+                    argument, site.caller, site.caller.module):
+                return True
+        return False
+
+    def _index_unseen_entries(self) -> None:
+        """The functions `unseen_targets` draws on: the entry methods (grouped by signature and whether an
+        `__init__`, and by class), the functions handed out as values (grouped by signature, a method under the
+        signature of its bound and of its unbound form, and by name), and the targets of calls in lambdas and
+        generator expressions. Each group in file order, whatever order the files were read in."""
+        self._unseen_indexed = True
+        entries = sorted(
+            (fn for fn in self.functions.values() if fn.cls is not None and fn.parent is None and (
+                fn.name == "__call__" or (fn.name == "forward" and self.is_module(fn.cls))
+                or (fn.name == "__init__" and self.class_handed_out(fn.cls)))), key=_in_file_order)
+        values = sorted((fn for fn in self.functions.values() if fn.name != MODULE_CODE and not is_property(fn)
+                         and self.escape_of(fn) is not None), key=_in_file_order)
+        signatures: dict[tuple[Signature, bool], list[FunctionInfo]] = {}
+        calls: dict[int, list[FunctionInfo]] = {}
+        for fn in entries:
+            signatures.setdefault((self._signature_of(fn), fn.name == "__init__"), []).append(fn)
+            if fn.name != "__init__":
+                calls.setdefault(id(fn.cls), []).append(fn)
+        self._entry_signatures = {key: tuple(group) for key, group in signatures.items()}
+        self._entry_calls = {key: tuple(group) for key, group in calls.items()}
+        by_signature: dict[Signature, list[FunctionInfo]] = {}
+        escaped = {id(fn) for fn in values}
+        every = sorted(self.functions.values(), key=_in_file_order)
+        for fn in every:
+            if fn.name == MODULE_CODE or is_property(fn) or (fn.parent is not None and id(fn) not in escaped):
+                continue
+            bound = fn.is_method and not fn.is_static  # `obj.m` and `cls.m` bind the receiver; `Class.m` not
+            for form in (True,) if fn.is_classmethod else (True, False) if bound else (False,):
+                signature = _signature(fn.node.args, form)
+                if id(fn) in escaped:
+                    by_signature.setdefault(signature, []).append(fn)
+                self._value_names.setdefault(fn.name, []).append((signature, fn))  # `module.f`, `obj.m`
+        self._value_signatures = {key: tuple(group) for key, group in by_signature.items()}
+        for position, signature in enumerate(self._value_signatures):
+            self._value_order[signature] = position
+            for name in (*signature.positional, *signature.keyword_only):
+                self._value_keywords.setdefault(name, set()).add(signature)
+            if signature.varkw:
+                self._value_varkw.add(signature)
+        # A lambda runs its calls when it is called, wherever it is then: what they may run, by its signature, as
+        # groups shared with the calls of unknown type (never copied: a lambda may reach every function).
+        by_lambda: dict[Signature, dict[int, tuple[FunctionInfo, ...]]] = {}
+        for fn in every:
+            if not any(site.deferred for site in fn.calls):  # a lambda that calls nothing runs nothing
+                continue
+            lambdas = [node for node in fn.nodes if isinstance(node, ast.Lambda)]
+            if not lambdas:
+                continue
+            sites = {id(site.node): site for site in fn.calls}
+            for node in lambdas:
+                signature = _signature(node.args, False)
+                reached = by_lambda.setdefault(signature, {})
+                for call in ast.walk(node.body):
+                    site = sites.get(id(call))
+                    if site is None:
+                        continue
+                    reached[id(site)] = site.targets
+                    if site.calls_unknown:
+                        func = site.node.func
+                        attr = func.attr if isinstance(func, ast.Attribute) else None
+                        reached.update((id(group), group) for group in self._value_groups(
+                            attr, _call_shape(site.node), lambdas=False))
+                        if self._runs_anything(attr):  # it may call another lambda, which may call any
+                            self._lambdas_reaching_all.add(signature)
+        self._lambda_signatures = {key: tuple(groups.values()) for key, groups in by_lambda.items()}
+
+    def _ordered(self, key: tuple, groups: tuple[tuple[FunctionInfo, ...], ...]) -> tuple[FunctionInfo, ...]:
+        """The functions of one part of `_unseen_parts`, each once, in file order."""
+        found = self._in_file_order.get(key)
+        if found is None:
+            found = self._in_file_order[key] = tuple(sorted(
+                {id(fn): fn for fn in _functions_in(groups)}.values(), key=_in_file_order))
+        return found
 
     def class_handed_out(self, cls: ClassInfo) -> bool:
         """Whether code may hold the class object of `cls` or of a subclass (which runs its `__init__`) where the
@@ -1533,9 +1834,8 @@ class ProjectIndex:
         # A reflective lookup on a line marked `# chatterbox-codemod: skip` is the user's word that it hands
         # out no project function (docs/soundness.md).
         every = [f for f in functions if f.name != MODULE_CODE and not is_property(f)]  # `eval` sees nested ones
-        lookups = [(where, site.node, self._reflected(site, where, by_name)) for where in functions
-                   for site in where.calls if _last_name(site.node.func) in _REFLECTIVE_CALLS
-                   and site.line not in where.module.skip_lines]
+        lookups = [(where, site.node, self._reflected(site, where, by_name))
+                   for where, site in self._reflective_calls()]
         lookups += [(where, node, self._members(self.infer(node.value, where), None, by_name))
                     for where, node in self.loads("__dict__")
                     if isinstance(node, ast.Attribute) and node.lineno not in where.module.skip_lines]
@@ -1551,6 +1851,14 @@ class ProjectIndex:
                 if not self._is_transparent_decorator(candidate, decorator, name):
                     escapes.setdefault(id(candidate), (candidate, decorator))
         return escapes
+
+    def _reflective_calls(self) -> Iterator[tuple[FunctionInfo, CallSite]]:
+        """The calls `_reflected` reads, with the function each is in, but those on a line marked
+        `# chatterbox-codemod: skip`."""
+        for where in self.functions.values():
+            for site in where.calls:
+                if _last_name(site.node.func) in _REFLECTIVE_CALLS and site.line not in where.module.skip_lines:
+                    yield where, site
 
     def _tracked_references(self, named: set[str]) -> tuple[set[int], set[str]]:
         """The loads the index follows instead of counting them as references, and the names that may then
@@ -1599,7 +1907,9 @@ class ProjectIndex:
                    by_name: dict[str, list[FunctionInfo]]) -> list[FunctionInfo] | None:
         """The functions a reflective call may hand out: `getattr(x, name)`, `vars(x)`, `globals()`, `locals()`,
         `operator.attrgetter`/`methodcaller`, `inspect.getmembers`, `x.__getattribute__(name)`; None when it
-        may be any (a name computed at run time on an object of unknown type, `eval`, `exec`)."""
+        may be any (a name computed at run time on an object of unknown type, `_hands_out_anything`)."""
+        if _hands_out_anything(site, where):
+            return None
         call = site.node
         func = call.func
         name = _last_name(func)
@@ -1621,24 +1931,14 @@ class ProjectIndex:
             return self._members(self.infer(args[0], where), None, by_name)
         if name in ("globals", "locals", "vars") and not args:
             module = where.module
-            if any(isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names)
-                   for node in ast.walk(module.tree)):  # `from x import *` put x's names here too
-                return None
             found = [f for f in module.functions if f.parent is None and f.cls is None and f.name != MODULE_CODE]
             found += where.local_defs.values()
             found += [t.fn for node in where.nodes if isinstance(node, ast.Assign)
                       for t in self.infer(node.value, where) if isinstance(t, FuncRef)]
             return found
-        if name in ("attrgetter", "methodcaller"):
-            found = []
-            for arg in args[:1] if name == "methodcaller" else args:
-                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    found += by_name.get(arg.value.rpartition(".")[2], [])
-                else:
-                    return None
-            return found
-        if name in ("eval", "exec") and isinstance(func, ast.Name):
-            return None
+        if name in ("attrgetter", "methodcaller"):  # of constant names (`_hands_out_anything`)
+            return [fn for arg in (args[:1] if name == "methodcaller" else args)
+                    for fn in by_name.get(arg.value.rpartition(".")[2], [])]
         return []
 
     def _members(self, owners: frozenset, name: str | None,
@@ -1703,6 +2003,9 @@ MAX_INFERENCE_DEPTH = 100
 # of unknown type may reach takes the types of all their arguments (73,703 in torch's tree, where the most a
 # value of chatterbox's has is 9); sets that large cost more to merge than they tell.
 MAX_TYPES = 64
+# A call of a value of unknown type that may run more project functions than this (where the project hands out
+# every function, `eval` say) is not followed into them: the analyses read it as a call they cannot resolve.
+MAX_UNSEEN_FUNCTIONS = 256
 MAX_ROUNDS = 8  # how often a value read back through itself is inferred again before it is widened (`_fixpoint`)
 _NOT_REACHED = 1 << 62  # `_reached` when no value under way was read
 BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
@@ -1743,27 +2046,50 @@ def _unpacked(call: ast.Call) -> list[ast.expr]:
             *(kw.value for kw in call.keywords if kw.arg is None)]
 
 
-def _call_shape(call: ast.Call) -> tuple[int, bool, tuple[str | None, ...]]:
-    """What `_accepts` reads of a call: its positional count, whether it unpacks `*args`, its keyword names."""
+CallShape = tuple[int, bool, tuple[str | None, ...]]
+
+
+def _call_shape(call: ast.Call) -> CallShape:
+    """What `_binds` reads of a call: its positional count, whether it unpacks `*args`, its keyword names (None
+    for `**kwargs`)."""
     return len(call.args), any(isinstance(a, ast.Starred) for a in call.args), tuple(kw.arg for kw in call.keywords)
 
 
-def _accepts(method: FunctionInfo, call: ast.Call) -> bool:
-    """Whether `obj.method(...)` with these arguments can bind to `method`'s signature (receiver bound)."""
-    if any(isinstance(a, ast.Starred) for a in call.args) or any(kw.arg is None for kw in call.keywords):
+class Signature(NamedTuple):
+    """What `_binds` reads of a function's parameters (a bound receiver dropped); many functions share one."""
+
+    positional: tuple[str, ...]
+    defaults: int  # how many of the last positional parameters have defaults
+    varargs: bool
+    varkw: bool
+    keyword_only: frozenset[str]
+    required_keyword_only: tuple[str, ...]
+
+
+def _signature(args: ast.arguments, bound: bool) -> Signature:
+    """The signature of a function or lambda called with its first parameter `bound` (a method's receiver) or
+    not."""
+    return Signature(
+        positional=tuple(a.arg for a in [*args.posonlyargs, *args.args])[1 if bound else 0:],
+        defaults=len(args.defaults), varargs=args.vararg is not None, varkw=args.kwarg is not None,
+        keyword_only=frozenset(a.arg for a in args.kwonlyargs),
+        required_keyword_only=tuple(a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+                                    if d is None))
+
+
+def _binds(signature: Signature, shape: CallShape) -> bool:
+    """Whether `obj.method(...)` with a call of this shape can bind to a method of this signature."""
+    count, starred, keywords = shape
+    if starred or None in keywords:
         return True
-    args = method.node.args
-    positional = [a.arg for a in [*args.posonlyargs, *args.args]][0 if method.is_static else 1:]
-    if len(call.args) > len(positional) and args.vararg is None:
+    positional = signature.positional
+    if count > len(positional) and not signature.varargs:
         return False
-    names = set(positional[len(call.args):]) | {a.arg for a in args.kwonlyargs}
-    if args.kwarg is None and any(kw.arg not in names for kw in call.keywords):
+    if not signature.varkw and any(kw not in positional[count:] and kw not in signature.keyword_only
+                                   for kw in keywords):
         return False
-    defaults = len(args.defaults)
-    required = positional[len(call.args):len(positional) - defaults] if defaults else positional[len(call.args):]
-    required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
-    given = {kw.arg for kw in call.keywords}
-    return all(name in given for name in required)
+    required = positional[count:len(positional) - signature.defaults]
+    return all(name in keywords for name in (*required, *signature.required_keyword_only))
 
 
 def _params_with_defaults(args: ast.arguments) -> list[tuple[ast.arg, ast.expr | None]]:
@@ -1790,6 +2116,52 @@ _DYNAMIC_ATTRIBUTE_HOOKS = ("__getattr__", "__getattribute__")
 # The calls `ProjectIndex._reflected` reads, by the name they are called by.
 _REFLECTIVE_CALLS = frozenset({"getattr", *_DYNAMIC_ATTRIBUTE_HOOKS, "vars", "getmembers", "globals", "locals",
                                "attrgetter", "methodcaller", "eval", "exec"})
+
+
+def _functions_in(groups: tuple) -> Iterator[FunctionInfo]:
+    """The functions in groups nested in tuples (`ProjectIndex.unseen_targets`), each group read once."""
+    seen: set[int] = set()
+    stack = [groups]
+    while stack:
+        node = stack.pop()
+        for item in node:
+            if isinstance(item, tuple):
+                if id(item) not in seen:
+                    seen.add(id(item))
+                    stack.append(item)
+            else:
+                yield item
+
+
+def _more_than(limit: int, groups: tuple) -> bool:
+    """Whether the groups hold more than `limit` functions (each counted once), counting no further."""
+    seen: set[int] = set()
+    for fn in _functions_in(groups):
+        seen.add(id(fn))
+        if len(seen) > limit:
+            return True
+    return False
+
+
+def _in_file_order(fn: FunctionInfo) -> tuple[str, int, int]:
+    return fn.module.path.as_posix(), fn.node.lineno, fn.node.col_offset
+
+
+def _hands_out_anything(site: CallSite, where: FunctionInfo) -> bool:
+    """Whether a reflective call may hand out any function of the project whatever the types: `eval`, `exec`,
+    `globals()` in a module that imports `*` (the names it puts there are another module's), `attrgetter` or
+    `methodcaller` of a name computed at run time."""
+    call = site.node
+    name = _last_name(call.func)
+    if name in ("eval", "exec"):
+        return isinstance(call.func, ast.Name)
+    if name in ("globals", "locals", "vars") and not call.args:
+        return any(isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names)
+                   for node in ast.walk(where.module.tree))
+    if name in ("attrgetter", "methodcaller"):
+        return not all(isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                       for arg in (call.args[:1] if name == "methodcaller" else call.args))
+    return False
 
 
 def _last_name(expr: ast.expr) -> str | None:

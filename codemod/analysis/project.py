@@ -243,6 +243,12 @@ class CallSite:
     # Project classes whose objects (or which) a library callable that calls its arguments is handed; empty
     # when what it is handed has a type the index does not know (then any class); None when it hands nothing.
     handed: tuple[ClassInfo, ...] | None = None
+    # Project functions such a callable is handed (`map(f, xs)`); None when it may be any (a lambda, a value of
+    # unknown type).
+    handed_functions: tuple[FunctionInfo, ...] | None = ()
+    # What it calls has a type the index does not know, in whole or in part (`hooks[name](m)`, `fn(m)` with `fn`
+    # from `getattr`): it may be any function the project hands out as a value (ProjectIndex.unseen_targets).
+    calls_unknown: bool = False
 
     @property
     def library_callables(self) -> tuple[str, ...]:

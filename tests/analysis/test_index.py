@@ -442,6 +442,18 @@ def test_types_from_subclasses_annotations_call_sites_and_getattr_defaults(tmp_p
     assert [site.caller.short for site in index.callers_of(function(index, "Encoder.__init__"))] == ["build"]
 
 
+# `helper` is called with a `Plain` by the project, and by nothing else it can see.
+PLAIN_HELPER = HEADER + """
+class Plain(nn.Module):
+    def forward(self, x):
+        return x
+def helper(m, x):
+    return m(x)
+def run(x):
+    return helper(Plain(), x)
+"""
+
+
 def test_code_the_index_cannot_see_may_call_a_function_with_anything(tmp_path):
     """A function handed out by a reflective lookup may be called from anywhere: its parameter keeps
     `UNRESOLVED` beside what the project passes it, so a call of it is opaque, and may run any module's
@@ -473,17 +485,70 @@ def test_code_the_index_cannot_see_may_call_a_function_with_anything(tmp_path):
     assert [classes for fn, classes in index.attribute_readers("memory") if fn.short == "train"] == [None]
 
     # Without the lookup, every call of `helper` is one the index sees.
-    index = index_of(tmp_path / "seen", {"m.py": HEADER + """
-        class Plain(nn.Module):
-            def forward(self, x):
-                return x
-        def helper(m, x):
-            return m(x)
-        def run(x):
-            return helper(Plain(), x)
-        """})
+    index = index_of(tmp_path / "seen", {"m.py": PLAIN_HELPER})
     site = call(index, "helper", "m")
     assert not site.opaque and index.possible_targets(site) == (function(index, "Plain.forward"),)
+
+
+def test_a_call_of_a_value_of_unknown_type_may_run_any_function_handed_out_as_a_value(tmp_path):
+    """`fn(m)` with `fn` from a reflective lookup may run any function the project hands out as a value that
+    accepts one argument, and the calls of any lambda that does (`lambda module: reset(module)` runs `reset`);
+    `map(reset, ms)` runs `reset`; `helpers.reset(m)` on an object of unknown type (a module, say) runs a
+    function named `reset`; a call whose arguments no such function accepts runs none of them."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        import importlib
+        def reset(m):
+            m.weight.data = m.weight.data * 0
+        def scale(m, factor):
+            return factor
+        def wrapped(m):
+            return m
+        def look(name):
+            return getattr(importlib.import_module(__name__), name)
+        def run(m, name, helpers):
+            fn = look(name)
+            fn(m)
+            fn()
+            list(map(reset, [m]))
+            helpers.reset(m)
+        def prepare(m):
+            return run(m, lambda module: wrapped(module))
+        """})
+    run = function(index, "run")
+    sites = {ast.unparse(site.node): site for site in run.calls}
+    reached = {text: {fn.short for fn in index.possible_targets(site)} for text, site in sites.items()}
+    assert {"reset", "look", "prepare", "wrapped"} <= reached["fn(m)"]
+    assert "run" not in reached["fn(m)"]  # it takes three arguments
+    assert "scale" not in reached["fn(m)"]
+    assert reached["fn()"] & {"reset", "scale", "wrapped", "prepare"} == set()
+    assert reached["map(reset, [m])"] == {"reset"}
+    assert reached["helpers.reset(m)"] == {"reset"}
+
+
+def test_a_lookup_that_may_hand_out_anything_whatever_the_types_hides_every_caller(tmp_path):
+    """`eval(name)`, `globals()` in a module that imports `*` and `attrgetter` of a computed name may hand out
+    any function of the project, whatever the types are: `helper` may be called with anything, beside the
+    `Plain` its visible caller passes. `globals()` in a module without `*` imports hands out that module's own
+    functions only."""
+    project = PLAIN_HELPER
+    lookups = {
+        "eval(name)": "def look(name):\n    return eval(name)\n",
+        "globals()": "from os.path import *\ndef look(name):\n    return globals()[name]\n",
+        "operator.attrgetter(name)": "import operator\ndef look(name, obj):\n"
+                                     "    return operator.attrgetter(name)(obj)\n",
+    }
+    for lookup, module in lookups.items():
+        index = index_of(tmp_path / lookup.partition("(")[0], {"m.py": project, "b.py": module})
+        assert [ast.unparse(node) for _, node in index.unresolved_lookups] == [lookup]
+        helper = function(index, "helper")
+        assert ast.unparse(index.escape_of(helper)[1]) == lookup
+        assert index.local_type(helper, "m") == {Instance(function(index, "Plain.forward").cls), UNRESOLVED}
+
+    index = index_of(tmp_path / "own", {"m.py": project, "b.py": "def look(name):\n    return globals()[name]\n"})
+    helper = function(index, "helper")
+    assert index.unresolved_lookups == [] and index.escape_of(helper) is None
+    assert index.local_type(helper, "m") == {Instance(function(index, "Plain.forward").cls)}
+    assert ast.unparse(index.escape_of(function(index, "look"))[1]) == "globals()"
 
 
 def test_a_call_of_unknown_type_constructs_only_classes_handed_out(tmp_path):
