@@ -147,7 +147,7 @@ class ProjectIndex:
         self._overflow: set[int] = set()  # id(site) of the calls `unseen_overflow` holds for
         self._value_overflows: dict[tuple, bool] = {}  # the keys of a call's value parts -> more than the limit
         self._unseen_groups: dict[tuple, tuple[tuple[FunctionInfo, ...], ...]] = {}  # see `_unseen_parts`
-        self._in_file_order: dict[tuple, tuple[FunctionInfo, ...]] = {}  # see `possible_targets`
+        self._ordered_parts: dict[tuple, tuple[FunctionInfo, ...]] = {}  # key of a part -> `_ordered`
         self._handed_out_names: set[str] | bool | None = None  # see `class_handed_out`
         self.configs: list[tuple[Path, list[Construction]]] = []  # configuration files that build models
         self._configured: dict[tuple[int, str], frozenset] = {}  # (id(__init__), parameter) -> types
@@ -1732,9 +1732,9 @@ class ProjectIndex:
 
     def _ordered(self, key: tuple, groups: tuple[tuple[FunctionInfo, ...], ...]) -> tuple[FunctionInfo, ...]:
         """The functions of one part of `_unseen_parts`, each once, in file order."""
-        found = self._in_file_order.get(key)
+        found = self._ordered_parts.get(key)
         if found is None:
-            found = self._in_file_order[key] = tuple(sorted(
+            found = self._ordered_parts[key] = tuple(sorted(
                 {id(fn): fn for fn in _functions_in(groups)}.values(), key=_in_file_order))
         return found
 
@@ -2144,6 +2144,7 @@ def _more_than(limit: int, groups: tuple) -> bool:
 
 
 def _in_file_order(fn: FunctionInfo) -> tuple[str, int, int]:
+    """Where `fn` is defined: its path, line and column (a sort key independent of the order files were read)."""
     return fn.module.path.as_posix(), fn.node.lineno, fn.node.col_offset
 
 
