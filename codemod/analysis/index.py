@@ -1533,8 +1533,7 @@ class ProjectIndex:
             parts.append((key, groups[key]))
         values = []
         if site.calls_unknown:
-            func = site.node.func
-            attr = func.attr if isinstance(func, ast.Attribute) else None
+            attr = _called_attribute(site)
             key = ("value", attr, shape)
             if key not in groups:
                 groups[key] = self._value_groups(attr, shape)
@@ -1667,15 +1666,14 @@ class ProjectIndex:
     def _index_unseen_entries(self) -> None:
         """The functions `unseen_targets` draws on: the entry methods (grouped by signature and whether an
         `__init__`, and by class), the functions handed out as values (grouped by signature, a method under the
-        signature of its bound and of its unbound form, and by name), and the targets of calls in lambdas and
-        generator expressions. Each group in file order, whatever order the files were read in."""
+        signature of its bound and of its unbound form, and every function by name), and what the calls in
+        lambdas may run, by the lambda's signature. Each group in file order, whatever order the files were
+        read in."""
         self._unseen_indexed = True
         entries = sorted(
             (fn for fn in self.functions.values() if fn.cls is not None and fn.parent is None and (
                 fn.name == "__call__" or (fn.name == "forward" and self.is_module(fn.cls))
                 or (fn.name == "__init__" and self.class_handed_out(fn.cls)))), key=_in_file_order)
-        values = sorted((fn for fn in self.functions.values() if fn.name != MODULE_CODE and not is_property(fn)
-                         and self.escape_of(fn) is not None), key=_in_file_order)
         signatures: dict[tuple[Signature, bool], list[FunctionInfo]] = {}
         calls: dict[int, list[FunctionInfo]] = {}
         for fn in entries:
@@ -1685,7 +1683,7 @@ class ProjectIndex:
         self._entry_signatures = {key: tuple(group) for key, group in signatures.items()}
         self._entry_calls = {key: tuple(group) for key, group in calls.items()}
         by_signature: dict[Signature, list[FunctionInfo]] = {}
-        escaped = {id(fn) for fn in values}
+        escaped = {id(fn) for fn in self.functions.values() if self.escape_of(fn) is not None}
         every = sorted(self.functions.values(), key=_in_file_order)
         for fn in every:
             if fn.name == MODULE_CODE or is_property(fn) or (fn.parent is not None and id(fn) not in escaped):
@@ -1722,8 +1720,7 @@ class ProjectIndex:
                         continue
                     reached[id(site)] = site.targets
                     if site.calls_unknown:
-                        func = site.node.func
-                        attr = func.attr if isinstance(func, ast.Attribute) else None
+                        attr = _called_attribute(site)
                         reached.update((id(group), group) for group in self._value_groups(
                             attr, _call_shape(site.node), lambdas=False))
                         if self._runs_anything(attr):  # it may call another lambda, which may call any
@@ -2131,6 +2128,12 @@ def _functions_in(groups: tuple) -> Iterator[FunctionInfo]:
                     stack.append(item)
             else:
                 yield item
+
+
+def _called_attribute(site: CallSite) -> str | None:
+    """`m` of a call `x.m(...)`; None for a call of anything else."""
+    func = site.node.func
+    return func.attr if isinstance(func, ast.Attribute) else None
 
 
 def _more_than(limit: int, groups: tuple) -> bool:
