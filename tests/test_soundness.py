@@ -765,3 +765,28 @@ def test_a_tensor_stored_on_an_object_of_unresolved_type_reaches_every_reader_of
     found = site(report, "Handle.init")
     assert (found.status, found.fixable) == (Status.UNSAFE, True)
     assert "stored on `.buffer` of an object of unresolved type (m.py:" in found.reason
+
+
+def test_iterating_what_may_run_too_many_functions_is_not_followed_but_named(tmp_path):
+    """`for x in items:` in a region, `items` of unknown type, may run the body of every generator function of
+    the project: past `MAX_UNSEEN_FUNCTIONS` of them the region is `unsafe`, the iteration named; below it
+    they are followed (here none does anything a region may not)."""
+    def project(count: int) -> dict[str, str]:
+        steps = "".join(f"def steps_{i}(t):\n    yield t + {i}\n" for i in range(count))
+        return {"steps.py": steps, "a.py": HEADER + """
+            def run(items):
+                total = 0
+                with torch.no_grad():
+                    for t in items:
+                        total += t.sum().item()
+                return total
+            """}
+    report = analyse(tmp_path / "many", project(MAX_UNSEEN_FUNCTIONS + 10))
+    found = site(report, "run")
+    assert found.status == Status.UNSAFE
+    assert found.reason == (
+        f"`with torch.no_grad()` in run may run any of more than {MAX_UNSEEN_FUNCTIONS} functions of the project "
+        "by iterating `items` (special methods, properties, generator bodies; too many to follow; check by hand) "
+        "at a.py:7 in run; inference mode cannot do that, so it is never rewritten.")
+    report = analyse(tmp_path / "few", project(10))
+    assert site(report, "run").status == Status.APPLIED

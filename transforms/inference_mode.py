@@ -55,7 +55,11 @@ Refuses
   with autograd on.
   A call in the region of a value of unknown type (`m(x)`, `m.remember(x)`)
   is followed into every project function it may run, in the region's mode:
-  what those store and return is judged as the region's own.
+  what those store and return is judged as the region's own. So is what
+  Python runs in the region where the code does not name it: a special method
+  (`t[i]`, `a + b`, `with x:`, `len(x)`), a property, and what iterating a
+  value may run (a generator's body, made outside the region and iterated in
+  it; a generator expression's elements; an `__iter__`).
 - `not-applicable`: `async def` bodies (neither mode reaches a coroutine's
   body), TorchScript (`torch.jit.script`, `@torch.jit.export`,
   `@torch.jit.script_method`: scripting rejects `inference_mode`),

@@ -957,6 +957,28 @@ def model_unseen_store(b: Builder) -> None:
              ((lo, keeper), (hi, fit)), KEEPER=keeper, HELPER=helper, FIT=fit)
 
 
+def _keeper_class(keeper: str) -> str:
+    """A module with a weight and a tensor it keeps (`memory`), both of which a training step uses."""
+    return textwrap.dedent(f"""\
+        class {keeper}(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+                self.memory = $T.zeros(4, 4)""")
+
+
+def _keeper_training(fit: str, mod: str, keeper: str, call: str) -> str:
+    """`fit(x)`: builds the keeper, runs `call` (which reaches the region), then trains through both."""
+    return textwrap.dedent(f"""\
+        def {fit}(x):
+            from . import {mod} as {mod}_module
+            keeper = {mod}_module.{keeper}()
+            {call}
+            total = (keeper.lin(x) * keeper.memory).sum() + keeper.lin(x).sum()
+            total.backward()
+            return total.detach(), keeper.lin.weight.grad""")
+
+
 def model_function_value(b: Builder) -> None:
     """A grad-off region calls a function value whose type the package does not know, and the function rebinds
     a weight's data (the weight stops training, its gradient stays None) or stores a tensor it makes on the
@@ -979,11 +1001,7 @@ def model_function_value(b: Builder) -> None:
         import importlib
 
 
-        class $KEEPER(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.lin = nn.Linear(4, 4)
-                self.memory = $T.zeros(4, 4)
+        $KEEPER_CLASS
 
 
         class $HOLDER:
@@ -1000,7 +1018,7 @@ def model_function_value(b: Builder) -> None:
             $WITH
                 y = $CALL
             return x.sum().item()
-        """, KEEPER=keeper, HOLDER=holder, APPLY=apply, HELPER=helper, EFFECT=effect, CALL=call)
+        """, KEEPER_CLASS=_keeper_class(keeper), HOLDER=holder, APPLY=apply, HELPER=helper, EFFECT=effect, CALL=call)
     mod = b.modules[lo].name
     holder_of = b.fresh("holder_of")
     passed = {
@@ -1015,14 +1033,86 @@ def model_function_value(b: Builder) -> None:
             return kind(hook)
 
 
-        def $FIT(x):
-            from . import $MOD as ${MOD}_module
-            keeper = ${MOD}_module.$KEEPER()
-            ${MOD}_module.$HELPER(keeper, $PASSED, x)
-            total = (keeper.lin(x) * keeper.memory).sum() + keeper.lin(x).sum()
-            total.backward()
-            return total.detach(), keeper.lin.weight.grad
-        """, HOLDER_OF=holder_of, FIT=fit, MOD=mod, KEEPER=keeper, HELPER=helper, PASSED=passed)
+        $FIT
+        """, HOLDER_OF=holder_of, FIT=_keeper_training(fit, mod, keeper, f"{mod}_module.{helper}(keeper, {passed}, x)"))
+    b.driver("x = torch.randn(4, 4)\nl, g = $FIT(x)\nreturn {'l': l, 'grad.lin': g}", ((hi, fit),), FIT=fit)
+
+
+def model_implicit_code(b: Builder) -> None:
+    """A grad-off region uses a value made outside it, and Python runs code there that the region does not name,
+    which rebinds a weight's data or stores a tensor it makes on the module a training step then uses: iterating
+    it (by `for`, `list(...)`, `enumerate(...)`, `[*...]` or unpacking) runs a generator function's body
+    (`generator`), a generator expression's elements (`genexp`) or an object's `__iter__` (`iter_object`);
+    `holder[0]`, `holder + x`, `len(holder)`, `if holder:`, `with holder:` or `holder.first` run a special
+    method or a property of the object (`special`)."""
+    rng = b.rng
+    lo, hi = b.pair()
+    keeper, apply, steps, walker, helper, fit = (
+        b.fresh(name) for name in ("Keeper", "apply", "steps", "Walker", "helper", "fit"))
+    source = rng.choice(["generator", "genexp", "iter_object", "special", "special"])
+    effect = rng.choice(["m.lin.weight.data = m.lin.weight.data * 1.0", "m.memory = x * 2.0"])
+    if source == "special":
+        use = rng.choice(["y = items[0]", "y = items + x", "y = len(items)", "if items:\n    pass",
+                          "with items:\n    pass", "y = items.first"])
+    else:
+        use = rng.choice(["for y in items:\n    pass", "y = list(items)", "for i, y in enumerate(items):\n    pass",
+                          "y = [*items]", "y, = items"])
+    b.put(lo, """
+        $KEEPER_CLASS
+
+
+        def $APPLY(m, x):
+            $EFFECT
+            return x
+
+
+        def $STEPS(m, x):
+            $APPLY(m, x)
+            yield x
+
+
+        class $WALKER:
+            def __init__(self, m, x):
+                self.m, self.x = m, x
+
+            def __iter__(self):
+                yield $APPLY(self.m, self.x)
+
+            def __getitem__(self, i):
+                return $APPLY(self.m, self.x)
+
+            def __add__(self, other):
+                return $APPLY(self.m, self.x) + other
+
+            def __len__(self):
+                $APPLY(self.m, self.x)
+                return 1
+
+            def __enter__(self):
+                return $APPLY(self.m, self.x)
+
+            def __exit__(self, *exc):
+                return False
+
+            @property
+            def first(self):
+                return $APPLY(self.m, self.x)
+
+
+        def $HELPER(items, x):
+            $WITH
+                $USE
+            return x.sum().item()
+        """, KEEPER_CLASS=_keeper_class(keeper), APPLY=apply, STEPS=steps, WALKER=walker, HELPER=helper,
+          EFFECT=effect, USE=use.replace("\n", "\n        "))
+    mod = b.modules[lo].name
+    made = {
+        "generator": f"{mod}_module.{steps}(keeper, x)",
+        "genexp": f"({mod}_module.{apply}(keeper, x) for _ in range(1))",
+        "iter_object": f"{mod}_module.{walker}(keeper, x)",
+        "special": f"{mod}_module.{walker}(keeper, x)",
+    }[source]
+    b.put(hi, "$FIT", FIT=_keeper_training(fit, mod, keeper, f"{mod}_module.{helper}({made}, x)"))
     b.driver("x = torch.randn(4, 4)\nl, g = $FIT(x)\nreturn {'l': l, 'grad.lin': g}", ((hi, fit),), FIT=fit)
 
 
@@ -1235,7 +1325,8 @@ def usage_tuner(b: Builder, model: Model, embed: str) -> None:
 USAGES = [usage_holder, usage_distill, usage_ema]
 MODELS = [model_attention, model_attention, model_attention, model_entry, model_entry, model_cache, model_conv,
           model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference,
-          model_yield, model_hidden_call, model_partly_resolved_call, model_unseen_store, model_function_value]
+          model_yield, model_hidden_call, model_partly_resolved_call, model_unseen_store, model_function_value,
+          model_implicit_code]
 
 
 def generate(seed: int) -> Program:

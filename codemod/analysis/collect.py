@@ -238,8 +238,12 @@ def _walk_body(body: list[ast.stmt]) -> BodyWalk:
     return found
 
 
-# Calls that iterate a generator argument to its end before they return.
-_CONSUMERS = frozenset({"tuple", "list", "set", "frozenset", "dict", "sum", "min", "max", "any", "all", "sorted"})
+# Calls that iterate a generator argument to its end before they return: builtins, and torch's module
+# containers (`nn.ModuleList(Block() for _ in range(n))`), by the name they are called by.
+_CONTAINER_MODULES = ("ModuleList", "Sequential", "ModuleDict", "ParameterList", "ParameterDict")
+_CONSUMERS = frozenset({"tuple", "list", "set", "frozenset", "dict", "sum", "min", "max", "any", "all", "sorted",
+                        *_CONTAINER_MODULES})
+_CONSUMING_ATTRIBUTES = frozenset({"join", "extend", *_CONTAINER_MODULES})
 
 
 def consumed_generators(call: ast.Call) -> list[ast.GeneratorExp]:
@@ -248,7 +252,7 @@ def consumed_generators(call: ast.Call) -> list[ast.GeneratorExp]:
     found = [arg.value for arg in call.args if isinstance(arg, ast.Starred) and isinstance(arg.value, ast.GeneratorExp)]
     func = call.func
     if (isinstance(func, ast.Name) and func.id in _CONSUMERS) or (
-            isinstance(func, ast.Attribute) and func.attr in ("join", "extend")):
+            isinstance(func, ast.Attribute) and func.attr in _CONSUMING_ATTRIBUTES):
         found += [arg for arg in call.args if isinstance(arg, ast.GeneratorExp)]
     return found
 

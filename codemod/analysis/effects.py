@@ -15,6 +15,7 @@ import ast
 from collections.abc import Callable
 
 from .graphs import strongly_connected
+from .implicit import describe
 from .index import MAX_UNSEEN_FUNCTIONS, ProjectIndex, literal_arg
 from .project import CallSite, Container, External, FunctionInfo, Instance
 from .regions import Hazard, HazardKind, Region
@@ -63,6 +64,18 @@ class EffectScanner:
                         "may run: the analysis cannot resolve what it calls")
                 for hazard in self._hazards_of(found):
                     hazards.append(Hazard(hazard.kind, False, f"{hazard.message} ({how})", hazard.subject))
+        for implicit in self.index.implicit_calls(region.fn):
+            anchor = implicit.use.anchor
+            if region.block is not None and not region.contains(anchor):
+                continue
+            for part in implicit.parts:
+                found = self._reach(part) & ~seen
+                if not found:
+                    continue
+                seen |= found
+                how = f"run by {describe(implicit.use)} at {self.where(region.fn, anchor.lineno)} in {region.fn.short}"
+                for hazard in self._hazards_of(found):
+                    hazards.append(Hazard(hazard.kind, False, f"{hazard.message} ({how})", hazard.subject))
         unique: dict[str, Hazard] = {}
         for hazard in hazards:
             unique.setdefault(hazard.message, hazard)
@@ -83,12 +96,14 @@ class EffectScanner:
             self._memo[id(fn)] = self._lexical(fn, fn.nodes, direct=False)
         return self._memo[id(fn)]
 
-    def _reach(self, fn: FunctionInfo) -> int:
+    def _reach(self, fn: FunctionInfo | tuple) -> int:
         """The functions with hazards of their own that `fn` may run, itself included, however deep, as bits
-        (bit i: `self._hazardous[i]`): what its calls resolve to, and what a call of a value of unknown type
-        may reach (`ProjectIndex.unseen_targets`, whose parts and groups are nodes of their own), all of it in the
-        region's mode. Computed once per strongly connected component of that graph (Tarjan's algorithm,
-        iterative), since a function and everything in its cycle may run the same."""
+        (bit i: `self._hazardous[i]`): what its calls resolve to, what a call of a value of unknown type
+        may reach (`ProjectIndex.unseen_targets`, whose parts and groups are nodes of their own), and what
+        Python may run where the code does not name it (`ProjectIndex.implicit_calls`: special methods,
+        properties, generator bodies), all of it in the region's mode. Computed once per
+        strongly connected component of that graph (Tarjan's algorithm, iterative), since a function and
+        everything in its cycle may run the same."""
         key = id(fn)
         if key not in self._bits:
             self._tarjan(fn)
@@ -103,6 +118,8 @@ class EffectScanner:
             out += [callee for callee in site.targets if not (callee.name == "__init__" and site.constructs and
                                                                callee in site.callees)]
             out += self.index.unseen_targets(site)
+        for implicit in self.index.implicit_calls(node):  # `t[i]`, `a + b`, a generator's body as it is iterated
+            out += implicit.parts
         return out
 
     def _tarjan(self, root: FunctionInfo) -> None:
@@ -135,7 +152,14 @@ class EffectScanner:
             out.append(Hazard(kind, False, f"{what} at {self.where(fn, node.lineno)} in {fn.short}", subject))
 
         sites = {id(site.node): site for site in fn.calls}
+        overflowing = {id(implicit.use.anchor): implicit.use for implicit in index.implicit_calls(fn)
+                       if implicit.overflow}
         for node in nodes:
+            if id(node) in overflowing:
+                add(HazardKind.UNRESOLVED, node,
+                    f"may run any of more than {MAX_UNSEEN_FUNCTIONS} functions of the project by "
+                    f"{describe(overflowing[id(node)])} (special methods, properties, generator bodies; too many to "
+                    "follow; check by hand)")
             if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:

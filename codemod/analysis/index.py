@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from .collect import BodyWalks, Collector
 from .configs import Construction, Value
+from .implicit import ITERATION_METHODS, Use, uses
 from .project import (
     MODULE_CODE,
     NOTHING,
@@ -55,6 +56,7 @@ from .torchapi import (
     CONTAINER_STORE_METHODS,
     ENABLE_GRAD,
     INFERENCE_MODE,
+    ITERATING_FUNCTIONS,
     LIBRARY_FUNCTION_RESULTS,
     LIBRARY_METHOD_RESULTS,
     MODULE_BASE,
@@ -149,6 +151,15 @@ class ProjectIndex:
         self._unseen_groups: dict[tuple, tuple[tuple[FunctionInfo, ...], ...]] = {}  # see `_unseen_parts`
         self._ordered_parts: dict[tuple, tuple[FunctionInfo, ...]] = {}  # key of a part -> `_ordered`
         self._handed_out_names: set[str] | bool | None = None  # see `class_handed_out`
+        self._implicit: dict[int, list[ImplicitCall]] = {}  # id(function) -> `implicit_calls`
+        self._implicit_targets: dict[tuple[int, ...], tuple[FunctionInfo, ...]] = {}  # see `implicit_functions`
+        self._class_specials: dict[tuple[int, tuple[str, ...]], tuple[FunctionInfo, ...]] = {}  # `_special_parts`
+        self._implicit_sizes: dict[tuple[int, ...], int] = {}  # the ids of an implicit call's parts -> its size
+        self._attribute_iterations: dict[str, tuple] = {}  # see `_attribute_iteration`
+        self._implicit_by_name: dict[str, tuple[FunctionInfo, ...]] | None = None  # see `_special_methods`
+        self._call_sites: dict[int, dict[int, CallSite]] = {}  # id(function) -> its calls by id(node)
+        self._iterating_anything: tuple | None = None  # see `_iterating_unknown`
+        self._generator_expressions: tuple | None = None  # see `_deferred_generator_code`
         self.configs: list[tuple[Path, list[Construction]]] = []  # configuration files that build models
         self._configured: dict[tuple[int, str], frozenset] = {}  # (id(__init__), parameter) -> types
         self.redefined: set[str] = set()  # qualified names defined more than once (the later ones get `@line`)
@@ -391,7 +402,8 @@ class ProjectIndex:
         if isinstance(expr, ast.Dict):
             return frozenset({Container(self._union(expr.values, fn, module))})
         if isinstance(expr, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
-            return frozenset({Container(self.infer(expr.elt, fn, module))})
+            return frozenset({Container(self.infer(expr.elt, fn, module),
+                                        generator=isinstance(expr, ast.GeneratorExp))})
         if isinstance(expr, ast.DictComp):
             return frozenset({Container(self.infer(expr.value, fn, module))})
         if isinstance(expr, ast.IfExp):
@@ -1735,6 +1747,190 @@ class ProjectIndex:
                 {id(fn): fn for fn in _functions_in(groups)}.values(), key=_in_file_order))
         return found
 
+    def implicit_calls(self, fn: FunctionInfo) -> list[ImplicitCall]:
+        """Where `fn` runs project code it does not name (`implicit.uses`: special methods of operators,
+        subscripts, `with` and truth tests, properties, iterating), in the order of its nodes, each with what it
+        may run, as parts like `unseen_targets`': the methods of those names on the value's type (and its
+        bases and subclasses), or of any project class for a value of unknown type; for iterating, also a
+        generator's body (`_iteration_parts`). Where that may be more than `MAX_UNSEEN_FUNCTIONS` functions,
+        the parts are left out and the call's `overflow` holds."""
+        found = self._implicit.get(id(fn))
+        if found is None:
+            found = self._implicit[id(fn)] = []
+            sites = self._sites_of(fn)
+            by_anchor: dict[int, tuple[Use, list]] = {}
+            for node in fn.nodes:
+                for use in uses(node, lambda call: _library_name(sites[id(call)]) if id(call) in sites else None,
+                                ITERATING_FUNCTIONS):
+                    parts = [*self._special_parts(use.operand, use.names, fn)] if use.names else []
+                    if use.iterates:
+                        parts += self._iteration_parts(use.operand, fn, sites)
+                    if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and \
+                            isinstance(node.target, (ast.Tuple, ast.List)):  # each element is iterated too
+                        parts += [part for t in self.infer(use.operand, fn) if isinstance(t, Container)
+                                  for part in self._iterating_types(t.elems)]
+                    if parts:
+                        by_anchor.setdefault(id(use.anchor), (use, []))[1].extend(parts)
+            for use, parts in by_anchor.values():
+                unique = tuple({id(part): part for part in parts}.values())
+                key = tuple(id(part) for part in unique)
+                size = self._implicit_sizes.get(key)
+                if size is None:  # 0: runs nothing; 2: more than the limit; 1: in between
+                    size = self._implicit_sizes[key] = 2 if _more_than(MAX_UNSEEN_FUNCTIONS, unique) else int(
+                        any(_functions_in(unique)))
+                if size:
+                    found.append(ImplicitCall(use, () if size == 2 else unique, size == 2))
+        return found
+
+    def implicit_functions(self, parts: tuple) -> tuple[FunctionInfo, ...]:
+        """The functions of an implicit call's parts (see `implicit_calls`), each once, in file order."""
+        key = tuple(id(part) for part in parts)
+        found = self._implicit_targets.get(key)
+        if found is None:
+            found = self._implicit_targets[key] = tuple(sorted(
+                {id(fn): fn for fn in _functions_in(parts)}.values(), key=_in_file_order))
+        return found
+
+    def _special_parts(self, value: ast.expr, names: tuple[str, ...], fn: FunctionInfo) -> tuple:
+        """The methods Python may call by these names on `value`: those of its project classes (and their
+        bases and subclasses), or of every project class where its type is unknown in whole or in part."""
+        methods = self._special_methods()
+        names = tuple(name for name in names if name in methods)  # the others no project class defines
+        if not names:
+            return ()
+        types = self.infer(value, fn)
+        parts: list = [methods[name] for name in names] if not types or UNRESOLVED in types else []
+        for t in types:
+            if isinstance(t, Instance):
+                group = self._family_specials(t.cls, names)
+                if group:
+                    parts.append(group)
+        return tuple(parts)
+
+    def _family_specials(self, cls: ClassInfo, names: tuple[str, ...]) -> tuple[FunctionInfo, ...]:
+        """The methods of these names Python may call on an object typed `cls`: those of the class, its bases
+        and its subclasses."""
+        key = (id(cls), names)
+        found = self._class_specials.get(key)
+        if found is None:
+            found = self._class_specials[key] = tuple(dict.fromkeys(
+                method for owner in cls.family() for name in names
+                if (method := owner.methods.get(name)) is not None and is_implicitly_called(method)))
+        return found
+
+    def _iteration_parts(self, value: ast.expr, fn: FunctionInfo, sites: dict[int, CallSite]) -> tuple:
+        """What iterating `value` may run: for a call, the generator functions it may call and what iterating
+        what the others return may run; otherwise by its types. Nothing for a library callable's result, as for
+        a call of one (see `ITERATING_FUNCTIONS`), and for one that iterates what it is handed (iterated where
+        it is called)."""
+        if isinstance(value, _DISPLAYS):  # built where it stands: iterating it runs nothing
+            return ()
+        site = sites.get(id(value)) if isinstance(value, ast.Call) else None
+        if site is None:
+            types = self.infer(value, fn)
+            if isinstance(value, ast.Attribute) and (not types or UNRESOLVED in types):
+                # `x.shape` on an object of unknown type: a library object's attribute, or what the project
+                # stores in an attribute of that name or a property of that name returns.
+                known = types - {UNRESOLVED}
+                return (*(self._iterating_types(known) if known else ()), *self._attribute_iteration(value.attr))
+            return self._iterating_types(types)
+        if _library_name(site) in ITERATING_FUNCTIONS:
+            return ()
+        if self.unseen_overflow(site):
+            return (self._iterating_unknown(),)
+        parts: list = []
+        if site.constructs:
+            parts += self._iterating_types(frozenset(Instance(cls) for cls in site.constructs))
+        for target in self.possible_targets(site):
+            if target.is_generator:
+                parts.append((target,))
+            elif not (target.name == "__init__" and site.constructs):
+                parts += self._iterating_types(self.return_types(target))
+        return tuple(parts)
+
+    def _attribute_iteration(self, attr: str) -> tuple:
+        """What iterating `x.attr` may run, `x` of unknown type, as far as the project can make it so: iterating
+        a value the project stores in an attribute named `attr`, or one a property of that name or a
+        `__getattr__` returns (a library object's attribute runs nothing of the project)."""
+        found = self._attribute_iterations.get(attr)
+        if found is None:
+            self._attribute_iterations[attr] = (self._iterating_unknown(),)  # while it is decided: a cycle
+            parts: list = []
+            for value, fn, module in self._stored_values(attr):
+                if fn is not None:
+                    parts += self._iteration_parts(value, fn, self._sites_of(fn))
+                elif not isinstance(value, _DISPLAYS):
+                    parts += self._iterating_types(self.infer(value, None, module))
+            for getter in (*self._special_methods().get(attr, ()), *self._special_methods().get("__getattr__", ()),
+                           *self._special_methods().get("__getattribute__", ())):
+                parts += self._iterating_types(self.return_types(getter))
+            found = self._attribute_iterations[attr] = tuple({id(part): part for part in parts}.values())
+        return found
+
+    def _special_methods(self) -> dict[str, tuple[FunctionInfo, ...]]:
+        """The project's methods Python calls where the code does not name them (`is_implicitly_called`: special
+        methods, properties), by name, each in file order."""
+        if self._implicit_by_name is None:
+            by_name: dict[str, list[FunctionInfo]] = {}
+            for fn in sorted(self.functions.values(), key=_in_file_order):
+                if fn.cls is not None and is_implicitly_called(fn):
+                    by_name.setdefault(fn.name, []).append(fn)
+            self._implicit_by_name = {name: tuple(group) for name, group in by_name.items()}
+        return self._implicit_by_name
+
+    def _sites_of(self, fn: FunctionInfo) -> dict[int, CallSite]:
+        """The calls of `fn`, by the id of their node."""
+        found = self._call_sites.get(id(fn))
+        if found is None:
+            found = self._call_sites[id(fn)] = {id(site.node): site for site in fn.calls}
+        return found
+
+    def _iterating_types(self, types: frozenset) -> tuple:
+        """What iterating a value of these types may run: the iteration methods of a project class (and its
+        bases and subclasses); a generator expression's elements for a container (the index types a
+        generator expression as one); anything iterating may run for a value of unknown type."""
+        if not types or UNRESOLVED in types:
+            return (self._iterating_unknown(),)
+        parts: list = []
+        for t in types:
+            if isinstance(t, Instance):
+                methods = self._family_specials(t.cls, ITERATION_METHODS)
+                if methods:
+                    parts.append(methods)
+            elif isinstance(t, Container) and t.generator:
+                parts.append(self._deferred_generator_code())
+        return tuple(part for part in parts if part)
+
+    def _iterating_unknown(self) -> tuple:
+        """What iterating a value of unknown type may run: every generator function's body, every iteration
+        method of a project class, and what the elements of every generator expression may call."""
+        if self._iterating_anything is None:
+            generators = tuple(sorted((fn for fn in self.functions.values() if fn.name != MODULE_CODE and
+                                       fn.is_generator), key=_in_file_order))
+            methods = self._special_methods()
+            self._iterating_anything = (generators, *(methods.get(name, ()) for name in ITERATION_METHODS),
+                                        self._deferred_generator_code())
+        return self._iterating_anything
+
+    def _deferred_generator_code(self) -> tuple:
+        """What the calls in generator expressions' elements (past the first iterable, which is evaluated where
+        the expression stands) may run, as groups: they run wherever the generator is iterated."""
+        if self._generator_expressions is None:
+            groups: list = []
+            for fn in sorted(self.functions.values(), key=_in_file_order):
+                if not any(site.deferred for site in fn.calls):
+                    continue
+                sites = {id(site.node): site for site in fn.calls if site.deferred}
+                for node in fn.nodes:
+                    if isinstance(node, ast.GeneratorExp):
+                        for call in ast.walk(node):
+                            site = sites.get(id(call))
+                            if site is not None:
+                                groups.append(site.targets)
+                                groups.extend(self.unseen_targets(site))
+            self._generator_expressions = tuple(group for group in groups if group)
+        return self._generator_expressions
+
     def class_handed_out(self, cls: ClassInfo) -> bool:
         """Whether code may hold the class object of `cls` or of a subclass (which runs its `__init__`) where the
         index cannot follow it, so that a call of a value of unknown type may construct it: the class is read
@@ -2052,6 +2248,14 @@ def _call_shape(call: ast.Call) -> CallShape:
     return len(call.args), any(isinstance(a, ast.Starred) for a in call.args), tuple(kw.arg for kw in call.keywords)
 
 
+class ImplicitCall(NamedTuple):
+    """A place a function runs project code it does not name (`ProjectIndex.implicit_calls`)."""
+
+    use: Use
+    parts: tuple  # what it may run, as parts of groups of functions (empty when `overflow`)
+    overflow: bool  # it may run more than `MAX_UNSEEN_FUNCTIONS` functions: not followed, named as a hazard
+
+
 class Signature(NamedTuple):
     """What `_binds` reads of a function's parameters (a bound receiver dropped); many functions share one."""
 
@@ -2134,6 +2338,20 @@ def _called_attribute(site: CallSite) -> str | None:
     """`m` of a call `x.m(...)`; None for a call of anything else."""
     func = site.node.func
     return func.attr if isinstance(func, ast.Attribute) else None
+
+
+_DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.ListComp, ast.SetComp, ast.DictComp, ast.Constant,
+             ast.JoinedStr)
+
+
+def _library_name(site: CallSite) -> str | None:
+    """The library callable a call runs, a builtin's bare name included."""
+    if site.external is not None:
+        return site.external
+    func = site.node.func
+    if isinstance(func, ast.Name) and func.id in BUILTIN_NAMES and not site.targets:
+        return func.id
+    return None
 
 
 def _more_than(limit: int, groups: tuple) -> bool:
@@ -2297,16 +2515,18 @@ def _merge_containers(types: Iterable) -> set:
     plain = set()
     elems: set = set()
     module = None
+    generator = False
     containers = 0
     for t in types:
         if isinstance(t, Container):
             containers += 1
             elems |= t.elems
             module = module or t.module
+            generator = generator or t.generator
         else:
             plain.add(t)
     if containers:
-        plain.add(Container(frozenset(elems), module=module))
+        plain.add(Container(frozenset(elems), module=module, generator=generator))
     return plain
 
 

@@ -67,9 +67,10 @@ class Container:
 
     elems: frozenset
     module: str | None = None  # torch.nn container class when it is one
+    generator: bool = False  # it may be a generator expression: iterating it runs the calls of its elements
 
     def __hash__(self) -> int:  # a frozenset's hash follows its elements'; the module name's must not follow `str`'s
-        return hash((self.elems, zlib.crc32(self.module.encode()) if self.module else 0))
+        return hash((self.elems, zlib.crc32(self.module.encode()) if self.module else 0, self.generator))
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,7 @@ class FunctionInfo:
     calls: list[CallSite] = field(default_factory=list)
     local_defs: dict[str, FunctionInfo] = field(default_factory=dict)
     _nodes: list | None = field(default=None, repr=False)
+    _generator: bool | None = field(default=None, repr=False)
     _hash: int = field(init=False, repr=False, default=0)
 
     def __post_init__(self) -> None:
@@ -299,7 +301,9 @@ class FunctionInfo:
     @property
     def is_generator(self) -> bool:
         """A `yield` in its own body: calling it makes a generator, and the body runs as that is iterated."""
-        return any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in self.nodes)
+        if self._generator is None:
+            self._generator = any(isinstance(node, (ast.Yield, ast.YieldFrom)) for node in self.nodes)
+        return self._generator
 
     @property
     def is_method(self) -> bool:

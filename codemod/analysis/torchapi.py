@@ -56,6 +56,18 @@ CALLING_FUNCTIONS: dict[str, tuple[int | None, str]] = {
     "torch.func.jacrev": (0, "func"), "torch.func.jacfwd": (0, "func"), "torch.autograd.functional.jacobian":
     (0, "func"), "torch.autograd.functional.hessian": (0, "func"), "threading.Thread": (None, "target"),
 }
+# Library callables that iterate what they are handed, where they stand (`list(xs)`, `sum(xs)`) or as what they
+# return is iterated (`enumerate(xs)`, `zip(a, b)`): iterating runs a generator's body, an object's `__iter__`.
+# As with `CALLING_FUNCTIONS`, any other library callable is taken to iterate nothing of the project.
+ITERATING_FUNCTIONS = frozenset({
+    "list", "tuple", "set", "frozenset", "dict", "sorted", "sum", "min", "max", "any", "all", "next", "iter",
+    "enumerate", "zip", "map", "filter", "reversed", "str.join", "bytes.join", "functools.reduce",
+    "collections.deque", "collections.Counter", "collections.OrderedDict", "heapq.merge", "numpy.fromiter",
+    "itertools.chain", "itertools.chain.from_iterable", "itertools.islice", "itertools.zip_longest",
+    "itertools.product", "itertools.cycle", "itertools.accumulate", "itertools.compress", "itertools.dropwhile",
+    "itertools.takewhile", "itertools.groupby", "itertools.starmap", "itertools.tee", "itertools.pairwise",
+    "itertools.batched", "itertools.permutations", "itertools.combinations",
+})
 # Library functions by what they return: `get_activation("silu")` hands out one of diffusers' shared
 # activation modules (`ACTIVATION_FUNCTIONS` in diffusers/models/activations.py), never a project object.
 LIBRARY_FUNCTION_RESULTS = {

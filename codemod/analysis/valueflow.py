@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from .collect import consumed_generators
 from .effects import EffectScanner
 from .gradstates import GRAD_OFF, PUBLIC, UNSEEN_CALLER, GradStates, State, transfer
+from .implicit import describe
 from .index import BUILTIN_NAMES, ProjectIndex, argument_for
 from .project import (
     UNRESOLVED,
@@ -158,13 +159,14 @@ class _Summary:
     analyzer gives the same answers gets the same effects and result without walking the body again."""
 
     result: Taint | None
-    # ("call", callee, params, state, line, inside, grad_free, result) | ("attr", classes, attr, taint, line) |
+    # ("call", callee, params, state, line, inside, grad_free, how, result) | ("attr", classes, attr, taint, line) |
     # ("global", module, name, taint, line) | ("cached", fn) | ("closure", fn, captured, line) |
     # ("read-attr", cls, attr, taint) | ("read-global", module, name, taint), in the order the walk made them.
     events: list[tuple] = field(default_factory=list)
 
 
 _NOT_REPLAYED = object()
+_STORES = (ast.Store, ast.Del)
 
 
 class FlowAnalyzer:
@@ -280,8 +282,8 @@ class FlowAnalyzer:
             for event in summary.events:
                 kind = event[0]
                 if kind == "call":
-                    _, callee, params, state, line, inside, grad_free, result = event
-                    if self.call_into(frame, callee, params, state, line, inside, grad_free) != result:
+                    _, callee, params, state, line, inside, grad_free, how, result = event
+                    if self.call_into(frame, callee, params, state, line, inside, grad_free, how) != result:
                         return _NOT_REPLAYED
                 elif kind == "attr":
                     self.store_attr(event[1], event[2], event[3], frame, event[4])
@@ -308,12 +310,12 @@ class FlowAnalyzer:
             self._recording[-1].events.append(event)
 
     def call_into(self, frame: _Frame, callee: FunctionInfo, params: dict[str, Taint], state: State,
-                  line: int, inside: bool, grad_free: frozenset = frozenset()) -> Taint | None:
+                  line: int, inside: bool, grad_free: frozenset = frozenset(), how: str = "passed to") -> Taint | None:
         entered = transfer(state, self.states.decorator_mode(callee))
-        step = f"passed to {callee.short} ({self.where(frame.fn, line)})"
+        step = f"{how} {callee.short} ({self.where(frame.fn, line)})"
         result = self.run(_Frame(fn=callee, state=entered, params=params, inside=inside, entered_by_call=True,
                                  grad_free_params=grad_free, path=(*frame.path, step)))
-        self._record("call", callee, params, state, line, inside, grad_free, result)
+        self._record("call", callee, params, state, line, inside, grad_free, how, result)
         return result
 
     def run_closure(self, frame: _Frame, nested: FunctionInfo, captured: dict[str, Taint], line: int) -> None:
@@ -532,6 +534,8 @@ class _Walker:
         self.globals = _global_names(self.fn)
         self.consumed: set[int] = set()  # generator expressions a call iterates to their end where it stands
         self.straight = False  # walking statements that run in order, none skipped (see `_block`)
+        # Where Python runs project code the body does not name (`t[i]`, `a + b`, iterating a generator).
+        self.implicit = {id(call.use.anchor): call for call in self.index.implicit_calls(self.fn) if call.parts}
 
     def walk(self) -> Taint | None:
         whole = self.frame.inside or (self.frame.region is not None and self.frame.region.block is None)
@@ -556,6 +560,11 @@ class _Walker:
             return
         if isinstance(stmt, ast.ClassDef):
             return
+        if in_region and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Delete)):
+            targets = stmt.targets if isinstance(stmt, (ast.Assign, ast.Delete)) else [stmt.target]
+            for node in (node for target in targets for node in ast.walk(target)):
+                if id(node) in self.implicit and isinstance(getattr(node, "ctx", None), _STORES):
+                    self._run_implicit(node, state)  # `x.p = v` runs a property's setter, `t[i] = v` `__setitem__`
         if isinstance(stmt, (ast.With, ast.AsyncWith)):
             self._with(stmt, state, in_region)
         elif isinstance(stmt, ast.Assign):
@@ -763,6 +772,8 @@ class _Walker:
     def _expr(self, expr: ast.expr | None, state: State, in_region: bool) -> Taint | None:
         if expr is None:
             return None
+        if in_region and id(expr) in self.implicit and not isinstance(getattr(expr, "ctx", None), _STORES):
+            self._run_implicit(expr, state)
         if isinstance(expr, ast.Name):
             if expr.id in self.names:
                 return self.names[expr.id]
@@ -895,6 +906,17 @@ class _Walker:
                 if found is not None:
                     return found
         return self.a.tainted_attr(None, expr.attr)
+
+    def _run_implicit(self, anchor: ast.AST, state: State) -> None:
+        """What Python runs at `anchor` in the region without the code naming it (a special method, a
+        property, a generator's body: `ProjectIndex.implicit_calls`) runs in the region's mode: what that makes
+        and keeps is the region's."""
+        implicit = self.implicit[id(anchor)]
+        for callee in self.index.implicit_functions(implicit.parts):
+            if callee.is_async or callee.is_jit or self.a.states.decorator_mode(callee) == GradMode.INFERENCE:
+                continue
+            self.a.call_into(self.frame, callee, {}, state, anchor.lineno, inside=True,
+                             how=f"run by {describe(implicit.use)} in")
 
     def _call(self, call: ast.Call, state: State, in_region: bool) -> Taint | None:
         site = self.sites.get(id(call))

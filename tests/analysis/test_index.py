@@ -659,3 +659,100 @@ def test_names_assigned_in_a_cycle_are_unresolved_in_part_whichever_is_read_firs
         for name in "abc":
             assert UNRESOLVED in index.local_type(fn, name), (first, name)
             assert call(index, "run", name).opaque, (first, name)
+
+
+def test_iterating_a_value_may_run_a_generator_body_or_an_iter_method_where_it_is_iterated(tmp_path):
+    """What iterating runs: a value of unknown type any generator function's body, any iteration method of a
+    project class and what any generator expression's elements call; a generator function's call its body;
+    an object of a project class its `__iter__`; a generator expression its elements' calls. A list, a
+    library call's result and a module container run nothing; `nn.ModuleList(... for ...)` consumes its
+    generator where it stands."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        def steps(m):
+            m.weight.data = m.weight.data * 0
+            yield m
+        def touch(m):
+            return m
+        class Walker:
+            def __iter__(self):
+                yield 1
+        class Stack(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = nn.ModuleList(nn.Linear(2, 2) for _ in range(2))
+        def run(items, m, stack: Stack):
+            for a in items:
+                pass
+            for b in steps(m):
+                pass
+            first, = Walker()
+            later = (touch(m) for _ in range(2))
+            rest = [*later]
+            for c in [m, m]:
+                pass
+            for d in range(3):
+                pass
+            for e in stack.blocks:
+                pass
+            return list(items)
+        """})
+    run = function(index, "run")
+    reached = {ast.unparse(call.use.anchor): {fn.short for fn in index.implicit_functions(call.parts)}
+               for call in index.implicit_calls(run)}
+    assert reached == {
+        "items": {"steps", "Walker.__iter__", "touch"},
+        "steps(m)": {"steps"},
+        "Walker()": {"Walker.__iter__"},
+        "later": {"touch"},
+    }
+
+
+def test_special_methods_and_properties_run_where_the_code_does_not_name_them(tmp_path):
+    """`bank[i]` on a `Bank` runs its `__getitem__` (or a subclass's), on a value of unknown type any project
+    `__getitem__`; `holder.first` any property named `first`; `a + b` `a`'s `__add__` or `b`'s `__radd__`;
+    `len(x)`, `with x:` and `if x:` their special methods. Nothing where no project class defines the name."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Bank:
+            def __getitem__(self, i):
+                return i
+            def __len__(self):
+                return 1
+        class Vault(Bank):
+            def __getitem__(self, i):
+                return i
+        class Shelf:
+            def __getitem__(self, i):
+                return i
+            @property
+            def first(self):
+                return self[0]
+            def __radd__(self, other):
+                return other
+            def __enter__(self):
+                return self
+            def __exit__(self, *exc):
+                return False
+        def run(bank: Bank, holder, t, ready):
+            a = bank[0]
+            b = holder[0]
+            c = holder.first
+            d = t + holder
+            e = len(bank)
+            with holder:
+                pass
+            if ready:
+                pass
+            return t * 2
+        """})
+    run = function(index, "run")
+    reached = {ast.unparse(call.use.anchor): {fn.short for fn in index.implicit_functions(call.parts)}
+               for call in index.implicit_calls(run)}
+    assert reached == {
+        "bank[0]": {"Bank.__getitem__", "Vault.__getitem__"},
+        "holder[0]": {"Bank.__getitem__", "Vault.__getitem__", "Shelf.__getitem__"},
+        "holder.first": {"Shelf.first"},
+        "t + holder": {"Shelf.__radd__"},
+        "len(bank)": {"Bank.__len__"},
+        "holder": {"Shelf.__enter__", "Shelf.__exit__"},
+        "ready": {"Bank.__len__"},
+    }
