@@ -769,10 +769,12 @@ def test_a_tensor_stored_on_an_object_of_unresolved_type_reaches_every_reader_of
 
 def test_iterating_what_may_run_too_many_functions_is_not_followed_but_named(tmp_path):
     """`for x in items:` in a region, `items` of unknown type, may run the body of every generator function of
-    the project: past `MAX_UNSEEN_FUNCTIONS` of them the region is `unsafe`, the iteration named; below it
-    they are followed (here none does anything a region may not)."""
+    the project whose generators are made elsewhere (here kept in a list): past `MAX_UNSEEN_FUNCTIONS` of
+    them the region is `unsafe`, the iteration named; below it they are followed (here none does anything a
+    region may not)."""
     def project(count: int) -> dict[str, str]:
         steps = "".join(f"def steps_{i}(t):\n    yield t + {i}\n" for i in range(count))
+        steps += "MADE = [" + ", ".join(f"steps_{i}(0)" for i in range(count)) + "]\n"
         return {"steps.py": steps, "a.py": HEADER + """
             def run(items):
                 total = 0

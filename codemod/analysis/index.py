@@ -156,6 +156,8 @@ class ProjectIndex:
         self._class_specials: dict[tuple[int, tuple[str, ...]], tuple[FunctionInfo, ...]] = {}  # `_special_parts`
         self._implicit_sizes: dict[tuple[int, ...], int] = {}  # the ids of an implicit call's parts -> its size
         self._attribute_iterations: dict[str, tuple] = {}  # see `_attribute_iteration`
+        self._local_iterations: dict[tuple[int, str], tuple] = {}  # see `_iterating_local`
+        self._iterated_values: dict[int, set[int]] = {}  # see `_iterated_where_made`
         self._implicit_by_name: dict[str, tuple[FunctionInfo, ...]] | None = None  # see `_special_methods`
         self._call_sites: dict[int, dict[int, CallSite]] = {}  # id(function) -> its calls by id(node)
         self._iterating_anything: tuple | None = None  # see `_iterating_unknown`
@@ -1825,6 +1827,13 @@ class ProjectIndex:
         it is called)."""
         if isinstance(value, _DISPLAYS):  # built where it stands: iterating it runs nothing
             return ()
+        if isinstance(value, ast.Name):
+            sources = self.local_names(fn).get(value.id)
+            if sources and all(kind == "expr" for kind, _ in sources) and not _bound_elsewhere(fn, value.id):
+                return self._iterating_local(fn, value.id, sources, sites)
+        if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Call) and \
+                self._library_result(value.value, sites):
+            return ()  # `x.size()[1:]`: a part of a library callable's result, a library value
         site = sites.get(id(value)) if isinstance(value, ast.Call) else None
         if site is None:
             types = self.infer(value, fn)
@@ -1847,6 +1856,23 @@ class ProjectIndex:
             elif not (target.name == "__init__" and site.constructs):
                 parts += self._iterating_types(self.return_types(target))
         return tuple(parts)
+
+    def _library_result(self, call: ast.Call, sites: dict[int, CallSite]) -> bool:
+        """Whether a call may run no project function: what it returns is a library callable's."""
+        site = sites.get(id(call))
+        return site is not None and not site.constructs and not self.unseen_overflow(site) and \
+            not self.possible_targets(site)
+
+    def _iterating_local(self, fn: FunctionInfo, name: str, sources: list, sites: dict[int, CallSite]) -> tuple:
+        """What iterating a local name only assignments bind may run: what iterating any value assigned to it
+        may (`params = self.tokenizer.parameters()` then `next(params)`: a library callable's result)."""
+        key = (id(fn), name)
+        found = self._local_iterations.get(key)
+        if found is None:
+            self._local_iterations[key] = (self._iterating_unknown(),)  # while it is decided: a cycle
+            found = self._local_iterations[key] = tuple({id(part): part for _, source in sources
+                                                         for part in self._iteration_parts(source, fn, sites)}.values())
+        return found
 
     def _attribute_iteration(self, attr: str) -> tuple:
         """What iterating `x.attr` may run, `x` of unknown type, as far as the project can make it so: iterating
@@ -1906,11 +1932,31 @@ class ProjectIndex:
         method of a project class, and what the elements of every generator expression may call."""
         if self._iterating_anything is None:
             generators = tuple(sorted((fn for fn in self.functions.values() if fn.name != MODULE_CODE and
-                                       fn.is_generator), key=_in_file_order))
+                                       fn.is_generator and self._generator_roams(fn)), key=_in_file_order))
             methods = self._special_methods()
             self._iterating_anything = (generators, *(methods.get(name, ()) for name in ITERATION_METHODS),
                                         self._deferred_generator_code())
         return self._iterating_anything
+
+    def _generator_roams(self, fn: FunctionInfo) -> bool:
+        """Whether a generator `fn` makes may be iterated somewhere other than where it is made: `fn` is handed
+        out or called where the index cannot see, or one of its calls is not iterated right there (`for x in
+        fn(...)`, `list(fn(...))`, `yield from fn(...)` are). One nothing in the project calls is made by code
+        outside it, which hands the project no generator of the project's (docs/soundness.md)."""
+        if self.escape_of(fn) is not None or id(fn) in self._unseen_callers:
+            return True
+        return any(id(site.node) not in self._iterated_where_made(site.caller) for site in self.callers_of(fn))
+
+    def _iterated_where_made(self, fn: FunctionInfo) -> set[int]:
+        """The ids of the values `fn` iterates right where they are made (`implicit.uses` that iterate)."""
+        found = self._iterated_values.get(id(fn))
+        if found is None:
+            sites = self._sites_of(fn)
+            found = self._iterated_values[id(fn)] = {
+                id(use.operand) for node in fn.nodes
+                for use in uses(node, lambda call: _library_name(sites[id(call)]) if id(call) in sites else None,
+                                ITERATING_FUNCTIONS) if use.iterates}
+        return found
 
     def _deferred_generator_code(self) -> tuple:
         """What the calls in generator expressions' elements (past the first iterable, which is evaluated where
@@ -2414,6 +2460,20 @@ def literal_arg(call: ast.Call | None, position: int, keyword: str):
     if isinstance(value, ast.Constant) and isinstance(value.value, bool):
         return value.value
     return None
+
+
+def _bound_elsewhere(fn: FunctionInfo, name: str) -> bool:
+    """Whether code outside `fn`'s own body may bind its local `name`: it declares it `global`, or a function
+    nested in it declares it `nonlocal`."""
+    if any(isinstance(node, ast.Global) and name in node.names for node in fn.nodes):
+        return True
+    nested = [inner for inner in fn.module.functions if inner.parent is fn]
+    while nested:
+        inner = nested.pop()
+        if any(isinstance(node, ast.Nonlocal) and name in node.names for node in inner.nodes):
+            return True
+        nested += [deeper for deeper in fn.module.functions if deeper.parent is inner]
+    return False
 
 
 def _is_local_name(fn: FunctionInfo, name: str) -> bool:

@@ -662,15 +662,23 @@ def test_names_assigned_in_a_cycle_are_unresolved_in_part_whichever_is_read_firs
 
 
 def test_iterating_a_value_may_run_a_generator_body_or_an_iter_method_where_it_is_iterated(tmp_path):
-    """What iterating runs: a value of unknown type any generator function's body, any iteration method of a
-    project class and what any generator expression's elements call; a generator function's call its body;
-    an object of a project class its `__iter__`; a generator expression its elements' calls. A list, a
-    library call's result and a module container run nothing; `nn.ModuleList(... for ...)` consumes its
-    generator where it stands."""
+    """What iterating runs: a value of unknown type the body of any generator function whose generators may
+    be iterated elsewhere than where they are made (not `steps`, iterated where it is called, nor `streamed`,
+    which nothing in the project calls), any iteration method of a project class and what any generator
+    expression's elements call; a generator function's call its body; an object of a project class its
+    `__iter__`; a generator expression its elements' calls. A list, a library call's result (and a part of
+    one) and a module container run nothing; `nn.ModuleList(... for ...)` consumes its generator where it
+    stands."""
     index = index_of(tmp_path, {"m.py": HEADER + """
         def steps(m):
             m.weight.data = m.weight.data * 0
             yield m
+        def made(m):
+            yield m
+        def streamed(m):
+            yield m
+        def hand(m):
+            return made(m)
         def touch(m):
             return m
         class Walker:
@@ -694,13 +702,15 @@ def test_iterating_a_value_may_run_a_generator_body_or_an_iter_method_where_it_i
                 pass
             for e in stack.blocks:
                 pass
+            for f in m.size()[1:]:
+                pass
             return list(items)
         """})
     run = function(index, "run")
     reached = {ast.unparse(call.use.anchor): {fn.short for fn in index.implicit_functions(call.parts)}
                for call in index.implicit_calls(run)}
     assert reached == {
-        "items": {"steps", "Walker.__iter__", "touch"},
+        "items": {"made", "Walker.__iter__", "touch"},
         "steps(m)": {"steps"},
         "Walker()": {"Walker.__iter__"},
         "later": {"touch"},
