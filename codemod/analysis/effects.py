@@ -12,10 +12,11 @@ generator: that is a hazard of its own.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 
 from .graphs import strongly_connected
-from .implicit import describe
+from .implicit import Use, describe
 from .index import MAX_UNSEEN_FUNCTIONS, ProjectIndex, literal_arg
 from .project import CallSite, Container, External, FunctionInfo, Instance
 from .regions import Hazard, HazardKind, Region
@@ -50,36 +51,40 @@ class EffectScanner:
                         "makes are inference tensors; check that code by hand", "yield"))
                     break
         seen = 0  # the functions with hazards already named, as bits (see `_reach`)
-        for site in region.fn.calls:
-            if region.block is not None and not region.contains(site.node):
+        for target, how in self._run_from(region):
+            found = self._reach(target) & ~seen
+            if not found:
                 continue
-            for callee in self.index.possible_targets(site):
-                found = self._reach(callee) & ~seen
-                if not found:
-                    continue
-                seen |= found
-                how = f"called from {region.fn.short} at {self.where(region.fn, site.line)}" if \
-                    callee in site.callees else (
-                        f"which `{site.describe()}(...)` at {self.where(region.fn, site.line)} in {region.fn.short} "
-                        "may run: the analysis cannot resolve what it calls")
-                for hazard in self._hazards_of(found):
-                    hazards.append(Hazard(hazard.kind, False, f"{hazard.message} ({how})", hazard.subject))
-        for implicit in self.index.implicit_calls(region.fn):
-            anchor = implicit.use.anchor
-            if region.block is not None and not region.contains(anchor):
-                continue
-            for part in implicit.parts:
-                found = self._reach(part) & ~seen
-                if not found:
-                    continue
-                seen |= found
-                how = f"run by {describe(implicit.use)} at {self.where(region.fn, anchor.lineno)} in {region.fn.short}"
-                for hazard in self._hazards_of(found):
-                    hazards.append(Hazard(hazard.kind, False, f"{hazard.message} ({how})", hazard.subject))
+            seen |= found
+            reached = how()
+            for hazard in self._hazards_of(found):
+                hazards.append(Hazard(hazard.kind, False, f"{hazard.message} ({reached})", hazard.subject))
         unique: dict[str, Hazard] = {}
         for hazard in hazards:
             unique.setdefault(hazard.message, hazard)
         return list(unique.values())
+
+    def _run_from(self, region: Region) -> Iterator[tuple[FunctionInfo | tuple, Callable[[], str]]]:
+        """What the region runs, in order: what its calls may run, then what Python runs in it where the code
+        does not name it (`ProjectIndex.implicit_calls`); each with how a reason says it is reached."""
+        fn = region.fn
+        for site in fn.calls:
+            if region.block is None or region.contains(site.node):
+                for callee in self.index.possible_targets(site):
+                    yield callee, functools.partial(self._called, fn, site, callee)
+        for implicit in self.index.implicit_calls(fn):
+            if region.block is None or region.contains(implicit.use.anchor):
+                for part in implicit.parts:
+                    yield part, functools.partial(self._run_by, fn, implicit.use)
+
+    def _called(self, fn: FunctionInfo, site: CallSite, callee: FunctionInfo) -> str:
+        if callee in site.callees:
+            return f"called from {fn.short} at {self.where(fn, site.line)}"
+        return (f"which `{site.describe()}(...)` at {self.where(fn, site.line)} in {fn.short} may run: the analysis "
+                "cannot resolve what it calls")
+
+    def _run_by(self, fn: FunctionInfo, use: Use) -> str:
+        return f"run by {describe(use)} at {self.where(fn, use.anchor.lineno)} in {fn.short}"
 
     def _hazards_of(self, bits: int) -> list[Hazard]:
         """The hazards of the functions `bits` names, in the order of their files and lines."""
@@ -151,7 +156,7 @@ class EffectScanner:
             subject = what[what.index("`") + 1:what.index("`", what.index("`") + 1)] if "`" in what else ""
             out.append(Hazard(kind, False, f"{what} at {self.where(fn, node.lineno)} in {fn.short}", subject))
 
-        sites = {id(site.node): site for site in fn.calls}
+        sites = index.sites_of(fn)
         overflowing = {id(implicit.use.anchor): implicit.use for implicit in index.implicit_calls(fn)
                        if implicit.overflow}
         for node in nodes:

@@ -66,7 +66,6 @@ class GradFacts:
         self._returns: dict[int, bool] = {}
         self._globals: dict[tuple[int, str], bool] = {}
         self._store_table: dict[int, dict[str, list[ast.expr]]] = {}
-        self._sites: dict[int, dict[int, CallSite]] = {}
 
     def may_grad(self, expr: ast.expr | None, fn: FunctionInfo, lookup: NameLookup | None = None,
                  depth: int = 0) -> bool:
@@ -150,10 +149,7 @@ class GradFacts:
         return True
 
     def site_of(self, fn: FunctionInfo, call: ast.Call) -> CallSite | None:
-        table = self._sites.get(id(fn))
-        if table is None:
-            table = self._sites[id(fn)] = {id(site.node): site for site in fn.calls}
-        return table.get(id(call))
+        return self.index.sites_of(fn).get(id(call))
 
     def returns_grad(self, fn: FunctionInfo) -> bool:
         """Whether `fn` may return a tensor that requires grad (a parameter, an activation, an input)."""

@@ -158,6 +158,7 @@ class ProjectIndex:
         self._attribute_iterations: dict[str, tuple] = {}  # see `_attribute_iteration`
         self._local_iterations: dict[tuple[int, str], tuple] = {}  # see `_iterating_local`
         self._iterated_values: dict[int, set[int]] = {}  # see `_iterated_where_made`
+        self._implicit_uses: dict[int, list[tuple[ast.AST, Use]]] = {}  # see `_uses`
         self._implicit_by_name: dict[str, tuple[FunctionInfo, ...]] | None = None  # see `_special_methods`
         self._call_sites: dict[int, dict[int, CallSite]] = {}  # id(function) -> its calls by id(node)
         self._iterating_anything: tuple | None = None  # see `_iterating_unknown`
@@ -1724,7 +1725,7 @@ class ProjectIndex:
             lambdas = [node for node in fn.nodes if isinstance(node, ast.Lambda)]
             if not lambdas:
                 continue
-            sites = {id(site.node): site for site in fn.calls}
+            sites = self.sites_of(fn)
             for node in lambdas:
                 signature = _signature(node.args, False)
                 reached = by_lambda.setdefault(signature, {})
@@ -1759,20 +1760,18 @@ class ProjectIndex:
         found = self._implicit.get(id(fn))
         if found is None:
             found = self._implicit[id(fn)] = []
-            sites = self._sites_of(fn)
+            sites = self.sites_of(fn)
             by_anchor: dict[int, tuple[Use, list]] = {}
-            for node in fn.nodes:
-                for use in uses(node, lambda call: _library_name(sites[id(call)]) if id(call) in sites else None,
-                                ITERATING_FUNCTIONS):
-                    parts = [*self._special_parts(use.operand, use.names, fn)] if use.names else []
-                    if use.iterates:
-                        parts += self._iteration_parts(use.operand, fn, sites)
-                    if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and \
-                            isinstance(node.target, (ast.Tuple, ast.List)):  # each element is iterated too
-                        parts += [part for t in self.infer(use.operand, fn) if isinstance(t, Container)
-                                  for part in self._iterating_types(t.elems)]
-                    if parts:
-                        by_anchor.setdefault(id(use.anchor), (use, []))[1].extend(parts)
+            for node, use in self._uses(fn):
+                parts = [*self._special_parts(use.operand, use.names, fn)] if use.names else []
+                if use.iterates:
+                    parts += self._iteration_parts(use.operand, fn, sites)
+                if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and \
+                        isinstance(node.target, (ast.Tuple, ast.List)):  # each element is iterated too
+                    parts += [part for t in self.infer(use.operand, fn) if isinstance(t, Container)
+                              for part in self._iterating_types(t.elems)]
+                if parts:
+                    by_anchor.setdefault(id(use.anchor), (use, []))[1].extend(parts)
             for use, parts in by_anchor.values():
                 unique = tuple({id(part): part for part in parts}.values())
                 key = tuple(id(part) for part in unique)
@@ -1884,7 +1883,7 @@ class ProjectIndex:
             parts: list = []
             for value, fn, module in self._stored_values(attr):
                 if fn is not None:
-                    parts += self._iteration_parts(value, fn, self._sites_of(fn))
+                    parts += self._iteration_parts(value, fn, self.sites_of(fn))
                 elif not isinstance(value, _DISPLAYS):
                     parts += self._iterating_types(self.infer(value, None, module))
             for getter in (*self._special_methods().get(attr, ()), *self._special_methods().get("__getattr__", ()),
@@ -1904,8 +1903,8 @@ class ProjectIndex:
             self._implicit_by_name = {name: tuple(group) for name, group in by_name.items()}
         return self._implicit_by_name
 
-    def _sites_of(self, fn: FunctionInfo) -> dict[int, CallSite]:
-        """The calls of `fn`, by the id of their node."""
+    def sites_of(self, fn: FunctionInfo) -> dict[int, CallSite]:
+        """The calls of `fn`, by the id of their node (computed once)."""
         found = self._call_sites.get(id(fn))
         if found is None:
             found = self._call_sites[id(fn)] = {id(site.node): site for site in fn.calls}
@@ -1951,11 +1950,21 @@ class ProjectIndex:
         """The ids of the values `fn` iterates right where they are made (`implicit.uses` that iterate)."""
         found = self._iterated_values.get(id(fn))
         if found is None:
-            sites = self._sites_of(fn)
-            found = self._iterated_values[id(fn)] = {
-                id(use.operand) for node in fn.nodes
-                for use in uses(node, lambda call: _library_name(sites[id(call)]) if id(call) in sites else None,
-                                ITERATING_FUNCTIONS) if use.iterates}
+            found = self._iterated_values[id(fn)] = {id(use.operand) for _, use in self._uses(fn) if use.iterates}
+        return found
+
+    def _uses(self, fn: FunctionInfo) -> list[tuple[ast.AST, Use]]:
+        """Every `implicit.uses` of `fn`'s nodes, with its node, in the order of the nodes (walked once)."""
+        found = self._implicit_uses.get(id(fn))
+        if found is None:
+            sites = self.sites_of(fn)
+
+            def library(call: ast.Call) -> str | None:
+                site = sites.get(id(call))
+                return _library_name(site) if site is not None else None
+
+            found = self._implicit_uses[id(fn)] = [
+                (node, use) for node in fn.nodes for use in uses(node, library, ITERATING_FUNCTIONS)]
         return found
 
     def _deferred_generator_code(self) -> tuple:
@@ -1966,12 +1975,12 @@ class ProjectIndex:
             for fn in sorted(self.functions.values(), key=_in_file_order):
                 if not any(site.deferred for site in fn.calls):
                     continue
-                sites = {id(site.node): site for site in fn.calls if site.deferred}
+                sites = self.sites_of(fn)
                 for node in fn.nodes:
                     if isinstance(node, ast.GeneratorExp):
                         for call in ast.walk(node):
                             site = sites.get(id(call))
-                            if site is not None:
+                            if site is not None and site.deferred:
                                 groups.append(site.targets)
                                 groups.extend(self.unseen_targets(site))
             self._generator_expressions = tuple(group for group in groups if group)

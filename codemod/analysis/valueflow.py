@@ -530,7 +530,7 @@ class _Walker:
         # Local names that may hold a tensor requiring grad (a may-fact, joined over every assignment).
         self.grad: dict[str, bool] = {}
         self.returned: Taint | None = None
-        self.sites = {id(site.node): site for site in self.fn.calls}
+        self.sites = self.index.sites_of(self.fn)
         self.globals = _global_names(self.fn)
         self.consumed: set[int] = set()  # generator expressions a call iterates to their end where it stands
         self.straight = False  # walking statements that run in order, none skipped (see `_block`)
