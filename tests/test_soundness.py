@@ -792,3 +792,36 @@ def test_iterating_what_may_run_too_many_functions_is_not_followed_but_named(tmp
         "at a.py:7 in run; inference mode cannot do that, so it is never rewritten.")
     report = analyse(tmp_path / "few", project(10))
     assert site(report, "run").status == Status.APPLIED
+
+
+def test_a_hazard_no_fix_can_make_safe_settles_the_verdict_and_is_named_first(tmp_path):
+    """The region rebinds parameter data itself and calls code that builds a module: either refuses it, so
+    the reason names its own hazard, the first, and the scan looks no further (no count of the rest). A
+    region whose own code is harmless is judged by the first thing it runs that has such a hazard."""
+    report = analyse(tmp_path, {"m.py": HEADER + """
+        def rebuild(m):
+            m.extra = nn.Linear(2, 2)
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(2, 2)
+
+            @torch.no_grad()
+            def reset(self):
+                self.lin.weight.data = torch.zeros(2, 2)
+                rebuild(self)
+
+            @torch.no_grad()
+            def grow(self):
+                rebuild(self)
+        """})
+    reset, grow = site(report, "M.reset"), site(report, "M.grow")
+    assert (reset.status, reset.fixable, reset.hazard) == (Status.UNSAFE, False, "state")
+    assert reset.reason == (
+        "`@torch.no_grad()` on M.reset rebinds parameter data (`self.lin.weight.data = ...`): under inference mode "
+        "the parameter would hold an inference tensor and silently stop receiving gradients (`.grad` stays None "
+        "after `backward()`) at m.py:14 in M.reset; inference mode cannot do that, so it is never rewritten.")
+    assert (grow.status, grow.fixable, grow.hazard) == (Status.UNSAFE, False, "state")
+    assert grow.reason == ("`@torch.no_grad()` on M.grow builds a submodule (`m.extra = ...`) at m.py:5 in rebuild "
+                           "(called from M.grow at m.py:19); inference mode cannot do that, so it is never rewritten.")

@@ -33,6 +33,8 @@ Refuses
   name that says `loss` or `criterion`), or returns what such a function
   returns; or it is reached from training code (the reason names the path); or
   it is defined more than once (which definition runs is decided at run time).
+  One such hazard is enough to refuse: the reason names the first the analysis
+  finds, which looks no further.
 - `unsafe`, fixable: a tensor it returns or stores meets, with autograd on, a
   value that may require grad in an operation that keeps it for backward, or an
   in-place update outside inference mode; or a value computed from its results
@@ -210,7 +212,9 @@ class EntryPoints(Transform):
         problems = []
         if not report.safe:
             first = next((h for h in report.hazards if not h.fixable), report.hazards[0])
-            more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
+            # The first hazard no fix can make safe settles it; the analysis looks no further (EffectScanner.scan).
+            more = f" (and {len(report.hazards) - 1} more hazard(s))" if first.fixable and len(report.hazards) > 1 \
+                else ""
             subject = "it " if first.kind in (HazardKind.STATE, HazardKind.GRAD) else ""
             problems.append(f"{subject}{first.message}{more}")
             site.hazard, site.subject = first.kind, first.subject

@@ -30,7 +30,10 @@ Refuses
   `torch.autograd.grad`. Writes into existing storage (`p.copy_(...)`,
   `p.data.copy_(...)`, `fill_`, `torch.nn.init.*`, `load_state_dict` without
   `assign=True`) are not hazards: the parameter stays a normal tensor that
-  trains as before (checked at run time in tests/test_torchapi.py).
+  trains as before (checked at run time in tests/test_torchapi.py). One such
+  hazard is enough to refuse, so the reason names the first (in the region's
+  own code, else in the first thing it runs that has one) and the analysis
+  looks no further.
 - `unsafe`, fixable: a tensor made in the region escapes it (assigned and used
   after the `with`, returned, stored on `self` or another object, in a
   module-level cache or a container) and, on some call path where autograd is
@@ -427,10 +430,11 @@ def _verdict(site: Site, report, what: str) -> None:
     site.status = Status.UNSAFE
     site.fixable = report.fixable
     first = report.hazards[0]
-    more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
     if not report.fixable:
+        # The first hazard no fix can make safe settles it; the analysis looks no further (EffectScanner.scan).
         first = next(h for h in report.hazards if not h.fixable)
-        site.reason = f"{what} {first.message}; inference mode cannot do that, so it is never rewritten{more}."
+        site.reason = f"{what} {first.message}; inference mode cannot do that, so it is never rewritten."
     else:
+        more = f" (and {len(report.hazards) - 1} more hazard(s))" if len(report.hazards) > 1 else ""
         site.reason = f"{what}: {first.message}{more}.{notes}"
     site.hazard, site.subject = first.kind, first.subject

@@ -6,14 +6,17 @@
 Each measurement is a whole process, as a user runs it, from compiled bytecode
 (as pip installs both tools). On each tree:
 - `cold`: `chatterbox-codemod apply --diff --no-cache TREE`, every transform;
-- `warm`: the same with the run cache, after one run that filled it;
+- `warm`: the same with the cache, after one run that filled it;
+- `chatterbox` only, `one file changed`: the same with the cache, `tts.py`
+  edited before each run (the cache is warm for the state before, so it misses);
 - `transformers` only, `one file changed`: the pre-commit case, `apply --check
   models/llama/modeling_llama.py` in a git repository of the installed transformers
   sources, the file edited before each run (the cache is warm for the state before);
 against `python -m libcst.tool codemod --no-format noop.NOOPCommand` on the same
-tree. Ours and LibCST's alternate (ours, LibCST, ours, ...) so machine drift hits
-both alike; the table gives the median wall time and peak RSS of each, their
-ratio, and the goals set for the tool (issues 6 and 15).
+tree (`--cases` measures only the cases named). Ours and LibCST's alternate
+(ours, LibCST, ours, ...) so machine drift hits both alike; the table gives the
+median wall time and peak RSS of each, their ratio, and the goals set for the
+tool (issues 6 and 15).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pathlib import Path
 # work" (issue 10: 0.80x and 0.68x, measured on 2026-11-28).
 GOALS = {("chatterbox", "cold"): (1.0, 0.80), ("chatterbox", "warm"): (None, 0.3), ("torch", "cold"): (None, 0.68),
          ("transformers", "one file changed"): (1.5, None)}
-CHANGED_FILE = "models/llama/modeling_llama.py"  # the transformers file the pre-commit case edits
+CHANGED_FILES = {"chatterbox": "tts.py", "transformers": "models/llama/modeling_llama.py"}  # what an edit changes
 
 
 def main() -> None:
@@ -45,7 +48,9 @@ def main() -> None:
     parser.add_argument("--trees", default="chatterbox,torch", help="comma-separated: chatterbox, torch, transformers")
     parser.add_argument("--runs", type=int, default=5, help="runs of each tool and case on the chatterbox tree")
     parser.add_argument("--large-runs", type=int, default=2, help="runs of each on the torch and transformers trees")
+    parser.add_argument("--cases", help="comma-separated: measure only these cases (default: every case of a tree)")
     args = parser.parse_args()
+    wanted = {case.strip() for case in args.cases.split(",")} if args.cases else None
 
     print(machine())
     compile_bytecode()
@@ -58,7 +63,7 @@ def main() -> None:
             name = name.strip()
             tree = prepare(name, workdir)
             runs = args.runs if name == "chatterbox" else args.large_runs
-            for case, ours, libcst in measure(name, tree, workdir, runs):
+            for case, ours, libcst in measure(name, tree, workdir, runs, wanted):
                 rows.append((name, count_lines(tree), case, ours, libcst))
     print(table(rows))
 
@@ -112,8 +117,9 @@ def compile_bytecode() -> None:
 Run = tuple[float, int]  # wall seconds, peak RSS in bytes
 
 
-def measure(name: str, tree: Path, workdir: Path, runs: int) -> list[tuple[str, list[Run], list[Run]]]:
-    """(case, our runs, LibCST's runs) for each case measured on this tree."""
+def measure(name: str, tree: Path, workdir: Path, runs: int,
+            wanted: set[str] | None) -> list[tuple[str, list[Run], list[Run]]]:
+    """(case, our runs, LibCST's runs) for each case measured on this tree (`wanted`: only those)."""
     libcst_command = [sys.executable, "-m", "libcst.tool", "codemod", "--no-format", "noop.NOOPCommand", str(tree)]
     ours_command = [sys.executable, "-m", "chatterbox_codemod", "apply", "--diff"]
     cache = workdir / f"cache-{name}"
@@ -121,27 +127,30 @@ def measure(name: str, tree: Path, workdir: Path, runs: int) -> list[tuple[str, 
         "cold": ([*ours_command, "--no-cache", str(tree)], workdir),
         "warm": ([*ours_command, "--cache-dir", str(cache), str(tree)], workdir),
     }
-    if name == "transformers":
+    if name == "chatterbox":
+        cases["one file changed"] = cases["warm"]
+    elif name == "transformers":
         cases = {"cold": cases["cold"],
-                 "one file changed": ([*ours_command[:-1], "--check", "--cache-dir", str(cache / "one"),
-                                       f"transformers/{CHANGED_FILE}"], tree.parent)}
-        timed(cases["one file changed"][0], tree.parent, ok=(0, 1))  # fills the cache for the unedited tree
-    else:
-        timed(cases["warm"][0], workdir, ok=(0, 1))
-    results = []
-    for case, (command, cwd) in cases.items():
-        ours: list[Run] = []
-        libcst: list[Run] = []
-        for run in range(runs):
-            if case == "one file changed":
-                with (tree / CHANGED_FILE).open("a", encoding="utf-8") as handle:
-                    handle.write(f"\n# edit {run}\n")
+                 "one file changed": ([*ours_command[:-1], "--check", "--cache-dir", str(cache),
+                                       f"transformers/{CHANGED_FILES[name]}"], tree.parent)}
+    cases = {case: run for case, run in cases.items() if wanted is None or case in wanted}
+    for case in ("warm", "one file changed"):
+        if case in cases:
+            timed(cases[case][0], cases[case][1], ok=(0, 1))  # fills the cache for the unedited tree
+            break
+    # Round by round, every case once in each, so drift over the rounds hits every case alike.
+    results: dict[str, tuple[list[Run], list[Run]]] = {case: ([], []) for case in cases}
+    for run in range(runs):
+        for case, (command, cwd) in cases.items():
+            ours, libcst = results[case]
+            if case.startswith("one file changed"):
+                with (tree / CHANGED_FILES[name]).open("a", encoding="utf-8") as handle:
+                    handle.write(f"\n# edit {case} {run}\n")
             ours.append(timed(command, cwd, ok=(0, 1)))
             libcst.append(timed(libcst_command, workdir, ok=(0,)))
             print(f"  {name} {case} run {run + 1}/{runs}: ours {ours[-1][0]:.2f} s, "
                   f"LibCST no-op {libcst[-1][0]:.2f} s", file=sys.stderr)
-        results.append((case, ours, libcst))
-    return results
+    return [(case, ours, libcst) for case, (ours, libcst) in results.items()]
 
 
 def timed(command: list[str], cwd: Path, ok: tuple[int, ...]) -> Run:
