@@ -13,10 +13,10 @@ Each measurement is a whole process, as a user runs it, from compiled bytecode
   models/llama/modeling_llama.py` in a git repository of the installed transformers
   sources, the file edited before each run (the cache is warm for the state before);
 against `python -m libcst.tool codemod --no-format noop.NOOPCommand` on the same
-tree (`--cases` measures only the cases named). Ours and LibCST's alternate
-(ours, LibCST, ours, ...) so machine drift hits both alike; the table gives the
-median wall time and peak RSS of each, their ratio, and the goals set for the
-tool (issues 6 and 15).
+tree (`--cases` measures only the cases named). Each round runs every case
+once, ours then LibCST's, so machine drift hits every case and both tools
+alike; the table gives the median wall time and peak RSS of each, their ratio,
+and the goals set for the tool (issues 6 and 15).
 """
 
 from __future__ import annotations
@@ -134,16 +134,15 @@ def measure(name: str, tree: Path, workdir: Path, runs: int,
                  "one file changed": ([*ours_command[:-1], "--check", "--cache-dir", str(cache),
                                        f"transformers/{CHANGED_FILES[name]}"], tree.parent)}
     cases = {case: run for case, run in cases.items() if wanted is None or case in wanted}
-    for case in ("warm", "one file changed"):
-        if case in cases:
-            timed(cases[case][0], cases[case][1], ok=(0, 1))  # fills the cache for the unedited tree
-            break
+    filling = next((case for case in ("warm", "one file changed") if case in cases), None)
+    if filling is not None:  # the cache, for the unedited tree
+        timed(*cases[filling], ok=(0, 1))
     # Round by round, every case once in each, so drift over the rounds hits every case alike.
     results: dict[str, tuple[list[Run], list[Run]]] = {case: ([], []) for case in cases}
     for run in range(runs):
         for case, (command, cwd) in cases.items():
             ours, libcst = results[case]
-            if case.startswith("one file changed"):
+            if case == "one file changed":
                 with (tree / CHANGED_FILES[name]).open("a", encoding="utf-8") as handle:
                     handle.write(f"\n# edit {case} {run}\n")
             ours.append(timed(command, cwd, ok=(0, 1)))

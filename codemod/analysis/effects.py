@@ -37,9 +37,9 @@ class EffectScanner:
         """The region's hazards: its own, in order, else the first of what it runs (see `_run_from`).
 
         Every hazard this scan finds but a yield is one no fix can make safe, so the first one settles the
-        verdict: the region is unsafe and never rewritten, and its reason names that hazard (the first one
-        no fix can make safe). The rest of what the region runs could only add more of the same and is not
-        scanned: on transformers' pre-commit case that was half of the run, counting 27,804 hazards.
+        verdict: the region is unsafe and never rewritten, and its reason names that hazard. The rest of what
+        the region runs could only add more of the same and is not scanned: on transformers' pre-commit case
+        that was half of the run, counting 27,804 hazards.
         """
         hazards: list[Hazard] = []
         # The function's nodes include lambda bodies, so a `with` region and a decorated body see the same.
