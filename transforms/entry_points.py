@@ -127,8 +127,6 @@ class EntryPoints(Transform):
         index = context.index
         include = context.settings.get("include", [])
         exclude = context.settings.get("exclude", [])
-        training = _training_functions(index)
-        trained_from = _reached_from(index, training)
         reach = _WorkFinder(index, context.where)
 
         considered = [fn for fn in index.functions.values() if fn.module.path in context.targets and
@@ -162,6 +160,10 @@ class EntryPoints(Transform):
                                f"({_covering_callers(index, states, fn)})")
             else:
                 judged.append(fn)
+        if not judged:  # the project-wide facts below are found only for candidates that need them
+            return list(findings.values())
+        training = _training_functions(index)
+        trained_from = _reached_from(index, training)
 
         def judge(fn: FunctionInfo) -> tuple[Site, bool]:
             finding = findings[id(fn)]

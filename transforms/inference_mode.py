@@ -145,7 +145,8 @@ class InferenceMode(Transform):
             for fn in context.index.functions_of(module):
                 findings.extend(self._function_sites(context, fn, regions))
             findings.extend(self._value_uses(context, module))
-        _judge_all(context, FlowAnalyzer(context.index, context.grad_states(), context.where), regions)
+        _judge_all(context, FlowAnalyzer(context.index, context.grad_states(), context.where, settled_by_effects=True),
+                   regions)
         return findings
 
     def _function_sites(self, context: AnalysisContext, fn: FunctionInfo,

@@ -48,7 +48,11 @@ def transfer(state: State, mode: str | None) -> State:
 
 
 class GradStates:
-    """May-states of every function, with the caller path that shows each one."""
+    """May-states of every function, with the caller path that shows each one.
+
+    The states are propagated over the whole call graph when the first one is asked for, not before: an
+    analysis whose verdicts the regions' own code settles (a hazard no fix can make safe) never asks.
+    """
 
     def __init__(self, index: ProjectIndex, inference_regions: Iterable[FunctionInfo | ast.expr] = ()):
         """`inference_regions`: functions and `with` items that will run under inference mode once rewritten."""
@@ -58,14 +62,17 @@ class GradStates:
         self.overlay = {id(r) for r in regions if isinstance(r, FunctionInfo)}
         self.overlay_items = {id(r) for r in regions if isinstance(r, ast.expr)}
         self._incoming: dict[int, list[bool]] = {}
+        self._propagated = False
         self._why: dict[tuple[int, int], CallSite | None] = {}
         self._outside_why: dict[int, str] = {}  # why a function counts as entered from outside the project
-        self._compute()
 
     def decorator_mode(self, fn: FunctionInfo) -> str | None:
         return GradMode.INFERENCE if id(fn) in self.overlay else fn.grad_decorator
 
-    def _compute(self) -> None:
+    def _propagate(self) -> None:
+        if self._propagated:
+            return
+        self._propagated = True
         index = self.index
         for fn in index.functions.values():
             self._incoming[id(fn)] = [False, False]
@@ -98,6 +105,7 @@ class GradStates:
 
     def entry(self, fn: FunctionInfo) -> State:
         """The state a function's body starts in (callers' states, then its own decorator)."""
+        self._propagate()
         incoming = self._incoming.get(id(fn), [True, True])
         return transfer((incoming[0], incoming[1]), self.decorator_mode(fn))
 
@@ -116,6 +124,7 @@ class GradStates:
 
     def path_to(self, fn: FunctionInfo, slot: int) -> list[FunctionInfo]:
         """Caller chain (outermost first) that makes `fn` run with autograd on (slot 0) / outside inference mode (1)."""
+        self._propagate()
         chain = [fn]
         seen = {id(fn)}
         current = fn
@@ -132,6 +141,7 @@ class GradStates:
 
     def outside_entry(self, fn: FunctionInfo) -> str | None:
         """Why code the index cannot see may enter `fn` ("has no caller in the project", ...), or None."""
+        self._propagate()
         return self._outside_why.get(id(fn))
 
 

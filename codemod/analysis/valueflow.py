@@ -175,12 +175,16 @@ class FlowAnalyzer:
     MAX_FRAMES = 4000
 
     def __init__(self, index: ProjectIndex, states: GradStates, where: Callable[[FunctionInfo, int], str],
-                 follow_graph: bool = False):
+                 follow_graph: bool = False, settled_by_effects: bool = False):
+        """`settled_by_effects`: a hazard no fix can make safe in what the region runs ends its analysis, for a
+        caller whose verdict that settles and whose reason names that hazard alone (`inference-mode`); the
+        values' flow is then not followed, and the grad states it reads are never propagated."""
         self.index = index
         self.states = states
         self.facts = states.facts
         self.where = where
         self.follow_graph = follow_graph
+        self.settled_by_effects = settled_by_effects
         # Walks of functions called from inside a region, by (function, arguments' taints, grad-free
         # parameters); kept across regions: most regions call into the same code.
         self._summaries: dict[tuple, _Summary] = {}
@@ -191,6 +195,8 @@ class FlowAnalyzer:
         report = RegionReport()
         for hazard in self._effects.scan(region):
             report.add(hazard)
+        if self.settled_by_effects and not report.fixable:
+            return report
         self._report = report
         self._region = region
         self._frames = 0

@@ -246,3 +246,28 @@ def test_a_walk_replayed_from_an_earlier_region_gives_what_a_fresh_walk_gives(tm
         assert _reports(shared, regions) == fresh, name
         replayed += shared.replays
     assert len(cases) > 40 and replayed > 20, (len(cases), replayed)
+
+
+def test_an_analysis_settled_by_effects_gives_the_verdict_a_full_one_gives(tmp_path):
+    """`settled_by_effects` (what inference-mode asks for) stops at a hazard no fix can make safe in what the
+    region runs, without following the values: for every region of every fixture case, the verdict (safe,
+    fixable) and the hazard a reason names (the first one no fix can make safe, else the first) must be the
+    ones the full analysis gives, and a region with no such hazard must get the full report."""
+    cases = [case.read_text(encoding="utf-8") for case in sorted(FIXTURES.glob("*/*.in.py"))] + [SHARED_HELPERS]
+    settled = 0
+    for number, text in enumerate(cases):
+        index = index_of(tmp_path / str(number), {"m.py": text})
+        where = lambda f, line: f"{f.module.path.name}:{line}"  # noqa: E731
+        full_analyzer = FlowAnalyzer(index, GradStates(index), where)
+        settled_analyzer = FlowAnalyzer(index, GradStates(index), where, settled_by_effects=True)
+        for fn in list(index.functions.values()):
+            for region in [Region(fn), *(Region(fn, node) for node in fn.nodes if isinstance(node, ast.With))]:
+                full, quick = full_analyzer.analyze(region), settled_analyzer.analyze(region)
+                assert (quick.safe, quick.fixable) == (full.safe, full.fixable), (number, fn.qualname)
+                if full.fixable:
+                    assert _reports(settled_analyzer, [region]) == _reports(full_analyzer, [region])
+                    continue
+                named = next(h for h in full.hazards if not h.fixable)
+                assert next(h for h in quick.hazards if not h.fixable) == named, (number, fn.qualname)
+                settled += len(quick.hazards) < len(full.hazards) or quick.notes != full.notes
+    assert settled > 5, settled
