@@ -51,7 +51,8 @@ class GradStates:
     """May-states of every function, with the caller path that shows each one.
 
     The states are propagated over the whole call graph when the first one is asked for, not before: an
-    analysis whose verdicts the regions' own code settles (a hazard no fix can make safe) never asks.
+    analysis whose every verdict a hazard no fix can make safe settles (`FlowAnalyzer`'s `settled_by_effects`)
+    never asks.
     """
 
     def __init__(self, index: ProjectIndex, inference_regions: Iterable[FunctionInfo | ast.expr] = ()):
