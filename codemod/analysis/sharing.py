@@ -7,7 +7,9 @@ and count their frames as walks do, so a candidate's verdict and reason are the
 same whichever candidates were judged before it, and in which process. A copy
 of the process made by `fork` after those facts are computed shares them
 without pickling anything, and the second core, idle while the analysis runs,
-takes half of the candidates.
+takes half of the candidates. (inference-mode's grad states are propagated when
+a judgement first needs them, which may be after the fork, in each process: a
+site that a hazard no fix can make safe settles is judged without them.)
 
 The two processes take the next candidate from a shared counter, so a few
 costly candidates do not leave one of them idle. The helper sends its results
