@@ -116,6 +116,9 @@ class ProjectIndex:
         self._elsewhere: dict[str, list[tuple[ast.expr, FunctionInfo]]] | None = None  # `_stored_elsewhere`
         self._roots: set[str] | None = None  # the project's top-level package names
         self._library_bases: set[str] | None = None  # see `_subclassed_library_classes`
+        self._annotations: dict[int, tuple[ast.expr, frozenset]] = {}  # see `_annotation_types`
+        self._linking = False  # set when `finish` starts: every module is added (see `canonical`)
+        self._canonical_names: dict[str, str] = {}  # see `canonical`
         self._types_from_call_sites = False  # set once every call has been resolved a first time
         self._callers_complete = False  # set once every call is linked to its callees
         # Functions that code the index cannot see may call (`_settle_unseen_callers`), and those with a
@@ -189,6 +192,7 @@ class ProjectIndex:
 
     def finish(self) -> None:
         """Link classes to their bases and resolve every call (after all modules are added)."""
+        self._linking = True
         for cls in self.classes.values():
             for base in cls.node.bases:
                 resolved = self.resolve_expr_name(cls.module, base)
@@ -325,8 +329,17 @@ class ProjectIndex:
         full = f"{base}.{rest}" if rest else base
         return self.canonical(full)
 
-    def canonical(self, name: str, depth: int = 0) -> str:
-        """Follow re-exports (`pkg/__init__.py: from .mod import X`) to the defining module."""
+    def canonical(self, name: str) -> str:
+        """Follow re-exports (`pkg/__init__.py: from .mod import X`) to the defining module (kept once linking
+        starts: every module is added then, and their names and imports are fixed)."""
+        found = self._canonical_names.get(name)
+        if found is None:
+            found = self._followed(name, 0)
+            if self._linking:
+                self._canonical_names[name] = found
+        return found
+
+    def _followed(self, name: str, depth: int) -> str:
         if depth > 12 or name in self.classes or name in self.functions or name in self.modules:
             return name
         parts = name.split(".")
@@ -344,7 +357,7 @@ class ProjectIndex:
             else:
                 return name
             full = ".".join([target, *rest])
-            return full if full == name else self.canonical(full, depth + 1)
+            return full if full == name else self._followed(full, depth + 1)
         return name
 
     def resolve_expr_name(self, module: ModuleInfo, expr: ast.expr) -> ClassInfo | FunctionInfo | str | None:
@@ -798,7 +811,7 @@ class ProjectIndex:
 
     def return_types(self, fn: FunctionInfo) -> frozenset:
         annotation = fn.node.returns
-        resolved = NOTHING if annotation is None else self._annotation_types(annotation, fn.module, fn)
+        resolved = NOTHING if annotation is None else self._annotation_types(annotation, fn.module)
         if resolved:
             return resolved
 
@@ -808,7 +821,16 @@ class ProjectIndex:
                     self._add_part(parts, node.value, fn, fn.module)
         return self._fixpoint(self._return_types, "return", id(fn), collect, self._types_of_parts, NOTHING)
 
-    def _annotation_types(self, annotation: ast.expr, module: ModuleInfo, fn: FunctionInfo | None) -> frozenset:
+    def _annotation_types(self, annotation: ast.expr, module: ModuleInfo) -> frozenset:
+        """The types an annotation names. They depend on the annotation, its module's imports and the class
+        hierarchy alone, so each is computed once per index (rounds that infer types again keep them): the
+        memo holds the node, so its id cannot be reused by another node while the entry stands."""
+        entry = self._annotations.get(id(annotation))
+        if entry is None or entry[0] is not annotation:
+            entry = self._annotations[id(annotation)] = (annotation, self._annotated(annotation, module))
+        return entry[1]
+
+    def _annotated(self, annotation: ast.expr, module: ModuleInfo) -> frozenset:
         if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
             try:
                 annotation = ast.parse(annotation.value, mode="eval").body
@@ -831,7 +853,7 @@ class ProjectIndex:
         out: set = set()
         unknown = False
         for elt in elts:
-            found = self._annotation_types(elt, module, fn)
+            found = self._annotated(elt, module)
             out |= found
             unknown = unknown or not (found or isinstance(elt, ast.Constant) or (
                 isinstance(elt, ast.Name) and elt.id in (*SCALAR_TYPES, "None")))
@@ -896,7 +918,7 @@ class ProjectIndex:
                         parts.found.add(Instance(owner))
                     continue
                 annotated = NOTHING if node.annotation is None else self._annotation_types(
-                    node.annotation, fn.module, fn)
+                    node.annotation, fn.module)
                 if annotated and (UNRESOLVED not in annotated or not self.callers_of(fn)):
                     parts.found |= annotated
                 elif self._types_from_call_sites:
@@ -920,7 +942,7 @@ class ProjectIndex:
                                     parts.unknown.append((unpacked, site.caller, site.caller.module))
                     parts.found |= self._configured.get((id(fn), name), NOTHING)
             elif kind == "ann":
-                parts.found |= self._annotation_types(node, fn.module, fn)
+                parts.found |= self._annotation_types(node, fn.module)
             elif kind in ("elem", "elem of elem"):
                 elements.append((kind, node))
             elif kind == "append":
@@ -985,7 +1007,7 @@ class ProjectIndex:
             def collect(parts: _Parts, owner: ClassInfo = owner) -> None:
                 for fn, value, how in _attribute_assignments(owner, attr):
                     if how == "ann":
-                        parts.found |= self._annotation_types(value, owner.module, None)
+                        parts.found |= self._annotation_types(value, owner.module)
                     elif how == "append":
                         parts.found.add(Container(self._appended(value, fn, owner.module)))
                     else:
@@ -1370,6 +1392,8 @@ class ProjectIndex:
             for fn in self.functions.values():
                 receiver = fn.receiver
                 for node in fn.nodes:
+                    if type(node) not in _STORING_NODES:
+                        continue
                     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                         for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                             if isinstance(target, ast.Attribute) and (
@@ -2261,18 +2285,19 @@ SCALAR_TYPES = frozenset({"int", "float", "bool", "str", "bytes", "complex"})  #
 # The node types `ProjectIndex.local_names` reads bindings from (`ast.parse` makes no subclasses of them).
 _BINDING_NODES = frozenset({ast.Call, ast.Assign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension,
                             ast.withitem, ast.NamedExpr})
+# ... and those that may store a value in an attribute (`_attribute_table`, `_stores`).
+_STORING_NODES = frozenset({ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Call})
 
 
 def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None:
     """The argument expression a call passes as parameter `name` (a tuple of them for `*args`/`**kwargs`)."""
     call = site.node
-    args = fn.node.args
-    positional = [a.arg for a in [*args.posonlyargs, *args.args]]
-    variadic = name in {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    positional, after_first, variadic_names = fn.parameter_names
+    variadic = name in variadic_names
     bound = fn.receiver is not None and (
         isinstance(call.func, ast.Attribute) or bool(site.module_types) or bool(site.constructs)
         or fn.name in ("forward", "__call__"))
-    params = positional[1:] if bound and positional else positional
+    params = after_first if bound else positional
     if variadic:
         extra = [*call.args[len(params):], *(kw.value for kw in call.keywords if kw.arg not in params)]
         return ast.Tuple(elts=extra, ctx=ast.Load()) if extra else None
@@ -2551,6 +2576,8 @@ def _attribute_table(cls: ClassInfo) -> dict[str, list[tuple[FunctionInfo | None
         if receiver is None:
             continue
         for node in method.nodes:
+            if type(node) not in _STORING_NODES:
+                continue
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
                 if node.value is None:
                     continue

@@ -283,6 +283,9 @@ class FunctionInfo:
     local_defs: dict[str, FunctionInfo] = field(default_factory=dict)
     _nodes: list | None = field(default=None, repr=False)
     _generator: bool | None = field(default=None, repr=False)
+    _parameter_names: tuple[tuple[str, ...], tuple[str, ...], frozenset[str]] | None = field(default=None,
+                                                                                              repr=False)
+    _receiver: tuple[list, str | None] | None = field(default=None, repr=False)  # (`decorators` read, receiver)
     _hash: int = field(init=False, repr=False, default=0)
 
     def __post_init__(self) -> None:
@@ -290,6 +293,18 @@ class FunctionInfo:
 
     def __repr__(self) -> str:
         return f"<function {self.qualname}>"
+
+    @property
+    def parameter_names(self) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
+        """The names of its positional parameters in order, the same without the first (what a call on a bound
+        method passes), and the names of `*args` and `**kwargs` (computed once: every call site that passes it
+        an argument asks)."""
+        if self._parameter_names is None:
+            args = self.node.args
+            positional = tuple(a.arg for a in [*args.posonlyargs, *args.args])
+            self._parameter_names = (positional, positional[1:],
+                                     frozenset(a.arg for a in (args.vararg, args.kwarg) if a is not None))
+        return self._parameter_names
 
     def __hash__(self) -> int:
         return self._hash
@@ -341,11 +356,13 @@ class FunctionInfo:
 
     @property
     def receiver(self) -> str | None:
-        """The name of `self` (or `cls`) for methods."""
-        if not self.is_method or self.is_static:
-            return None
-        positional = [*self.node.args.posonlyargs, *self.node.args.args]
-        return positional[0].arg if positional else None
+        """The name of `self` (or `cls`) for methods (kept until `decorators`, which says whether it is a
+        static method, is set: the index sets it when linking starts)."""
+        if self._receiver is None or self._receiver[0] is not self.decorators:
+            positional = self.parameter_names[0]
+            found = None if not self.is_method or self.is_static or not positional else positional[0]
+            self._receiver = (self.decorators, found)
+        return self._receiver[1]
 
     @property
     def nodes(self) -> list[ast.AST]:

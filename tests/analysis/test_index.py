@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from chatterbox_codemod.analysis import External, Instance
+from chatterbox_codemod.analysis import External, Instance, ProjectIndex
 from chatterbox_codemod.analysis.index import MAX_INFERENCE_DEPTH, MAX_TYPES
 from chatterbox_codemod.analysis.project import UNRESOLVED
 from tiny import HEADER, call, expression, function, index_of
@@ -766,3 +766,26 @@ def test_special_methods_and_properties_run_where_the_code_does_not_name_them(tm
         "holder": {"Shelf.__enter__", "Shelf.__exit__"},
         "ready": {"Bank.__len__"},
     }
+
+
+def test_a_static_method_binds_its_first_parameter_even_when_asked_before_decorators_are_linked(tmp_path):
+    """`receiver` is kept per function, and `@staticmethod` is known only once linking starts: an answer
+    given before then is not the one kept."""
+    path = tmp_path / "m.py"
+    path.write_text(HEADER + textwrap.dedent("""
+        class Enc(nn.Module):
+            def forward(self, x):
+                return x
+        class Model:
+            @staticmethod
+            def make(enc):
+                return enc(1)
+        out = Model.make(Enc())
+        """))
+    index = ProjectIndex(tmp_path)
+    index.add_module(path, path.read_text(), ast.parse(path.read_text()))
+    make = function(index, "Model.make")
+    assert make.receiver == "enc"  # no decorators linked yet: it reads as a method
+    index.finish()
+    assert make.receiver is None
+    assert [c.short for c in call(index, "Model.make", "enc").callees] == ["Enc.forward"]
