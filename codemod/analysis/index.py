@@ -2290,7 +2290,10 @@ _STORING_NODES = frozenset({ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Call})
 
 
 def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None:
-    """The argument expression a call passes as parameter `name` (a tuple of them for `*args`/`**kwargs`)."""
+    """The argument expression a call passes as parameter `name` (a tuple of them for `*args`/`**kwargs`).
+
+    The tuple is made once and kept with the call: the index memoizes decisions by a node's id, and a tuple
+    made anew for each question would be freed, and its id reused by the next one."""
     call = site.node
     positional, after_first, variadic_names = fn.parameter_names
     variadic = name in variadic_names
@@ -2299,8 +2302,11 @@ def argument_for(fn: FunctionInfo, site: CallSite, name: str) -> ast.expr | None
         or fn.name in ("forward", "__call__"))
     params = after_first if bound else positional
     if variadic:
-        extra = [*call.args[len(params):], *(kw.value for kw in call.keywords if kw.arg not in params)]
-        return ast.Tuple(elts=extra, ctx=ast.Load()) if extra else None
+        key = (id(fn), name, bound)
+        if key not in site.packed:
+            extra = [*call.args[len(params):], *(kw.value for kw in call.keywords if kw.arg not in params)]
+            site.packed[key] = ast.Tuple(elts=extra, ctx=ast.Load()) if extra else None
+        return site.packed[key]
     for kw in call.keywords:
         if kw.arg == name:
             return kw.value

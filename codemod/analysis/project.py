@@ -250,6 +250,9 @@ class CallSite:
     # What it calls has a type the index does not know, in whole or in part (`hooks[name](m)`, `fn(m)` with `fn`
     # from `getattr`): it may be any function the project hands out as a value (ProjectIndex.unseen_targets).
     calls_unknown: bool = False
+    # What it passes a callee's `*args` or `**kwargs`, packed into one node per (id(callee), parameter, whether
+    # the call binds the first parameter): see `argument_for`.
+    packed: dict[tuple[int, str, bool], ast.Tuple | None] = field(default_factory=dict, repr=False)
 
     @property
     def library_callables(self) -> tuple[str, ...]:

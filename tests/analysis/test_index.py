@@ -6,7 +6,7 @@ import ast
 import textwrap
 
 from chatterbox_codemod.analysis import External, Instance, ProjectIndex
-from chatterbox_codemod.analysis.index import MAX_INFERENCE_DEPTH, MAX_TYPES
+from chatterbox_codemod.analysis.index import MAX_INFERENCE_DEPTH, MAX_TYPES, argument_for
 from chatterbox_codemod.analysis.project import UNRESOLVED
 from tiny import HEADER, call, expression, function, index_of
 
@@ -789,3 +789,19 @@ def test_a_static_method_binds_its_first_parameter_even_when_asked_before_decora
     index.finish()
     assert make.receiver is None
     assert [c.short for c in call(index, "Model.make", "enc").callees] == ["Enc.forward"]
+
+
+def test_what_a_call_packs_into_star_args_is_one_node_for_the_index_s_lifetime(tmp_path):
+    """Decisions about a value are memoized by its node's id: the tuple `f(a, b)` packs into `*rest` must stay
+    the same node, or a freed one's id could be reused by another call's tuple and answer for it."""
+    index = index_of(tmp_path, {"m.py": """
+        def f(first, *rest, **options):
+            return rest, options
+        def run(a, b, c):
+            return f(a, b, c, key=a)
+        """})
+    site, f = call(index, "run", "f"), function(index, "f")
+    rest = argument_for(f, site, "rest")
+    assert [ast.unparse(e) for e in rest.elts] == ["b", "c", "a"]
+    assert argument_for(f, site, "rest") is rest
+    assert argument_for(f, site, "first").id == "a"
