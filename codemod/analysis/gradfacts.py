@@ -252,7 +252,7 @@ class GradFacts:
         if not callers:
             return False  # entered from outside the project: an input (the boundary assumption)
         args = fn.node.args
-        positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+        positional = fn.parameter_names[0]
         defaults = dict(zip(reversed(positional), reversed(args.defaults), strict=False))
         defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None})
         for site in callers:

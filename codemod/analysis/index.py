@@ -2478,8 +2478,8 @@ def _last_name(expr: ast.expr) -> str | None:
 
 
 def _second_parameter(fn: FunctionInfo) -> str | None:
-    positional = [*fn.node.args.posonlyargs, *fn.node.args.args]
-    return positional[1].arg if len(positional) > 1 else None
+    after_first = fn.parameter_names[1]
+    return after_first[0] if after_first else None
 
 
 def _decorator_target(node: ast.expr) -> ast.expr:
