@@ -4,7 +4,8 @@
    or a copy of the installed package (`original/chatterbox`) and a rewritten
    copy of it (`rewritten/chatterbox`), made with the codemod engine and its
    default transforms (with `--autocast`, the opt-in `autocast` transform as
-   well); the engine's report says what was rewritten.
+   well), declaring the libraries in `STATELESS_LIBRARIES` stateless as a user
+   would; the engine's report says what was rewritten.
 2. **Workers.** One process per side (`benchmarks.worker`), started once:
    the original, the rewritten tree with CHATTERBOX_AUTOCAST=off (fp32), and
    with `--autocast`, the rewritten tree again with CHATTERBOX_AUTOCAST=bf16
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from chatterbox_codemod.config import Config
 from chatterbox_codemod.engine import OUTPUT, Options, run
 
 from .equivalence import OutputDiff, compare_outputs
@@ -67,6 +69,10 @@ from .workload import (
 ORIGINAL, REWRITTEN, AUTOCAST = "original", "rewritten", "autocast"
 LABELS = (ORIGINAL, REWRITTEN)
 LOG_TAIL_LINES = 20
+# chatterbox-tts's libraries the bench lists under `stateless-libraries`, as a user does after checking them:
+# s3tokenizer's `padding` and `S3TokenizerV2` keep no tensor between calls (tests/test_torchapi.py runs them under
+# inference mode and finds none kept). Without it, the entry points that tokenize are `unsafe` (library code).
+STATELESS_LIBRARIES = ("s3tokenizer",)
 
 Progress = Callable[[str], None]
 
@@ -278,7 +284,8 @@ def prepare_trees(options: BenchOptions, workdir: Path, progress: Progress,
     original = workdir / ORIGINAL
     shutil.copytree(installed, original / "chatterbox", ignore=shutil.ignore_patterns("__pycache__"))
     extra = (AUTOCAST_TRANSFORM,) if options.autocast != "off" else ()
-    progress(f"rewriting a copy of {installed}" + (f" (default transforms and {AUTOCAST_TRANSFORM})" if extra else ""))
+    progress(f"rewriting a copy of {installed}" + (f" (default transforms and {AUTOCAST_TRANSFORM})" if extra else "")
+             + f", declaring stateless: {', '.join(STATELESS_LIBRARIES)}")
     transforms, errors = rewrite_copy(original, workdir / REWRITTEN, options.jobs, extra)
     for error in errors:
         progress(f"codemod error (that file is left as it was): {error}")
@@ -290,7 +297,7 @@ def prepare_trees(options: BenchOptions, workdir: Path, progress: Progress,
 
 def rewrite_copy(original: Path, rewritten: Path, jobs: int, extra: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
     """Rewrite `original/chatterbox` into `rewritten/chatterbox` with the engine's default transforms,
-    and the opt-in ones named in `extra`."""
+    and the opt-in ones named in `extra`, with `STATELESS_LIBRARIES` declared stateless."""
     select = None
     if extra:
         from chatterbox_codemod.transforms import TRANSFORMS
@@ -298,7 +305,8 @@ def rewrite_copy(original: Path, rewritten: Path, jobs: int, extra: tuple[str, .
         select = [transform.id for transform in TRANSFORMS if transform.default and transform.id not in extra]
         select += list(extra)
     report = run(Options(paths=[str(original / "chatterbox")], mode=OUTPUT, output=rewritten / "chatterbox",
-                         jobs=jobs, project_root=original, select=select))
+                         jobs=jobs, project_root=original, select=select,
+                         config=Config(stateless_libraries=list(STATELESS_LIBRARIES))))
     if not (rewritten / "chatterbox" / "__init__.py").is_file():
         messages = "; ".join(error.render(report.rel(error.path)) for error in report.errors)
         raise SetupError(f"the codemod did not produce a rewritten copy: {messages or 'no output'}")

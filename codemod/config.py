@@ -6,6 +6,7 @@ select = ["inference-mode", "entry-points"]  # transform ids (default: all)
 ignore = ["channels-last"]
 exclude = ["scripts/legacy_*.py", "tests"]   # globs, relative to each target
 unsafe-fixes = false
+stateless-libraries = ["s3tokenizer"]        # libraries checked to keep no tensor they make between calls
 
 [tool.chatterbox-codemod.entry-points]
 include = ["mypkg.model.Model.embed"]  # methods to consider even if not found automatically
@@ -24,7 +25,7 @@ from pathlib import Path
 from chatterbox_codemod.transforms import TRANSFORMS
 
 SECTION = "chatterbox-codemod"
-TOP_KEYS = {"select", "ignore", "exclude", "unsafe-fixes"}
+TOP_KEYS = {"select", "ignore", "exclude", "unsafe-fixes", "stateless-libraries"}
 
 
 class ConfigError(Exception):
@@ -38,6 +39,8 @@ class Config:
     ignore: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     unsafe_fixes: bool = False
+    # Libraries (dotted prefixes) the user has checked keep no tensor their code makes between calls.
+    stateless_libraries: list[str] = field(default_factory=list)
     settings: dict[str, dict] = field(default_factory=dict)  # transform id -> its table, validated
 
 
@@ -78,6 +81,7 @@ def load_config(project_root: Path) -> Config:
         ignore=_strings(section, "ignore", path),
         exclude=_strings(section, "exclude", path),
         unsafe_fixes=_bool(section, "unsafe-fixes", path),
+        stateless_libraries=_strings(section, "stateless-libraries", path),
         settings=settings,
     )
 

@@ -139,7 +139,8 @@ def _run(options: Options) -> Report:
     outcome = None
     if run_cache is not None:
         key = run_cache.key(
-            {"transforms": report.transforms, "unsafe_fixes": options.unsafe_fixes, "settings": config.settings},
+            {"transforms": report.transforms, "unsafe_fixes": options.unsafe_fixes, "settings": config.settings,
+             "stateless_libraries": sorted(config.stateless_libraries)},
             [(path, source.raw) for path, source in sources.items()] + configs_raw, set(target_files),
         )
         outcome = run_cache.load(key)
@@ -270,6 +271,7 @@ def _analyze_one(index: ProjectIndex, transform: Transform, inference_regions: l
         context = AnalysisContext(
             index=index, targets=targets, display=display, unsafe_fixes=unsafe_fixes,
             settings=config.settings.get(transform.id, {}),
+            stateless_libraries=tuple(config.stateless_libraries),
             inference_regions=[*inference_regions, *_regions_of(findings)], memo=memo, jobs=jobs,
         )
         findings = transform.analyze(context)

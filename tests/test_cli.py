@@ -10,7 +10,8 @@ import subprocess
 
 from conftest import cli
 
-SAFE = "import torch\n\n\n@torch.no_grad()\ndef predict(model, x):\n    return model(x).argmax().item()\n"
+SAFE = ("import torch\n\n\n@torch.no_grad()\ndef predict(model: torch.nn.Linear, x):\n"
+        "    return model(x).argmax().item()\n")
 SAFE_REWRITTEN = SAFE.replace("@torch.no_grad()", "@torch.inference_mode()")
 UNSAFE = (
     "import torch\nfrom torch import nn\n\n\nclass M(nn.Module):\n    def __init__(self):\n"
@@ -69,7 +70,7 @@ def test_diff_is_git_style_relative_to_the_current_directory(tmp_path):
     assert proc.stdout == (
         "diff --git a/src/infer.py b/src/infer.py\n--- a/src/infer.py\n+++ b/src/infer.py\n"
         "@@ -1,6 +1,6 @@\n import torch\n \n \n-@torch.no_grad()\n+@torch.inference_mode()\n"
-        " def predict(model, x):\n     return model(x).argmax().item()\n"
+        " def predict(model: torch.nn.Linear, x):\n     return model(x).argmax().item()\n"
     )
     assert (root / "src/infer.py").read_text() == SAFE
 

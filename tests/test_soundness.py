@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 from chatterbox_codemod.analysis.index import MAX_UNSEEN_FUNCTIONS
+from chatterbox_codemod.config import Config
 from chatterbox_codemod.engine import DIFF, Options, run
 from chatterbox_codemod.report import Status
 
@@ -528,7 +529,8 @@ def test_a_generator_a_call_runs_to_its_end_runs_where_the_call_is(tmp_path):
 def test_a_call_that_may_run_too_many_functions_is_not_followed_but_named(tmp_path):
     """Where the project hands out every function (`eval`), `fn(t)` in a region may run each of them that takes
     one argument: past `MAX_UNSEEN_FUNCTIONS` of them the region is `unsafe`, the call named, instead of
-    following all of them; below it, they are followed (here none does anything a region may not)."""
+    following all of them; below it, they are followed (here none does anything a region may not), and what
+    is left is that `eval` may give library code (`library`)."""
     def project(count: int) -> dict[str, str]:
         helpers = "".join(f"def helper_{i}(t):\n    return t + {i}\n" for i in range(count))
         return {"helpers.py": helpers, "a.py": HEADER + """
@@ -546,7 +548,9 @@ def test_a_call_that_may_run_too_many_functions_is_not_followed_but_named(tmp_pa
         f"{MAX_UNSEEN_FUNCTIONS} functions of the project (too many to follow; check by hand) at a.py:7 in run; "
         "inference mode cannot do that, so it is never rewritten.")
     report = analyse(tmp_path / "few", project(10))
-    assert site(report, "run").status == Status.APPLIED
+    few = site(report, "run")  # followed into each helper, which is harmless; `eval` may give library code too
+    assert (few.status, few.fixable, few.hazard) == (Status.UNSAFE, True, "library")
+    assert "runs `fn(...)` at a.py:7 in run, a value of unknown type, which may be library code" in few.reason
 
 
 def test_a_lookup_by_a_computed_name_on_an_unknown_object_may_be_any_function(tmp_path):
@@ -740,8 +744,9 @@ def test_each_transform_judges_the_code_the_whole_run_writes(tmp_path):
     """, "drive.py": "import torch\nfrom a import Attn, Pipeline\ndef run():\n"
                      "    return Pipeline(Attn()).summarize(torch.randn(4, 4))\n"})
     assert site(report, "Pipeline.summarize", "entry-points").status == Status.APPLIED
+    # `teacher` is of unknown type: it may be library code that keeps what it makes.
     assert [(s.symbol, s.status, s.rewritten) for s in report.sites if s.transform == "inference-mode"] == [
-        ("Attn.prep", Status.APPLIED, True), ("distill", Status.APPLIED, True)]
+        ("Attn.prep", Status.APPLIED, True), ("distill", Status.UNSAFE, False)]
 
 
 def test_a_tensor_stored_on_an_object_of_unresolved_type_reaches_every_reader_of_that_attribute(tmp_path):
@@ -825,3 +830,84 @@ def test_a_hazard_no_fix_can_make_safe_settles_the_verdict_and_is_named_first(tm
     assert (grow.status, grow.fixable, grow.hazard) == (Status.UNSAFE, False, "state")
     assert grow.reason == ("`@torch.no_grad()` on M.grow builds a submodule (`m.extra = ...`) at m.py:5 in rebuild "
                            "(called from M.grow at m.py:19); inference mode cannot do that, so it is never rewritten.")
+
+
+CACHING_LIBRARY = '''
+import torch
+
+
+class Scaled(torch.nn.Module):
+    """Extends a cache on demand, as ESPnet's positional encodings do."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+        self.scale = None
+
+    def forward(self, x):
+        if self.scale is None or self.scale.size(0) < x.size(0):
+            self.scale = torch.full((x.size(0), 1), 2.0)
+        return self.lin(x) * self.scale[: x.size(0)]
+'''
+
+TRAINS_A_LIBRARY_MODULE = HEADER + """
+    from cachelib import Scaled
+
+
+    def fit(steps):
+        model = Scaled()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x = torch.randn(2, 4)
+        with torch.no_grad():
+            print(model(x).shape)
+        for _ in range(steps):
+            model(x).sum().backward()
+            opt.step()
+        return "trains"
+
+
+    def preview(model, x):
+        with torch.no_grad():
+            return model(x).sum().item()
+    """
+
+
+def test_library_code_a_region_runs_may_keep_the_tensors_it_makes(tmp_path):
+    """Library code a region runs may keep what it makes there (a cache extended on demand): converted, that is
+    an inference tensor, and the next training step that uses it raises. The analysis cannot see into the
+    library, so the site is `unsafe` and names the call, as it does for a call of a value of unknown type,
+    which may be library code; `stateless-libraries` is the user's word that a library keeps nothing."""
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "cachelib.py").write_text(CACHING_LIBRARY)
+    report = analyse(tmp_path, {"train.py": TRAINS_A_LIBRARY_MODULE})
+    fit, preview = site(report, "fit"), site(report, "preview")
+    assert (fit.status, fit.fixable, fit.hazard, fit.subject) == (Status.UNSAFE, True, "library", "model(...)")
+    assert fit.reason == (
+        "`with torch.no_grad()` in fit: runs `model(...)` at train.py:12 in fit, library code (`cachelib.Scaled`) "
+        "the analysis cannot see into: it may keep tensors it makes there (a cache, a buffer it extends on demand), "
+        "and converted, those are inference tensors wherever that code uses them again outside inference mode; "
+        "check it by hand.")
+    assert (preview.status, preview.fixable, preview.hazard) == (Status.UNSAFE, True, "library")
+    assert "runs `model(...)` at train.py:21 in preview, a value of unknown type, which may be library code" \
+        in preview.reason
+
+    declared = run(Options(paths=[str(tmp_path / "project")], mode=DIFF, project_root=tmp_path / "project",
+                           config=Config(stateless_libraries=["cachelib"])))
+    assert (site(declared, "fit").status, site(declared, "preview").status) == (Status.APPLIED, Status.UNSAFE)
+
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    (converted / "train.py").write_text(
+        (tmp_path / "project" / "train.py").read_text().replace("torch.no_grad()", "torch.inference_mode()"))
+    environment = {**os.environ, "PYTHONPATH": str(library)}
+    for tree, expected in ((tmp_path / "project", "trains"),
+                           (converted, "raises Inference tensors cannot be saved for backward")):
+        trained = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+            import train
+            try:
+                print(train.fit(2))
+            except RuntimeError as exc:
+                print("raises", str(exc).split(".")[0])
+            """)], cwd=tree, env=environment, capture_output=True, text=True, check=True)
+        assert trained.stdout.splitlines()[-1] == expected

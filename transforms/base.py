@@ -37,6 +37,7 @@ class AnalysisContext:
     display: Callable[[Path], str]  # path as reasons show it
     unsafe_fixes: bool = False
     settings: dict[str, Any] = field(default_factory=dict)  # this transform's own configuration table
+    stateless_libraries: tuple[str, ...] = ()  # `stateless-libraries`: see `analysis.effects`
     # Functions and `with` items that run under inference mode once this run's rewrites land.
     inference_regions: list = field(default_factory=list)
     # What a transform keeps for the rest of this run (the engine gives each transform one dict per run,

@@ -42,7 +42,12 @@ Refuses
   (the rewrite would silently cut the graph into the parameters the method
   uses); or something the analysis cannot resolve: a call it cannot follow, or
   the method itself referenced as a value (`model.forward = model.forward_dpo`,
-  a callback, a `getattr` by a computed name), whose callers it cannot see.
+  a callback, a `getattr` by a computed name), whose callers it cannot see; or
+  library code it runs (or a call of a value of unknown type, which may be
+  library code) that may keep a tensor it makes, as a cache does: outside
+  torch, the libraries that make no torch tensors and those listed under
+  `stateless-libraries` in `[tool.chatterbox-codemod]`, the analysis cannot
+  see what a library keeps.
 - `not-applicable`: covered (every caller in the project already runs it
   grad-off), or the method opens its own grad-off region (its author drew the
   boundary by hand; the tool judges the methods it calls on the grad-on side
@@ -150,7 +155,8 @@ class EntryPoints(Transform):
         # Every start is judged against the grad states of the code as it is (plus the regions of
         # earlier transforms): a method whose every caller runs grad-off is covered already.
         states = GradStates(index, context.inference_regions)
-        flow = FlowAnalyzer(index, states, context.where, follow_graph=True)
+        flow = FlowAnalyzer(index, states, context.where, follow_graph=True,
+                            stateless_libraries=context.stateless_libraries)
         judged: list[FunctionInfo] = []
         for fn in undecided.values():
             if not states.entry(fn)[0] and not _matches(fn, include):

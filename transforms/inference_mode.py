@@ -63,6 +63,15 @@ Refuses
   (`t[i]`, `a + b`, `with x:`, `len(x)`), a property, and what iterating a
   value may run (a generator's body, made outside the region and iterated in
   it; a generator expression's elements; an `__iter__`).
+  Library code the region runs, or a call of a value of unknown type, which
+  may be library code, is a hazard of its own (`library`): it may keep a
+  tensor it makes there (a cache, a buffer it extends on demand), which would
+  be an inference tensor wherever it is used again outside inference mode.
+  torch's own code, libraries that make no torch tensors (numpy, librosa,
+  ...), einops, tqdm and those listed under `stateless-libraries` in the
+  configuration are known to keep none; so are nn.Module's accessors
+  (`parameters()`, `eval()`) and, on a value of unknown type, the methods of
+  tensors, modules, strings, containers, files and loggers.
 - `not-applicable`: `async def` bodies (neither mode reaches a coroutine's
   body), TorchScript (`torch.jit.script`, `@torch.jit.export`,
   `@torch.jit.script_method`: scripting rejects `inference_mode`),
@@ -145,7 +154,8 @@ class InferenceMode(Transform):
             for fn in context.index.functions_of(module):
                 findings.extend(self._function_sites(context, fn, regions))
             findings.extend(self._value_uses(context, module))
-        _judge_all(context, FlowAnalyzer(context.index, context.grad_states(), context.where, settled_by_effects=True),
+        _judge_all(context, FlowAnalyzer(context.index, context.grad_states(), context.where, settled_by_effects=True,
+                                           stateless_libraries=context.stateless_libraries),
                    regions)
         return findings
 

@@ -32,7 +32,9 @@ annotated with the base), which stores a tensor on the module a training step
 then uses (read by a method of the base, too), or rebinds its weight's data;
 or calls a function value it cannot name that does the same (one a reflective
 lookup gives, a lambda a trainer passes, one `map` calls, one passed by name,
-one a holder of unknown type keeps in an attribute).
+one a holder of unknown type keeps in an attribute); or runs library code
+outside the project (`library/fzlib.py`) that keeps a tensor it makes, a
+cache extended on demand or an `lru_cache`, which a training step then uses.
 
 Each driver's `run()` seeds torch, uses the package for inference or
 training, and returns a dict of named tensors (gradients as `grad.*`). A
@@ -69,6 +71,7 @@ class Module:
     no_grad: str | None  # the name `from torch import no_grad [as ...]` binds, if any
     blocks: list[str] = field(default_factory=list)
     imports: dict[str, list[str]] = field(default_factory=dict)  # relative imports: module -> names
+    libraries: set[str] = field(default_factory=set)  # modules outside the project it imports (`fzlib`)
 
     def spelling(self, rng: random.Random) -> dict[str, str]:
         t = self.torch
@@ -86,6 +89,7 @@ class Module:
                 "import torch.nn.functional as F", "from torch import nn"]
         if self.no_grad:
             head.append("from torch import no_grad" + (f" as {self.no_grad}" if self.no_grad != "no_grad" else ""))
+        head += [f"import {library}" for library in sorted(self.libraries)]
         head += [f"from .{m} import {', '.join(sorted(set(names)))}" for m, names in sorted(self.imports.items())]
         return "\n".join(head) + "\n\n\n" + "\n\n\n".join(self.blocks) + "\n"
 
@@ -415,6 +419,43 @@ class $CLS(nn.Module):
     if rng.random() < 0.5:
         b.driver("m = $C()\nwith torch.no_grad():\n    a = m.step(torch.randn(4, 4))\nb = m.step(torch.randn(4, 4))\n"
                  "return {'a': a, 'b': b}", uses, C=cls)
+
+
+def model_library(b: Builder) -> None:
+    """A grad-off region runs library code (`fzlib`, outside the project) that may keep a tensor it makes: a
+    module's cache extended on demand, an `lru_cache`d tensor, or nothing; the module is made in `__init__` or
+    injected by the driver. A training step then runs the same library code with autograd on."""
+    rng = b.rng
+    where = rng.randrange(len(b.modules))
+    cls = b.fresh("Library")
+    kind = rng.choice(["Scaled", "Scaled", "Plain", "window"])
+    injected = kind != "window" and rng.random() < 0.5
+    if kind == "window" or not injected:
+        b.modules[where].libraries.add("fzlib")
+    if kind == "window":
+        run, train, init, ctor = "x * fzlib.window(4)", "self.enc(x) * fzlib.window(4)", "", "()"
+    else:
+        run, train = "self.lib(x)", "self.lib(self.enc(x))"
+        init = "        self.lib = lib\n" if injected else f"        self.lib = fzlib.{kind}()\n"
+        ctor = f"(fzlib.{kind}())" if injected else "()"
+    if rng.random() < 0.5:
+        preview = f"    $DECO\n    def preview(self, x):\n        return ({run}).sum(-1)\n"
+    else:
+        preview = f"    def preview(self, x):\n        $WITH\n            y = {run}\n        return y.sum(-1)\n"
+    b.put(where, f"""
+class $CLS(nn.Module):
+    def __init__(self{', lib' if injected else ''}):
+        super().__init__()
+        self.enc = nn.Linear(4, 4)
+{init}
+{preview}
+    def forward(self, x):
+        return {train}
+""", CLS=cls)
+    b.driver(("import fzlib\n" if injected else "") +
+             f"m = $C{ctor}\nopt = torch.optim.SGD(m.parameters(), lr=0.1)\nx = torch.randn(4, 4)\n"
+             "p = m.preview(x)\nl = m(x).pow(2).mean()\nl.backward()\nopt.step()\n"
+             "return {'p': p, 'l': l.detach(), " + GRADS.replace("$M", "m") + "}", ((where, cls),), C=cls)
 
 
 def model_conv(b: Builder) -> None:
@@ -1326,7 +1367,7 @@ USAGES = [usage_holder, usage_distill, usage_ema]
 MODELS = [model_attention, model_attention, model_attention, model_entry, model_entry, model_cache, model_conv,
           model_gan, model_recursion, model_init, model_requires_grad, model_reference, model_reference,
           model_yield, model_hidden_call, model_partly_resolved_call, model_unseen_store, model_function_value,
-          model_implicit_code]
+          model_implicit_code, model_library]
 
 
 def generate(seed: int) -> Program:

@@ -5,7 +5,9 @@ tool's rewrite, a blind conversion). A task runs some of its drivers: before
 each driver the worker drops every module of the generated package from
 `sys.modules` and loads the package again from the variant's folder under the
 name the drivers import, and loads the driver file under a unique name, so
-nothing is shared between variants or drivers. Each driver's `run()` (or the
+nothing is shared between variants or drivers (the library the programs may
+import, `library/fzlib.py`, is on the path and is loaded afresh for each driver
+too). Each driver's `run()` (or the
 named function of a one-file reproducer) returns a dict of named tensors; the
 worker sends back plain Python values (shape, dtype, flat float list), so the
 parent never needs torch.
@@ -23,6 +25,9 @@ from itertools import count
 from pathlib import Path
 
 _loaded = count()
+# The library generated projects may import (`library/fzlib.py`): outside every project the tool analyses.
+LIBRARY_PATH = Path(__file__).parent / "library"
+LIBRARY = "fzlib"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ def init_worker() -> None:
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)  # layout changes must not show up as rounding differences
     sys.dont_write_bytecode = True
+    sys.path.insert(0, str(LIBRARY_PATH))
     # Generated recursion is bounded, but a defect there must fail fast. Torch's own lazy imports need
     # more depth than that: they happen above (a partly imported module would fail every later driver).
     sys.setrecursionlimit(2000)
@@ -63,7 +69,8 @@ def init_worker() -> None:
 
 
 def _purge(package: str | None) -> None:
-    for name in [n for n in sys.modules if package and (n == package or n.startswith(package + "."))]:
+    """Drop the package's modules and the library's, whose caches must not outlive one driver."""
+    for name in [n for n in sys.modules if n == LIBRARY or (package and (n == package or n.startswith(package + ".")))]:
         del sys.modules[name]
 
 

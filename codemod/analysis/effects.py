@@ -6,7 +6,10 @@ moving weights) or switching autograd back on, in the region or in what it
 calls. Under inference mode these make parameters that silently stop
 training, buffers that raise on their next update, or do nothing at all.
 A `with` region that yields hands its mode to the code iterating the
-generator: that is a hazard of its own.
+generator: that is a hazard of its own. So is library code the region runs
+(or a call of a value of unknown type, which may be library code), which may
+keep a tensor it makes there: the analysis cannot see into it, so that hazard
+is one to check by hand (fixable), named after what the flow finds.
 """
 
 from __future__ import annotations
@@ -17,29 +20,45 @@ from collections.abc import Callable, Iterator
 
 from .graphs import strongly_connected
 from .implicit import Use, describe
-from .index import MAX_UNSEEN_FUNCTIONS, ProjectIndex, literal_arg
+from .index import BUILTIN_NAMES, MAX_UNSEEN_FUNCTIONS, ProjectIndex, enclosing_class, literal_arg
 from .project import CallSite, Container, External, FunctionInfo, Instance
 from .regions import Hazard, HazardKind, Region
-from .torchapi import GRAD_ON_CALLS, LOADERS, MODULE_MOVES, SET_GRAD_ENABLED, STATE_METHODS
+from .torchapi import (
+    GRAD_ON_CALLS,
+    KEEPS_NO_TENSORS_METHODS,
+    KEEPS_NO_TENSORS_PREFIXES,
+    LOADERS,
+    MODULE_ACCESSORS,
+    MODULE_MOVES,
+    SET_GRAD_ENABLED,
+    STATE_METHODS,
+)
 
 
 class EffectScanner:
-    """Finds writes to persistent state and autograd switches in a region and in what it calls."""
+    """Finds writes to persistent state, autograd switches and library code that may keep what it makes, in a
+    region and in what it calls."""
 
-    def __init__(self, index: ProjectIndex, where: Callable[[FunctionInfo, int], str]):
+    def __init__(self, index: ProjectIndex, where: Callable[[FunctionInfo, int], str],
+                 stateless_libraries: tuple[str, ...] = ()):
         self.index = index
         self.where = where
+        # Library code known, or declared by the user (`stateless-libraries`), to keep no tensor it makes.
+        self._stateless = (*KEEPS_NO_TENSORS_PREFIXES, *(f"{name}." for name in stateless_libraries))
         self._memo: dict[int, list[Hazard]] = {}  # id(function) -> its own hazards
         self._bits: dict[int, int] = {}  # id(function or group) -> `_reach`
         self._hazardous: list[FunctionInfo] = []  # the functions with hazards of their own, by bit
+        self._settling = 0  # the bits of those with a hazard no fix can make safe
 
     def scan(self, region: Region) -> list[Hazard]:
         """The region's hazards: its own, in order, else the first of what it runs (see `_run_from`).
 
-        Every hazard this scan finds but a yield is one no fix can make safe, so the first one settles the
-        verdict: the region is unsafe and never rewritten, and its reason names that hazard. The rest of what
-        the region runs could only add more of the same and is not scanned: on transformers' pre-commit case
-        that was half of the run, counting 27,804 hazards.
+        Every hazard this scan finds but a yield and library code is one no fix can make safe, so the first
+        one settles the verdict: the region is unsafe and never rewritten, and its reason names that hazard.
+        The rest of what the region runs could only add more of the same and is not scanned: on transformers'
+        pre-commit case that was half of the run, counting 27,804 hazards. What the region runs is searched
+        for such a hazard past library code, whose hazard is reported (the first, in the order the region
+        runs it) only when none settles the verdict.
         """
         hazards: list[Hazard] = []
         # The function's nodes include lambda bodies, so a `with` region and a decorated body see the same.
@@ -58,13 +77,17 @@ class EffectScanner:
                         "makes are inference tensors; check that code by hand", "yield"))
                     break
         if all(hazard.fixable for hazard in hazards):
+            first_fixable = None
             for target, how in self._run_from(region):
                 found = self._reach(target)
-                if found:
-                    reached = how()
-                    hazards.extend(Hazard(hazard.kind, False, f"{hazard.message} ({reached})", hazard.subject)
-                                   for hazard in self._first_hazards(found))
+                if found & self._settling:
+                    hazards.extend(self._reached(found & self._settling, how))
                     break
+                if found and first_fixable is None:
+                    first_fixable = (found, how)
+            else:
+                if first_fixable is not None:
+                    hazards.extend(self._reached(*first_fixable))
         unique: dict[str, Hazard] = {}
         for hazard in hazards:
             unique.setdefault(hazard.message, hazard)
@@ -91,6 +114,11 @@ class EffectScanner:
 
     def _run_by(self, fn: FunctionInfo, use: Use) -> str:
         return f"run by {describe(use)} at {self.where(fn, use.anchor.lineno)} in {fn.short}"
+
+    def _reached(self, bits: int, how: Callable[[], str]) -> list[Hazard]:
+        reached = how()
+        return [Hazard(hazard.kind, hazard.fixable, f"{hazard.message} ({reached})", hazard.subject)
+                for hazard in self._first_hazards(bits)]
 
     def _first_hazards(self, bits: int) -> list[Hazard]:
         """The hazards of the function that comes first, in the order of files and lines, of those `bits`
@@ -146,9 +174,13 @@ class EffectScanner:
             bits = 0
             members = {id(member) for member in component}
             for member in component:
-                if not isinstance(member, tuple) and self._own(member):
+                own = self._own(member) if not isinstance(member, tuple) else ()
+                if own:
                     self._hazardous.append(member)
-                    bits |= 1 << (len(self._hazardous) - 1)
+                    bit = 1 << (len(self._hazardous) - 1)
+                    bits |= bit
+                    if not all(hazard.fixable for hazard in own):
+                        self._settling |= bit
                 for succ in successors(member):
                     if id(succ) not in members:
                         bits |= self._bits[id(succ)]
@@ -208,7 +240,44 @@ class EffectScanner:
                 add(HazardKind.STATE, node, f"moves or casts a module (`{ast.unparse(func)}(...)`)")
             elif direct and site is not None and _constructs_module(index, site):
                 add(HazardKind.STATE, node, f"builds a module (`{ast.unparse(func)}(...)`)")
+            library = _unseen_library_code(index, fn, site, self._stateless) if site is not None else None
+            if library is not None:
+                out.append(Hazard(
+                    HazardKind.LIBRARY, True,
+                    f"runs `{ast.unparse(func)}(...)` at {self.where(fn, node.lineno)} in {fn.short}, {library} "
+                    "the analysis cannot see into: it may keep tensors it makes there (a cache, a buffer it extends on "
+                    "demand), and converted, those are inference tensors wherever that code uses them again "
+                    "outside inference mode; check it by hand", f"{ast.unparse(func)}(...)"))
         return out
+
+
+def _unseen_library_code(index: ProjectIndex, fn: FunctionInfo, site: CallSite,
+                         stateless: tuple[str, ...]) -> str | None:
+    """What a call may run of code the analysis cannot see into that may keep a tensor it makes, in words (None
+    when it runs none): a library callable outside those known to keep none (`stateless`: prefixes such as
+    `torch.`; nn.Module's accessors), or a call of a value of unknown type, which may be one, unless the method
+    is named as a tensor's, a module's or a value type's (`KEEPS_NO_TENSORS_METHODS`) or the value is a
+    parameter that is None wherever the function runs."""
+    func = site.node.func
+    method = func.attr if isinstance(func, ast.Attribute) else None
+    if method in MODULE_ACCESSORS:
+        return None
+    names = [*site.library_callables, *(t.name for t in site.module_types if isinstance(t, External))]
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name) \
+            and func.value.func.id == "super":  # a library base's method, whatever the index names
+        owner = enclosing_class(fn)
+        names += [f"{base}.{method}" for cls in (owner.mro() if owner else ()) for base in cls.external_bases]
+    for name in names:
+        if not f"{name}.".startswith(stateless) and name.partition(".")[0] not in BUILTIN_NAMES:
+            return f"library code (`{name}`)"
+    if not (site.unresolved or site.opaque or site.calls_unknown):
+        return None  # it runs what the index resolved it to: project code, or the library callables above
+    if method in KEEPS_NO_TENSORS_METHODS or (isinstance(func, ast.Name) and func.id in BUILTIN_NAMES):
+        return None
+    called = func.value if isinstance(func, ast.Attribute) else func
+    if isinstance(called, ast.Name) and index.holds_only_none(fn, called.id):
+        return None  # `None.m()` raises before any code runs
+    return "a value of unknown type, which may be library code"
 
 
 def _assigns(call: ast.Call) -> bool:

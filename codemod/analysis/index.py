@@ -701,7 +701,7 @@ class ProjectIndex:
     def _infer_call(self, call: ast.Call, fn: FunctionInfo | None, module: ModuleInfo | None) -> frozenset:
         func = call.func
         if isinstance(func, ast.Name) and func.id == "super" and fn is not None:
-            owner = _enclosing_class(fn)
+            owner = enclosing_class(fn)
             return frozenset({Super(owner)}) if owner else NOTHING
         # `module.to(device)`, `.eval()` ... return the module itself.
         if isinstance(func, ast.Attribute) and func.attr in MODULE_SELF_METHODS:
@@ -2242,6 +2242,41 @@ class ProjectIndex:
         target = _decorator_target(decorator)
         return isinstance(target, ast.Attribute) and target.attr in ("setter", "getter", "deleter")
 
+    def holds_only_none(self, fn: FunctionInfo, name: str) -> bool:
+        """Whether parameter `name` of `fn` is None wherever `fn` runs: it defaults to None, nothing in the body
+        (or in a function nested in it, through `nonlocal`) assigns it, `fn` is not handed out, and no call
+        that may run it passes it (or passes None only), nor unpacks `*args`/`**kwargs` into it: neither the
+        calls the index links nor, for a module's `forward` or a `__call__`, the calls of values of unknown
+        type whose shape binds to it (`m(x)` leaves `accelerator` at its default). A library callable that
+        calls what it is handed (`map`) may pass anything. (`accelerator.unwrap_model(self)` then never runs.)"""
+        default = dict((arg.arg, value) for arg, value in _params_with_defaults(fn.node.args)).get(name)
+        if not (isinstance(default, ast.Constant) and default.value is None):
+            return False
+        if any(kind != "param" and not (kind == "expr" and node is default)
+               for kind, node in self.local_names(fn).get(name, ())):
+            return False
+        if any(isinstance(node, ast.Nonlocal) and name in node.names for node in ast.walk(fn.node)):
+            return False
+        callers = self.callers_of(fn)
+        if not callers or self.escape_of(fn) is not None or is_implicitly_called(fn):
+            return False
+        if self.opaque_caller(fn) is not None:  # (which also finds the calls below)
+            if any(self._handing_calls.get(key) for key in (None, *(id(c) for c in fn.cls.family()))):
+                return False
+            positional = self._signature_of(fn).positional
+            for site in self._opaque_calls:
+                count, starred, keywords = shape = _call_shape(site.node)
+                if self._accepts(fn, shape) and (starred or None in keywords or name in keywords or (
+                        name in positional and count > positional.index(name))):
+                    return False
+        for site in callers:
+            if _unpacked(site.node):
+                return False
+            argument = argument_for(fn, site, name)
+            if argument is not None and not (isinstance(argument, ast.Constant) and argument.value is None):
+                return False
+        return True
+
     def is_escaped(self, fn: FunctionInfo) -> bool:
         return self.escape_of(fn) is not None
 
@@ -2525,7 +2560,7 @@ def _is_local_name(fn: FunctionInfo, name: str) -> bool:
     return False
 
 
-def _enclosing_class(fn: FunctionInfo) -> ClassInfo | None:
+def enclosing_class(fn: FunctionInfo) -> ClassInfo | None:
     while fn.parent is not None:
         fn = fn.parent
     return fn.cls

@@ -19,6 +19,7 @@ class HazardKind(StrEnum):
     GRAPH = "graph"  # an entry point would cut a graph that callers may train
     TRAINING = "training"  # an entry point that is, or is reached from, training code
     UNRESOLVED = "unresolved"  # something the analysis cannot resolve: check by hand
+    LIBRARY = "library"  # library code that may keep a tensor it makes (a cache): check by hand
     BUDGET = "budget"  # the values flow too far to follow
 
 

@@ -175,10 +175,12 @@ class FlowAnalyzer:
     MAX_FRAMES = 4000
 
     def __init__(self, index: ProjectIndex, states: GradStates, where: Callable[[FunctionInfo, int], str],
-                 follow_graph: bool = False, settled_by_effects: bool = False):
+                 follow_graph: bool = False, settled_by_effects: bool = False,
+                 stateless_libraries: tuple[str, ...] = ()):
         """`settled_by_effects`: a hazard no fix can make safe in what the region runs ends its analysis, for a
         caller whose verdict that settles and whose reason names that hazard alone (`inference-mode`); the
-        values' flow is then not followed, and the grad states it reads are never propagated."""
+        values' flow is then not followed, and the grad states it reads are never propagated.
+        `stateless_libraries`: libraries the user has checked keep no tensor they make (`EffectScanner`)."""
         self.index = index
         self.states = states
         self.facts = states.facts
@@ -189,12 +191,15 @@ class FlowAnalyzer:
         # parameters); kept across regions: most regions call into the same code.
         self._summaries: dict[tuple, _Summary] = {}
         self._recording: list[_Summary | None] = []  # the walks under way; None: one that is not recorded
-        self._effects = EffectScanner(index, where)  # keeps each function's effects across regions
+        # Keeps each function's effects across regions.
+        self._effects = EffectScanner(index, where, stateless_libraries)
 
     def analyze(self, region: Region) -> RegionReport:
         report = RegionReport()
-        for hazard in self._effects.scan(region):
-            report.add(hazard)
+        effects = self._effects.scan(region)
+        for hazard in effects:
+            if hazard.kind != HazardKind.LIBRARY:
+                report.add(hazard)
         if self.settled_by_effects and not report.fixable:
             return report
         self._report = report
@@ -225,6 +230,11 @@ class FlowAnalyzer:
         except RecursionError:
             report.add(Hazard(HazardKind.BUDGET, True,
                               "the code it reaches is nested too deeply to analyse; treat it as unsafe"))
+        # Library code that may keep what it makes comes after what the flow found of the region's own tensors,
+        # which a reason names first.
+        for hazard in effects:
+            if hazard.kind == HazardKind.LIBRARY:
+                report.add(hazard)
         return report
 
     def region_value(self) -> Taint:

@@ -805,3 +805,45 @@ def test_what_a_call_packs_into_star_args_is_one_node_for_the_index_s_lifetime(t
     assert [ast.unparse(e) for e in rest.elts] == ["b", "c", "a"]
     assert argument_for(f, site, "rest") is rest
     assert argument_for(f, site, "first").id == "a"
+
+
+def test_a_parameter_is_none_wherever_no_call_that_may_run_the_function_passes_it(tmp_path):
+    """`accelerator=None` that no call passes (a call of a value of unknown type that may run the `forward`
+    included) holds None only, so `accelerator.unwrap_model(...)` never runs; one that some call passes, or
+    that the body assigns, or a function handed out where its callers cannot be seen, may hold anything."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        class Tok(nn.Module):
+            def forward(self, wavs, accelerator=None, limit=None, other=None):
+                if accelerator is not None:
+                    self.unwrapped = accelerator.unwrap_model(self)
+                if other is None:
+                    other = wavs
+                return wavs
+
+        def helper(x, device=None):
+            return x
+
+        HANDED = [helper]
+
+        def use(tok, part, x):
+            tok(x)
+            tok.forward(x, limit=3)
+            part(x)
+            return helper(x)
+        """})
+    forward = function(index, "Tok.forward")
+    assert index.holds_only_none(forward, "accelerator")
+    assert not index.holds_only_none(forward, "limit")  # `tok.forward(x, limit=3)`
+    assert not index.holds_only_none(forward, "other")  # assigned in the body
+    assert not index.holds_only_none(forward, "wavs")  # no default
+    assert not index.holds_only_none(function(index, "helper"), "device")  # handed out in `HANDED`
+    passed = index_of(tmp_path / "passed", {"m.py": HEADER + """
+        class Tok(nn.Module):
+            def forward(self, wavs, accelerator=None):
+                return wavs
+
+        def use(tok, part, x, acc):
+            tok(x)
+            part(x, acc)
+        """})
+    assert not passed.holds_only_none(function(passed, "Tok.forward"), "accelerator")  # `part(x, acc)` may pass it

@@ -10,12 +10,13 @@ from chatterbox_codemod.analysis import FlowAnalyzer, GradStates, Region
 from tiny import HEADER, function, index_of
 
 
-def judge(tmp_path, text: str, symbol: str):
+def judge(tmp_path, text: str, symbol: str, stateless_libraries: tuple[str, ...] = ()):
     """The findings for the first `with` region in `symbol` (or its whole body when it has none)."""
     index = index_of(tmp_path, {"m.py": HEADER + text})
     fn = function(index, symbol)
     block = next((n for n in fn.nodes if isinstance(n, ast.With)), None)
-    analyzer = FlowAnalyzer(index, GradStates(index), lambda f, line: f"{f.module.path.name}:{line}")
+    analyzer = FlowAnalyzer(index, GradStates(index), lambda f, line: f"{f.module.path.name}:{line}",
+                            stateless_libraries=stateless_libraries)
     return analyzer.analyze(Region(fn, block))
 
 
@@ -66,6 +67,67 @@ def test_effects_are_read_however_deep_the_calls_go_and_through_calls_of_unknown
     report = judge(tmp_path / "unknown", text, "unknown")
     assert not report.fixable
     assert "in Reset.forward (which `m(...)` at m.py:" in report.hazards[0].message, report.hazards[0].message
+
+
+@pytest.mark.parametrize("value,named", [
+    ("scaled(x)", "`scaled(...)` at m.py:11 in run, library code (`cachelib.Scaled`)"),
+    ("cachelib.window(4)", "`cachelib.window(...)` at m.py:11 in run, library code (`cachelib.window`)"),
+    ("m(x)", "`m(...)` at m.py:11 in run, a value of unknown type, which may be library code"),
+    ("m.generate(x)", "`m.generate(...)` at m.py:11 in run, a value of unknown type, which may be library code"),
+    ("m.encode(x).lower()", None),  # a string method, on a value of unknown type
+    ("torch.hann_window(4)", None),  # torch keeps no tensor it makes
+    ("numpy.ones(4)", None),  # numpy makes no torch tensor
+    ("len(x)", None),
+    ("m.parameters()", None),  # nn.Module's accessors, on any object
+    ("x.sum()", None),  # a tensor method, on a value of unknown type
+    ("stateless.scale(x)", None),  # listed under `stateless-libraries`
+])
+def test_library_code_the_region_runs_is_a_fixable_hazard_naming_the_call(tmp_path, value, named):
+    report = judge(tmp_path, f"""
+        import cachelib
+        import numpy
+        import stateless
+
+
+        def run(m, x, scaled=cachelib.Scaled()):
+            with torch.no_grad():
+                y = {value}
+            return 0
+        """, "run", stateless_libraries=("stateless",))
+    if named is None:
+        assert report.safe, report.hazards
+    else:
+        assert [(h.kind, h.fixable) for h in report.hazards] == [("library", True)]
+        assert report.hazards[0].message == (
+            f"runs {named} the analysis cannot see into: it may keep tensors it makes there (a cache, a buffer it "
+            "extends on demand), and converted, those are inference tensors wherever that code uses them again "
+            "outside inference mode; check it by hand")
+
+
+def test_a_hazard_no_fix_can_make_safe_comes_before_library_code_however_it_is_reached(tmp_path):
+    """What the region runs first reaches library code only, what it runs next builds a submodule: the scan
+    looks on past the first for a hazard that settles the verdict, and that one alone is reported."""
+    report = judge(tmp_path, """
+        import cachelib
+
+
+        def tokenize(x):
+            return cachelib.window(4) * x
+
+
+        def grow(m):
+            m.extra = nn.Linear(2, 2)
+
+
+        def run(m, x):
+            with torch.no_grad():
+                y = tokenize(x)
+                grow(m)
+            return 0
+        """, "run")
+    assert [(h.kind, h.fixable) for h in report.hazards] == [("state", False)]
+    assert report.hazards[0].message == "builds a submodule (`m.extra = ...`) at m.py:12 in grow (called from run at " \
+                                        "m.py:18)"
 
 
 @pytest.mark.parametrize("body", [

@@ -12,15 +12,17 @@ PARENT = os.getpid()
 
 
 def _both_processes_judge():
-    """A judge that holds this process at its first item until the helper has judged one, so that both
-    processes take part whatever the machine's load."""
-    helper_started = multiprocessing.get_context("fork").Event()
+    """A judge that holds each process at its first item until the other has taken one, so that both take
+    part whatever the machine's load (the helper, started first, could otherwise take every item before this
+    process takes its first)."""
+    context = multiprocessing.get_context("fork")
+    parent_started, helper_started = context.Event(), context.Event()
 
     def judge(item: int) -> tuple[int, int]:
-        if os.getpid() == PARENT:
-            assert helper_started.wait(60), "the helper judged nothing"
-        else:
-            helper_started.set()
+        mine, other = (parent_started, helper_started) if os.getpid() == PARENT else (helper_started, parent_started)
+        if not mine.is_set():
+            mine.set()
+            assert other.wait(60), "the other process judged nothing"
         return item * item, os.getpid()
 
     return judge
