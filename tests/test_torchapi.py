@@ -14,6 +14,7 @@ from chatterbox_codemod.analysis.torchapi import (
     NON_SAVING_FUNCTIONS,
     NON_SAVING_METHODS,
     STATE_METHODS,
+    TENSOR_METHODS,
     VIEW_METHODS,
 )
 from torch import nn
@@ -147,3 +148,8 @@ def test_modules_and_buffers_made_under_inference_mode_are_broken_outside_it():
     assert layer.weight.grad is None
     with pytest.raises(RuntimeError, match=ERR_INPLACE):
         norm.extra.add_(1)
+
+
+def test_tensor_methods_are_torch_tensor_methods():
+    """`TENSOR_METHODS`, taken on a value of unknown type to be the tensor's, are each a method of torch.Tensor."""
+    assert sorted(n for n in TENSOR_METHODS if not callable(getattr(torch.Tensor, n, None))) == []

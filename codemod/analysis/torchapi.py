@@ -244,8 +244,9 @@ KNOWN_HARMLESS_METHODS = VIEW_METHODS | NON_TENSOR_METHODS | NON_SAVING_METHODS 
     CONTAINER_STORE_METHODS
 
 
-# Libraries that make torch tensors but keep none between calls (einops caches its parsed patterns; tqdm wraps
-# an iterable; `abc.ABC.__init__` is `object`'s): tests/test_libraries.py runs them under inference mode.
+# Libraries whose code keeps no torch tensor between calls: einops (it caches parsed patterns) and tqdm (it wraps
+# an iterable), which tests/test_libraries.py runs under inference mode; `abc` (`ABC.__init__` is `object`'s) and
+# functools (what `lru_cache` keeps of a project function, the flow follows as a cached function).
 KEEPS_NO_TENSORS_LIBRARIES = ("einops.", "tqdm.", "abc.", "functools.")
 # Library code known to keep no tensor it makes between calls (a cache, a buffer extended on demand): under
 # inference mode, what it would keep is an inference tensor. torch's own code keeps none (its modules update
