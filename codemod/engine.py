@@ -7,6 +7,9 @@
    files, targets and options it has seen before replays steps 3-6 from it.
 3. **Parse** them with `ast` (a file that does not parse is an error too) and
    **index** the whole project once (`chatterbox_codemod.analysis.index`).
+   The targets are parsed first and screened (`chatterbox_codemod.analysis.screen`):
+   when no selected transform may find a site in any of them, the report has
+   none, and the rest of the project is neither parsed nor indexed.
 4. **Analyse**: each selected transform, in dependency order, turns the
    index into sites with verdicts. Regions a transform will rewrite to
    inference mode are fed to the transforms after it, and each analysis is
@@ -44,6 +47,7 @@ from chatterbox_codemod.transforms.base import AnalysisContext, Finding, Transfo
 
 from .analysis import BodyWalks, ProjectIndex, build_index
 from .analysis.configs import CONFIG_SUFFIXES, read_configs
+from .analysis.screen import ProjectFacts
 from .cache import Outcome, RunCache
 from .config import Config
 from .report import FileError, FileResult, Report, Site, Status
@@ -145,10 +149,15 @@ def _run(options: Options) -> Report:
         )
         outcome = run_cache.load(key)
     if outcome is None:
-        outcome = _analyse_and_rewrite(sources, target_files, configs_raw, project_root, transforms, options,
-                                       config, report)
-        if run_cache is not None:
-            run_cache.store(key, outcome)
+        parsed, parse_errors = _parse_all([source for path, source in sources.items() if path in target_files])
+        if _may_find_sites(parsed, sources, transforms, config):
+            outcome = _analyse_and_rewrite(parsed, parse_errors, sources, target_files, configs_raw, project_root,
+                                           transforms, options, config, report)
+            if run_cache is not None:
+                run_cache.store(key, outcome)
+        else:  # as cheap to screen again as to replay: kept out of the cache, whose entries hold costly runs
+            outcome = Outcome(sites=[], errors=[FileError(e.path, e.message, e.line) for e in parse_errors],
+                              rewritten={}, notes=[])
     if run_cache is not None:
         report.notes.extend(run_cache.notes)
     report.sites = outcome.sites
@@ -171,13 +180,24 @@ def _run(options: Options) -> Report:
     return report
 
 
-def _analyse_and_rewrite(sources: dict[Path, SourceFile], target_files: dict,
-                         config_files: list[tuple[Path, bytes | None]], project_root: Path,
+def _may_find_sites(parsed_targets: list[Parsed], sources: dict[Path, SourceFile], transforms: list[Transform],
+                    config: Config) -> bool:
+    """Step 3's screen: whether a selected transform may find a site in a target, by the targets' syntax alone
+    (`analysis.screen`). When none may, the report holds no site whatever the rest of the project holds, and the
+    run neither parses nor indexes it."""
+    project = ProjectFacts.of((path, source.text) for path, source in sources.items())
+    return any(transform.may_find_sites(p.tree, config.settings.get(transform.id, {}), project)
+               for transform in transforms for p in parsed_targets)
+
+
+def _analyse_and_rewrite(parsed: list[Parsed], parse_errors: list[SourceError], sources: dict[Path, SourceFile],
+                         target_files: dict, config_files: list[tuple[Path, bytes | None]], project_root: Path,
                          transforms: list[Transform], options: Options, config: Config, report: Report) -> Outcome:
-    """Steps 3-6 for one run: everything the run cache keeps."""
+    """Steps 3-6 for one run, given its parsed targets: everything the run cache keeps."""
     errors_before = len(report.errors)
-    parsed, parse_errors = _parse_all(list(sources.values()))
-    report.errors.extend(FileError(e.path, e.message, e.line) for e in parse_errors if e.path in target_files)
+    report.errors.extend(FileError(e.path, e.message, e.line) for e in parse_errors)
+    parsed_rest, _ = _parse_all([source for path, source in sources.items() if path not in target_files])
+    parsed = parsed + parsed_rest
 
     # 3. Index (configuration files that build models count as constructor calls).
     configs = read_configs(config_files)
@@ -203,12 +223,13 @@ def _analyse_and_rewrite(sources: dict[Path, SourceFile], target_files: dict,
     del report.errors[errors_before:]
     return Outcome(sites=report.sites, errors=errors,
                    rewritten={path: result.rewritten for path, result in sorted(results.items())},
-                   notes=_lookup_notes(index, display))
+                   notes=_lookup_notes(index, display) if report.sites else [])
 
 
 def _lookup_notes(index: ProjectIndex, display) -> list[str]:
     """Every reflective lookup that may hand out any function of the project, at once: each one alone makes
-    the callers of every function unknown, so a reason names only the first."""
+    the callers of every function unknown, so a reason names only the first (told only beside a site: with
+    none, nothing depends on the callers)."""
     lookups = [f"{path}:{line} `{text}`" for path, line, text in sorted(
         {(display(where.module.path), node.lineno, ast.unparse(node)) for where, node in index.unresolved_lookups})]
     if not lookups:

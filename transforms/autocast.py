@@ -188,6 +188,7 @@ from chatterbox_codemod.analysis import (
     HazardKind,
     ModuleInfo,
     ProjectIndex,
+    screen,
 )
 from chatterbox_codemod.report import Site, Status
 from libcst.helpers import get_full_name_for_node
@@ -727,6 +728,11 @@ class Autocast(Transform):
     @classmethod
     def erase_owned(cls, tree: ast.Module) -> ast.Module:
         return _EraseAutocast().visit(tree)
+
+    @classmethod
+    def may_find_sites(cls, tree: ast.Module, settings: dict, project: screen.ProjectFacts) -> bool:
+        # An entry point is grad-off by its own decorator or by a site another transform finds in the file.
+        return bool(settings.get("include")) or screen.may_refer_to_grad_api(tree, project)
 
     def analyze(self, context: AnalysisContext) -> list[Finding]:
         analysis = _Analysis(context)

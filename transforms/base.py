@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import libcst as cst
 from chatterbox_codemod.analysis import FunctionInfo, GradStates, ModuleInfo, ProjectIndex
+from chatterbox_codemod.analysis.screen import ProjectFacts
 from chatterbox_codemod.report import Site
 
 
@@ -126,6 +127,14 @@ class Transform:
 
     def analyze(self, context: AnalysisContext) -> list[Finding]:
         raise NotImplementedError
+
+    @classmethod
+    def may_find_sites(cls, tree: ast.Module, settings: dict[str, Any], project: ProjectFacts) -> bool:
+        """Whether `analyze` may find a site in a file with this syntax tree, whatever else the project holds
+        beside what `project` says (`settings`: this transform's configuration table). Yes where the file
+        alone cannot tell: an answer may be yes for a file with no site, never no for one with a site
+        (`analysis.screen`)."""
+        return True
 
     @classmethod
     def erase_owned(cls, tree: ast.Module) -> ast.Module:

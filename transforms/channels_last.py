@@ -101,6 +101,7 @@ from chatterbox_codemod.analysis import (
     ModuleInfo,
     ProjectIndex,
     own_nodes,
+    screen,
 )
 from chatterbox_codemod.report import Site, Status
 from libcst.helpers import get_full_name_for_node
@@ -709,6 +710,10 @@ class ChannelsLast(Transform):
     @classmethod
     def erase_owned(cls, tree: ast.Module) -> ast.Module:
         return _EraseBoundaries().visit(tree)
+
+    @classmethod
+    def may_find_sites(cls, tree: ast.Module, settings: dict, project: screen.ProjectFacts) -> bool:
+        return any(fn.name == "forward" for fn in screen.methods(tree))  # a block is a class with its own forward
 
     def analyze(self, context: AnalysisContext) -> list[Finding]:
         blocks = _Blocks(context)

@@ -87,6 +87,7 @@ from chatterbox_codemod.analysis import (
     ProjectIndex,
     Region,
     judge_all,
+    screen,
 )
 from chatterbox_codemod.report import Site, Status
 
@@ -127,6 +128,10 @@ class EntryPoints(Transform):
     @classmethod
     def erase_owned(cls, tree: ast.Module) -> ast.Module:
         return EraseGradModes().visit(tree)
+
+    @classmethod
+    def may_find_sites(cls, tree: ast.Module, settings: dict, project: screen.ProjectFacts) -> bool:
+        return bool(settings.get("include")) or any(_candidate_name(fn.name) for fn in screen.methods(tree))
 
     def analyze(self, context: AnalysisContext) -> list[Finding]:
         index = context.index
@@ -254,14 +259,17 @@ def _new_finding(transform_id: str, fn: FunctionInfo) -> Finding:
 
 def _is_candidate_shape(fn: FunctionInfo) -> bool:
     """Public methods that could be inference entry points."""
-    if not fn.is_method or fn.name.startswith("_") or fn.name in NEVER_CANDIDATES:
+    if not fn.is_method or not _candidate_name(fn.name):
         return False
     if fn.is_async or fn.is_jit or fn.is_classmethod or fn.grad_decorator is not None:
         return False
-    if fn.name.startswith(("from_", "load")):
-        return False
     return not any(d in ("property", "functools.cached_property") or (d or "").endswith(".setter")
                    for d in fn.decorators)
+
+
+def _candidate_name(name: str) -> bool:
+    """A public method's name, not one of the methods the module protocol or a loader runs."""
+    return not name.startswith(("_", "from_", "load")) and name not in NEVER_CANDIDATES
 
 
 def _matches(fn: FunctionInfo, patterns: list[str]) -> bool:

@@ -111,6 +111,7 @@ from chatterbox_codemod.analysis import (
     ModuleInfo,
     Region,
     judge_all,
+    screen,
 )
 from chatterbox_codemod.report import Site, Status
 
@@ -146,6 +147,10 @@ class InferenceMode(Transform):
     @classmethod
     def erase_owned(cls, tree: ast.Module) -> ast.Module:
         return EraseGradModes().visit(tree)
+
+    @classmethod
+    def may_find_sites(cls, tree: ast.Module, settings: dict, project: screen.ProjectFacts) -> bool:
+        return screen.may_refer_to_grad_api(tree, project)  # every site is a grad-mode function the file refers to
 
     def analyze(self, context: AnalysisContext) -> list[Finding]:
         findings: list[Finding] = []

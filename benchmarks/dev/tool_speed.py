@@ -12,6 +12,9 @@ Each measurement is a whole process, as a user runs it, from compiled bytecode
 - `transformers` only, `one file changed`: the pre-commit case, `apply --check
   models/llama/modeling_llama.py` in a git repository of the installed transformers
   sources, the file edited before each run (the cache is warm for the state before);
+- `transformers` only, `one config file changed`: the same with
+  `models/llama/configuration_llama.py`, a file with no shape any transform looks for
+  (the screen skips the rest of the project: `analysis.screen`);
 against `python -m libcst.tool codemod --no-format noop.NOOPCommand` on the same
 tree (`--cases` measures only the cases named). Each round runs every case
 once, ours then LibCST's, so machine drift hits every case and both tools
@@ -39,8 +42,11 @@ from pathlib import Path
 # (tree, case) -> (seconds, ratio to LibCST no-op): the goals; for cold runs "no slower than before the soundness
 # work" (issue 10: 0.80x and 0.68x, measured on 2026-11-28).
 GOALS = {("chatterbox", "cold"): (1.0, 0.80), ("chatterbox", "warm"): (None, 0.3), ("torch", "cold"): (None, 0.68),
-         ("transformers", "one file changed"): (1.5, None)}
-CHANGED_FILES = {"chatterbox": "tts.py", "transformers": "models/llama/modeling_llama.py"}  # what an edit changes
+         ("transformers", "one file changed"): (1.5, None), ("transformers", "one config file changed"): (1.5, None)}
+# (tree, case) -> the file edited before each run of the case (and checked alone, on transformers)
+CHANGED_FILES = {("chatterbox", "one file changed"): "tts.py",
+                 ("transformers", "one file changed"): "models/llama/modeling_llama.py",
+                 ("transformers", "one config file changed"): "models/llama/configuration_llama.py"}
 
 
 def main() -> None:
@@ -130,9 +136,10 @@ def measure(name: str, tree: Path, workdir: Path, runs: int,
     if name == "chatterbox":
         cases["one file changed"] = cases["warm"]
     elif name == "transformers":
-        cases = {"cold": cases["cold"],
-                 "one file changed": ([*ours_command[:-1], "--check", "--cache-dir", str(cache),
-                                       f"transformers/{CHANGED_FILES[name]}"], tree.parent)}
+        check = [*ours_command[:-1], "--check", "--cache-dir", str(cache)]
+        cases = {"cold": cases["cold"]} | {
+            case: ([*check, f"transformers/{CHANGED_FILES[name, case]}"], tree.parent)
+            for case in ("one file changed", "one config file changed")}
     cases = {case: run for case, run in cases.items() if wanted is None or case in wanted}
     filling = next((case for case in ("warm", "one file changed") if case in cases), None)
     if filling is not None:  # the cache, for the unedited tree
@@ -142,8 +149,8 @@ def measure(name: str, tree: Path, workdir: Path, runs: int,
     for run in range(runs):
         for case, (command, cwd) in cases.items():
             ours, libcst = results[case]
-            if case == "one file changed":
-                with (tree / CHANGED_FILES[name]).open("a", encoding="utf-8") as handle:
+            if (name, case) in CHANGED_FILES:
+                with (tree / CHANGED_FILES[name, case]).open("a", encoding="utf-8") as handle:
                     handle.write(f"\n# edit {case} {run}\n")
             ours.append(timed(command, cwd, ok=(0, 1)))
             libcst.append(timed(libcst_command, workdir, ok=(0,)))

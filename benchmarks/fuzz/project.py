@@ -10,11 +10,15 @@ over the target. Only the engine's report and rewritten files are used.
 
 from __future__ import annotations
 
+import ast
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatterbox_codemod.analysis.screen import ProjectFacts
 from chatterbox_codemod.engine import OUTPUT, Options, run
+from chatterbox_codemod.transforms import by_id
 
 from .generator import PACKAGE, Program
 from .runner import DriverRef, Task
@@ -108,7 +112,23 @@ def apply_tool(project: Path, layout: Layout, variant: Path) -> ToolRun:
     sites = [SiteInfo(s.transform, s.path.relative_to(project).as_posix(), s.line, s.symbol, s.status, s.rewritten,
                       s.reason) for s in report.sites]
     errors = [e.render(str(e.path)) for e in report.errors]
+    errors += screen_misses([(s.transform, s.path, s.line) for s in report.sites], project / layout.root)
     return ToolRun(sorted(sites, key=lambda s: (s.path, s.line, s.transform)), errors, variant)
+
+
+def screen_misses(sites: Iterable[tuple[str, Path, int]], root: Path) -> list[str]:
+    """The sites (transform id, file, line) of a project under `root`, with default settings, in a file that
+    the engine's screen says cannot hold one of that transform's sites (`Transform.may_find_sites`): a run
+    targeting that file alone would have missed each of them."""
+    project = ProjectFacts.of((path, path.read_bytes().decode("utf-8", "replace")) for path in root.rglob("*.py"))
+    trees: dict[Path, ast.Module] = {}
+    missed = []
+    for transform, path, line in sites:
+        if path not in trees:
+            trees[path] = ast.parse(path.read_bytes())
+        if not by_id(transform).may_find_sites(trees[path], {}, project):
+            missed.append(f"{path}:{line}: a {transform} site in a file its screen says can hold none")
+    return missed
 
 
 def suppress(files: dict[str, str], sites: list[SiteInfo]) -> dict[str, str]:

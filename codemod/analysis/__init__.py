@@ -7,6 +7,8 @@ Read in dependency order:
   the types the index infers; `collect` fills it from `ast` trees.
 - `configs`: constructions in configuration files (hyperpyyaml, Hydra).
 - `graphs`: strongly connected components, for call cycles.
+- `screen`: what a target can hold, from its syntax alone (lets a run skip
+  the project).
 - `index`: name resolution, type inference (annotations, constructors, call
   sites, configuration files) and call resolution over the whole project.
 - `gradfacts`: which values may be tensors that require grad.
