@@ -1009,8 +1009,8 @@ def _ensure_import_os(module: cst.Module) -> cst.Module:
     """
     imports = [(i, small) for i, statement in enumerate(module.body) if isinstance(statement, cst.SimpleStatementLine)
                for small in statement.body if isinstance(small, (cst.Import, cst.ImportFrom))]
-    if any(isinstance(small, cst.Import) and alias.asname is None and get_full_name_for_node(alias.name) == "os"
-           for _, small in imports for alias in small.names):
+    if any(alias.asname is None and get_full_name_for_node(alias.name) == "os"
+           for _, small in imports if isinstance(small, cst.Import) for alias in small.names):
         return module
     position = next(i for i, small in imports
                     if not (isinstance(small, cst.ImportFrom) and get_full_name_for_node(small.module) == "__future__"))
