@@ -452,7 +452,8 @@ def _rewrite_one(job: tuple[SourceFile, list[tuple[str, list[Finding]]], tuple[s
         return Rewritten(source.path, None)
     transforms = [by_id(transform_id)() for transform_id in selected]
     try:  # the comparison re-parses the rewrite; the original parsed already, for the analysis
-        outside_owned = changes_outside_owned(source.text, data.decode(module.encoding).lstrip("\ufeff"), transforms)
+        outside_owned = changes_outside_owned(source.text, data.decode(module.encoding).lstrip("\ufeff"), transforms,
+                                              dict(plan))
     except SyntaxError as exc:
         return Rewritten(source.path, None, f"the rewrite does not parse ({exc.msg}); not written", exc.lineno)
     except (RecursionError, MemoryError) as exc:
@@ -528,8 +529,10 @@ def _verify(results: dict[Path, FileResult], outside_owned: set[Path], parsed: l
             _unmark(report.sites, path)
 
 
-def changes_outside_owned(original: str, rewritten: str, transforms: list[Transform]) -> bool:
-    """Whether the two sources differ anywhere but in the nodes the transforms own.
+def changes_outside_owned(original: str, rewritten: str, transforms: list[Transform],
+                          findings: dict[str, list[Finding]] | None = None) -> bool:
+    """Whether the two sources differ anywhere but in the nodes the transforms own (and those `findings`, by
+    transform id, rewrite).
 
     Statements whose text came through unchanged are left out (a class is compared statement by statement
     inside); the others, with every import of the file (the transforms own imports, and name their aliases
@@ -549,7 +552,9 @@ def changes_outside_owned(original: str, rewritten: str, transforms: list[Transf
 
     erased_before, erased_after = part(before, changed_before), part(after, changed_after)
     for transform in transforms:
-        erased_before, erased_after = transform.erase_owned(erased_before), transform.erase_owned(erased_after)
+        rewritten = (findings or {}).get(transform.id, ())
+        erased_before = transform.erase_owned(erased_before, rewritten)
+        erased_after = transform.erase_owned(erased_after, rewritten)
     return ast.dump(erased_before) != ast.dump(erased_after)
 
 

@@ -7,8 +7,11 @@ import ast
 from chatterbox_codemod.analysis import build_index
 from chatterbox_codemod.config import Config
 from chatterbox_codemod.engine import _rewrite_one, analyze, changes_outside_owned, select_transforms
+from chatterbox_codemod.report import Site, Status
 from chatterbox_codemod.sources import make_target, read_source
 from chatterbox_codemod.transforms import TRANSFORMS
+from chatterbox_codemod.transforms.base import Finding
+from chatterbox_codemod.transforms.inference_mode import GradSwitchAnchor
 
 ORIGINAL = """
 import torch
@@ -60,3 +63,18 @@ def test_the_rewriting_worker_judges_against_the_selected_transforms(tmp_path):
 
     done = _rewrite_one((source, plan, ("channels-last",)))
     assert done.error is None and done.outside_owned
+
+
+def test_a_rewritten_node_is_owned_however_it_is_spelled(tmp_path):
+    """`@off()` calls a grad-mode function that another module renames: the file alone cannot tell, but the
+    site's anchor says which node the rewrite replaces, and only that node is owned so."""
+    original = "from .helpers import off\n\n\n@off()\ndef score(x):\n    return x\n"
+    rewritten = "import torch\nfrom .helpers import off\n\n\n@torch.inference_mode()\ndef score(x):\n    return x\n"
+    anchor = GradSwitchAnchor("decorator", 0, ast.dump(ast.parse("off()", mode="eval").body), 4)
+    site = Site(transform="inference-mode", path=tmp_path / "score.py", line=4, symbol="score",
+                status=Status.APPLIED, reason="")
+    rewrites = {"inference-mode": [Finding(site, anchor)]}
+    assert changes_outside_owned(original, rewritten, TRANSFORMS)
+    assert not changes_outside_owned(original, rewritten, TRANSFORMS, rewrites)
+    other = original.replace("@off()", "@off(False)")
+    assert changes_outside_owned(other, rewritten, TRANSFORMS, rewrites)

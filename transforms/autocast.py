@@ -726,7 +726,7 @@ class Autocast(Transform):
     rewrite_order = 3
 
     @classmethod
-    def erase_owned(cls, tree: ast.Module) -> ast.Module:
+    def erase_owned(cls, tree: ast.Module, findings: Sequence[Finding] = ()) -> ast.Module:
         return _EraseAutocast().visit(tree)
 
     @classmethod

@@ -137,8 +137,9 @@ class Transform:
         return True
 
     @classmethod
-    def erase_owned(cls, tree: ast.Module) -> ast.Module:
-        """`tree` with the nodes this transform owns erased (those its rewrite may add, change or remove).
+    def erase_owned(cls, tree: ast.Module, findings: Sequence[Finding] = ()) -> ast.Module:
+        """`tree` with the nodes this transform owns erased (those its rewrite may add, change or remove;
+        `findings`: what it rewrites in this file, which it owns whatever they are spelled like).
 
         The engine erases the owned nodes of every selected transform from the original and the rewritten
         file; what is left must be identical (black's `assert_equivalent`, limited to what is not ours),
@@ -290,9 +291,14 @@ def _is_import_from(small: cst.BaseSmallStatement, sources: frozenset[str]) -> b
 
 class EraseGradModes(ast.NodeTransformer):
     """Erases grad-mode decorators and `with` items and the imports of torch and its grad switches: what the
-    grad-mode transforms own."""
+    grad-mode transforms own. `rewritten`: the expressions a rewrite replaces, as `ast.dump` shows them, owned
+    however they are spelled (`@off()` where another module renames `no_grad`)."""
 
     NAMES = frozenset({"no_grad", "inference_mode", "set_grad_enabled", "enable_grad"})
+
+    def __init__(self, rewritten: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.rewritten = rewritten
 
     def visit_Module(self, node: ast.Module) -> ast.Module:
         self.names = set(self.NAMES)  # and what `from torch import no_grad as ng` binds
@@ -323,7 +329,8 @@ class EraseGradModes(ast.NodeTransformer):
 
     def _is_grad_mode(self, node: ast.expr) -> bool:
         target = node.func if isinstance(node, ast.Call) else node
-        return (target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")) in self.names
+        return (target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")) in self.names or \
+            ast.dump(node) in self.rewritten
 
 
 def inference_mode_call(torch: str) -> cst.Call:

@@ -708,7 +708,7 @@ class ChannelsLast(Transform):
     iterate = False
 
     @classmethod
-    def erase_owned(cls, tree: ast.Module) -> ast.Module:
+    def erase_owned(cls, tree: ast.Module, findings: Sequence[Finding] = ()) -> ast.Module:
         return _EraseBoundaries().visit(tree)
 
     @classmethod

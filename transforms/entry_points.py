@@ -126,7 +126,7 @@ class EntryPoints(Transform):
     rewrite_order = 1
 
     @classmethod
-    def erase_owned(cls, tree: ast.Module) -> ast.Module:
+    def erase_owned(cls, tree: ast.Module, findings: Sequence[Finding] = ()) -> ast.Module:
         return EraseGradModes().visit(tree)
 
     @classmethod

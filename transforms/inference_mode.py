@@ -145,8 +145,9 @@ class InferenceMode(Transform):
     iterate = True
 
     @classmethod
-    def erase_owned(cls, tree: ast.Module) -> ast.Module:
-        return EraseGradModes().visit(tree)
+    def erase_owned(cls, tree: ast.Module, findings: Sequence[Finding] = ()) -> ast.Module:
+        return EraseGradModes(frozenset(f.anchor.expr for f in findings if isinstance(f.anchor, GradSwitchAnchor))
+                              ).visit(tree)
 
     @classmethod
     def may_find_sites(cls, tree: ast.Module, settings: dict, project: screen.ProjectFacts) -> bool:

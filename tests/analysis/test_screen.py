@@ -108,6 +108,7 @@ def _project(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_a_grad_mode_function_renamed_in_another_file_keeps_the_target_screened_in(tmp_path):
+    """And the rewrite owns the decorator it replaces, however it is spelled (the verification compares the rest)."""
     root = _project(tmp_path, {
         "pkg/__init__.py": "",
         "pkg/helpers.py": "from torch import no_grad as off\n",
@@ -120,8 +121,11 @@ def test_a_grad_mode_function_renamed_in_another_file_keeps_the_target_screened_
         """,
     })
     report = run_engine([root / "pkg" / "infer.py"], mode=CHECK, project_root=root)
-    assert [(s.transform, s.line, s.symbol, s.status) for s in report.sites] == [
-        ("inference-mode", 3, "double", Status.APPLIED)]
+    assert [(s.transform, s.line, s.symbol, s.status, s.rewritten) for s in report.sites] == [
+        ("inference-mode", 3, "double", Status.APPLIED, True)]
+    assert report.errors == []
+    assert report.changed[0].rewritten.decode() == (
+        "import torch\nfrom .helpers import off\n\n@torch.inference_mode()\ndef double(x):\n    return x * 2\n")
 
 
 def test_a_target_that_can_hold_no_site_gets_an_empty_report(tmp_path):
