@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import libcst as cst
 from chatterbox_codemod.analysis import FunctionInfo, GradStates, ModuleInfo, ProjectIndex
-from chatterbox_codemod.analysis.screen import ProjectFacts
+from chatterbox_codemod.analysis.screen import GRAD_API_NAMES, ProjectFacts
 from chatterbox_codemod.report import Site
 
 
@@ -294,7 +294,7 @@ class EraseGradModes(ast.NodeTransformer):
     grad-mode transforms own. `rewritten`: the expressions a rewrite replaces, as `ast.dump` shows them, owned
     however they are spelled (`@off()` where another module renames `no_grad`)."""
 
-    NAMES = frozenset({"no_grad", "inference_mode", "set_grad_enabled", "enable_grad"})
+    NAMES = GRAD_API_NAMES  # `no_grad`, `inference_mode`, `set_grad_enabled`, `enable_grad`
 
     def __init__(self, rewritten: frozenset[str] = frozenset()) -> None:
         super().__init__()
