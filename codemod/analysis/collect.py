@@ -176,18 +176,25 @@ def _walk_body(body: list[ast.stmt]) -> BodyWalk:
     found = BodyWalk(nodes=[], calls=[], loads=[])
     nodes, calls, loads = found.nodes, found.calls, found.loads
     stack: list[tuple[ast.AST, tuple[ast.expr, ...], int]] = [(stmt, (), _BODY) for stmt in reversed(body)]
+    push, pop = stack.append, stack.pop
     while stack:
-        node, items, how = stack.pop()
+        node, items, how = pop()
         kind = type(node)
+        if kind is ast.Name:  # the commonest node, and a leaf: its only child is its context
+            if not how & _DEFINITION_TIME:
+                nodes.append(node)
+            if type(node.ctx) is ast.Load:
+                loads.append((node.id, node))
+            continue
         if kind in _DEFINITIONS:
-            stack.extend((child, items, how | _DEFINITION_TIME) for child in reversed(_definition_time(node)))
+            stack += [(child, items, how | _DEFINITION_TIME) for child in reversed(_definition_time(node))]
             continue
         own = not how & _DEFINITION_TIME
         if own:
             nodes.append(node)
         if kind is ast.Lambda:  # its defaults are evaluated here, its body when it is called
-            stack.append((node.body, (), how | _DEFERRED))
-            stack.append((node.args, items, how))
+            push((node.body, (), how | _DEFERRED))
+            push((node.args, items, how))
             continue
         if kind is ast.GeneratorExp and how & _CONSUMED:  # iterated to the end right here: walked as written
             how &= ~_CONSUMED
@@ -196,18 +203,18 @@ def _walk_body(body: list[ast.stmt]) -> BodyWalk:
             if own:
                 nodes.append(first)
             later = [*first.ifs, *node.generators[1:]]
-            stack.extend((child, (), how | _DEFERRED) for child in reversed(later))
-            stack.append((first.iter, items, how))
-            stack.append((first.target, (), how | _DEFERRED))
-            stack.append((node.elt, (), how | _DEFERRED))
+            stack += [(child, (), how | _DEFERRED) for child in reversed(later)]
+            push((first.iter, items, how))
+            push((first.target, (), how | _DEFERRED))
+            push((node.elt, (), how | _DEFERRED))
             continue
         if kind is ast.With or kind is ast.AsyncWith:
             inner = items + tuple(item.context_expr for item in node.items)
-            stack.extend((stmt, inner, how) for stmt in reversed(node.body))
+            stack += [(stmt, inner, how) for stmt in reversed(node.body)]
             for item in reversed(node.items):
                 if item.optional_vars is not None:
-                    stack.append((item.optional_vars, items, how))
-                stack.append((item.context_expr, items, how))
+                    push((item.optional_vars, items, how))
+                push((item.context_expr, items, how))
                 if own:
                     nodes.append(item)
             continue
@@ -215,26 +222,27 @@ def _walk_body(body: list[ast.stmt]) -> BodyWalk:
             calls.append((node, items, bool(how & _DEFERRED)))
         elif kind is ast.Attribute and type(node.ctx) is ast.Load:
             loads.append((node.attr, node))
-        elif kind is ast.Name:
-            if type(node.ctx) is ast.Load:
-                loads.append((node.id, node))
-            continue  # a Name's only child is its context
+        fields = _CHILD_FIELDS.get(kind)
+        if fields is None:
+            fields = _CHILD_FIELDS[kind] = tuple(name for name in kind._fields if name not in _SCALAR_FIELDS)
         children = []
-        for name in node._fields:
+        for name in fields:
             value = getattr(node, name, None)
-            if isinstance(value, list):
-                children.extend(item for item in value if isinstance(item, ast.AST) and type(item) not in _LEAVES)
+            if type(value) is list:
+                children += [item for item in value if isinstance(item, ast.AST) and type(item) not in _LEAVES]
             elif isinstance(value, ast.AST) and type(value) not in _LEAVES:
                 children.append(value)
+        children.reverse()
         if kind is ast.Call:
             consumed = {id(g) for g in consumed_generators(node)}
-            stack.extend((child, items, how | _CONSUMED if id(child) in consumed or (
+            stack += [(child, items, how | _CONSUMED if id(child) in consumed or (
                 type(child) is ast.Starred and id(child.value) in consumed) else how & ~_CONSUMED)
-                for child in reversed(children))
+                for child in children]
         elif kind is ast.Starred:  # `f(*(... for ...))`: a mark from the call passes on to the generator
-            stack.extend((child, items, how) for child in reversed(children))
+            stack += [(child, items, how) for child in children]
         else:
-            stack.extend((child, items, how & ~_CONSUMED) for child in reversed(children))
+            how &= ~_CONSUMED
+            stack += [(child, items, how) for child in children]
     return found
 
 
@@ -268,6 +276,11 @@ _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
 # Contexts and operators (`Load`, `Add`, `Eq`, ...): shared leaves no analysis reads from a body's nodes.
 _LEAVES = frozenset(leaf for base in (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
                     for leaf in base.__subclasses__())
+# Fields that hold only such leaves, names, numbers or flags, never a node to walk into: the walk reads a node
+# type's other fields (listed on its first node of the type).
+_SCALAR_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "name", "arg", "asname", "module", "level", "kind",
+                            "conversion", "is_async", "type_comment"})
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: ()}
 
 
 def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:
@@ -283,13 +296,21 @@ def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:
 
 
 def _nested_defs(node: ast.AST) -> list[ast.stmt]:
-    """Function and class definitions nested anywhere in a function body (not inside those)."""
+    """Function and class definitions nested anywhere in a function body (not inside those), breadth first."""
     found = []
-    queue = deque(ast.iter_child_nodes(node))
+    queue = deque(_blocks(node))
     while queue:
         child = queue.popleft()
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if type(child) in _DEFINITIONS:
             found.append(child)
-        elif not isinstance(child, ast.Lambda) and not isinstance(child, ast.expr):
-            queue.extend(ast.iter_child_nodes(child))
+        else:
+            queue.extend(_blocks(child))
     return found
+
+
+# The fields that hold statements, or the handlers and cases that do: a definition stands only there.
+_BLOCK_FIELDS = frozenset({"body", "handlers", "orelse", "finalbody", "cases"})
+
+
+def _blocks(node: ast.AST) -> list[ast.AST]:
+    return [child for name in node._fields if name in _BLOCK_FIELDS for child in getattr(node, name)]
