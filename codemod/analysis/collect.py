@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -224,7 +225,7 @@ def _walk_body(body: list[ast.stmt]) -> BodyWalk:
             loads.append((node.attr, node))
         fields = _CHILD_FIELDS.get(kind)
         if fields is None:
-            fields = _CHILD_FIELDS[kind] = tuple(name for name in kind._fields if name not in _SCALAR_FIELDS)
+            fields = _CHILD_FIELDS[kind] = _child_fields(kind)
         children = []
         for name in fields:
             value = getattr(node, name, None)
@@ -276,11 +277,21 @@ _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
 # Contexts and operators (`Load`, `Add`, `Eq`, ...): shared leaves no analysis reads from a body's nodes.
 _LEAVES = frozenset(leaf for base in (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
                     for leaf in base.__subclasses__())
-# Fields that hold only such leaves, names, numbers or flags, never a node to walk into: the walk reads a node
-# type's other fields (listed on its first node of the type).
-_SCALAR_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "name", "arg", "asname", "module", "level", "kind",
-                            "conversion", "is_async", "type_comment"})
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {ast.Constant: ()}
+# The fields of each node type that may hold a node to walk into (`_child_fields`), found on its first node.
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+# ASDL types of fields that never do: names, numbers, strings, constants, and the leaves above.
+_SCALAR_TYPES = frozenset({"identifier", "int", "string", "constant", "expr_context", "operator", "unaryop", "cmpop",
+                           "boolop"})
+
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    """The fields of a node type that may hold nodes, by the ASDL signature `ast` gives as each node type's
+    docstring (`BinOp(expr left, operator op, expr right)`: `left` and `right`)."""
+    signature = re.fullmatch(r"\w+\((.*)\)", kind.__doc__ or "")
+    if signature is None:
+        return kind._fields
+    declared = (field.split(" ") for field in signature.group(1).split(", "))
+    return tuple(name for asdl_type, name in declared if asdl_type.rstrip("?*") not in _SCALAR_TYPES)
 
 
 def _resolve_relative(module: ModuleInfo, node: ast.ImportFrom) -> str:

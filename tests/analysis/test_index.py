@@ -211,6 +211,35 @@ def test_code_a_definition_runs_where_it_stands_is_collected(tmp_path):
     assert [fn.short for fn, _ in index.loads("register")] == ["the module-level code of m.py"]
 
 
+def test_a_call_is_collected_whatever_field_of_whatever_node_holds_it(tmp_path):
+    """The walk of a body reads every field that may hold a node (by each node type's ASDL signature), so a
+    call in a format spec, a comparison, a slice, a `match` guard, an exception handler's type or an
+    annotation is a call of the body."""
+    index = index_of(tmp_path, {"m.py": HEADER + """
+        async def run(xs, k):
+            total: c01() = c02()
+            label = f"{c03():{c04()}}"
+            if c05() < c06() <= c07():
+                del xs[c08():c09():c10()]
+            match c11():
+                case [first, *rest] if c12():
+                    xs[k] += c13(first, *rest, key=c14())
+                case {"a": value, **others}:
+                    assert c15(value), c16(others)
+            try:
+                await c17()
+            except (c18(), ValueError) as error:
+                raise c19() from error
+            finally:
+                total = (yield c20())
+            with c21() as (a, b):
+                squares = {c22(x): c23(x) for x in xs if c24(x)}
+            return [item async for item in c25()] if (n := c26()) else -c27() @ ~c28()
+        """})
+    names = sorted(ast.unparse(site.node.func) for site in function(index, "run").calls)
+    assert names == [f"c{i:02}" for i in range(1, 29)]
+
+
 def test_calls_that_run_later_are_deferred(tmp_path):
     """A lambda's body runs when it is called and a generator expression's elements as it is iterated
     (past its first iterable), wherever that is; a generator a call runs to its end is not deferred."""
