@@ -275,13 +275,12 @@ def _definition_time(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
 # Contexts and operators (`Load`, `Add`, `Eq`, ...): shared leaves no analysis reads from a body's nodes.
-_LEAVES = frozenset(leaf for base in (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
-                    for leaf in base.__subclasses__())
+_LEAF_KINDS = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+_LEAVES = frozenset(leaf for base in _LEAF_KINDS for leaf in base.__subclasses__())
 # The fields of each node type that may hold a node to walk into (`_child_fields`), found on its first node.
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 # ASDL types of fields that never do: names, numbers, strings, constants, and the leaves above.
-_SCALAR_TYPES = frozenset({"identifier", "int", "string", "constant", "expr_context", "operator", "unaryop", "cmpop",
-                           "boolop"})
+_SCALAR_TYPES = frozenset({"identifier", "int", "string", "constant", *(base.__name__ for base in _LEAF_KINDS)})
 
 
 def _child_fields(kind: type) -> tuple[str, ...]:
